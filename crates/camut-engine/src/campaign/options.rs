@@ -1,0 +1,406 @@
+//! The options of a campaign (`exports.campaign`), validated into typed form.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::CampaignError;
+use crate::threshold::Threshold;
+
+/// What to do when a drone is lost mid-run (used by the server).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DroneLossPolicy {
+    /// The other drones finish; results are marked degraded.
+    Continue,
+    /// Every drone is stopped; results are kept.
+    Abort,
+}
+
+/// Where per-call or aggregated points go (OpenTSDB).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TsdbOptions {
+    /// Host name of the OpenTSDB server.
+    pub host: String,
+    /// Port (telnet `put` protocol by default).
+    pub port: u16,
+    /// Any further keys, kept verbatim for the TSDB connector to validate.
+    pub extra: Map<String, Value>,
+}
+
+/// The `deploy` section, kept for the server and its deployers.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct DeployOptions {
+    /// Name of the deployer (`local`, `dummy`, `ec2`, …).
+    pub deployer: Option<String>,
+    /// Availability zone or region the instances go to.
+    pub zone: Option<String>,
+    /// Cloud instance type.
+    pub instance_type: Option<String>,
+    /// Any further keys, kept verbatim for the deployer.
+    pub extra: Map<String, Value>,
+}
+
+/// How long each VU runs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunLength {
+    /// A number of iterations: per VU in the closed model, per drone with `arrivalRate`.
+    Iterations(u64),
+    /// A wall-clock duration from the start of the run.
+    Duration(#[serde(with = "secs")] Duration),
+}
+
+mod secs {
+    use std::time::Duration;
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+/// The validated options of a campaign file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CampaignOptions {
+    /// Unique campaign id.
+    pub id: String,
+    /// Instances asked for.
+    pub drones: u32,
+    /// Fewest instances the campaign may run with.
+    pub min_drones: u32,
+    /// Virtual users per drone.
+    pub users: u32,
+    /// Iterations or duration.
+    pub length: RunLength,
+    /// Seconds over which VU starts (or the arrival rate) are spread.
+    #[serde(with = "secs")]
+    pub rampup: Duration,
+    /// Open model: iterations started per second per drone.
+    pub arrival_rate: Option<f64>,
+    /// An iteration not done within this is counted as an error and the VU goes on.
+    #[serde(with = "secs")]
+    pub iteration_timeout: Duration,
+    /// Memory limit of each worker's QuickJS runtime, in bytes.
+    pub memory_limit: usize,
+    /// Drone-loss policy for the server.
+    pub on_drone_loss: DroneLossPolicy,
+    /// Browser-like `window` with `document` and `$`.
+    pub browser_emulation: bool,
+    /// Deploy section.
+    pub deploy: DeployOptions,
+    /// TSDB target, if any.
+    pub tsdb: Option<TsdbOptions>,
+    /// Pass/fail criteria evaluated on the summary.
+    pub thresholds: Vec<Threshold>,
+}
+
+const KEYS: &[&str] = &[
+    "id",
+    "drones",
+    "minDrones",
+    "users",
+    "iterations",
+    "duration",
+    "rampup",
+    "arrivalRate",
+    "iterationTimeout",
+    "memoryLimit",
+    "onDroneLoss",
+    "browserEmulation",
+    "deploy",
+    "tsdb",
+    "thresholds",
+];
+
+/// Default `iterationTimeout`, as in DESIGN: 60 s.
+pub const DEFAULT_ITERATION_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default worker runtime memory limit: 1 GiB.
+pub const DEFAULT_MEMORY_LIMIT_MB: u64 = 1024;
+
+impl CampaignOptions {
+    /// Validates the JSON form of `exports.campaign`.
+    pub fn from_json(value: &Value) -> Result<Self, CampaignError> {
+        let obj = value.as_object().ok_or_else(|| {
+            invalid("campaign", "must be an object: exports.campaign = { id: '…', users: …, iterations: … }")
+        })?;
+        for key in obj.keys() {
+            if !KEYS.contains(&key.as_str()) {
+                let hint = closest(key, KEYS)
+                    .map(|k| format!(" (did you mean `{k}`?)"))
+                    .unwrap_or_default();
+                return Err(invalid(
+                    key,
+                    &format!("is not a campaign option{hint}; expected one of: {}", KEYS.join(", ")),
+                ));
+            }
+        }
+        let id = match obj.get("id") {
+            Some(Value::String(s)) if valid_id(s) => s.clone(),
+            Some(Value::String(_)) => {
+                return Err(invalid(
+                    "id",
+                    "must be 1–128 characters of letters, digits, '-', '_' or '.'",
+                ))
+            }
+            Some(_) => return Err(invalid("id", "must be a string")),
+            None => return Err(invalid("id", "is required: a unique campaign id such as 'shop-checkout'")),
+        };
+        let drones = uint(obj, "drones", 1, 1, 100_000)? as u32;
+        let min_drones = uint(obj, "minDrones", drones as u64, 1, 100_000)? as u32;
+        if min_drones > drones {
+            return Err(invalid("minDrones", &format!("must be at most drones ({drones})")));
+        }
+        let users = uint(obj, "users", 1, 1, 10_000_000)? as u32;
+        let length = match (obj.get("iterations"), obj.get("duration")) {
+            (Some(_), Some(_)) => {
+                return Err(invalid("iterations", "and `duration` are exclusive: give one of them"))
+            }
+            (None, Some(d)) => RunLength::Duration(duration(d, "duration")?),
+            (_, None) => RunLength::Iterations(uint(obj, "iterations", 1, 0, u64::MAX / 2)?),
+        };
+        let rampup = match obj.get("rampup") {
+            None => Duration::ZERO,
+            Some(v) => duration(v, "rampup")?,
+        };
+        let arrival_rate = match obj.get("arrivalRate") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_f64() {
+                Some(r) if r > 0.0 && r.is_finite() => Some(r),
+                _ => return Err(invalid("arrivalRate", "must be a positive number of iterations per second")),
+            },
+        };
+        let iteration_timeout = match obj.get("iterationTimeout") {
+            None => DEFAULT_ITERATION_TIMEOUT,
+            Some(v) => duration(v, "iterationTimeout")?,
+        };
+        if iteration_timeout.is_zero() {
+            return Err(invalid("iterationTimeout", "must be more than 0 seconds"));
+        }
+        let memory_limit = uint(obj, "memoryLimit", DEFAULT_MEMORY_LIMIT_MB, 16, 1 << 20)? as usize * 1024 * 1024;
+        let on_drone_loss = match obj.get("onDroneLoss") {
+            None => DroneLossPolicy::Continue,
+            Some(Value::String(s)) if s == "continue" => DroneLossPolicy::Continue,
+            Some(Value::String(s)) if s == "abort" => DroneLossPolicy::Abort,
+            Some(_) => return Err(invalid("onDroneLoss", "must be 'continue' or 'abort'")),
+        };
+        let browser_emulation = match obj.get("browserEmulation") {
+            None => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(invalid("browserEmulation", "must be true or false")),
+        };
+        let deploy = match obj.get("deploy") {
+            None => DeployOptions::default(),
+            Some(Value::Object(m)) => {
+                let mut extra = m.clone();
+                DeployOptions {
+                    deployer: take_string(&mut extra, "deploy.deployer", "deployer")?,
+                    zone: take_string(&mut extra, "deploy.zone", "zone")?,
+                    instance_type: take_string(&mut extra, "deploy.instanceType", "instanceType")?,
+                    extra,
+                }
+            }
+            Some(_) => return Err(invalid("deploy", "must be an object such as { deployer: 'local' }")),
+        };
+        let tsdb = match obj.get("tsdb") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(m)) => {
+                let mut extra = m.clone();
+                let host = take_string(&mut extra, "tsdb.host", "host")?
+                    .ok_or_else(|| invalid("tsdb.host", "is required: the OpenTSDB host name"))?;
+                let port = match extra.remove("port") {
+                    None => 4242,
+                    Some(v) => match v.as_u64() {
+                        Some(p) if (1..=65535).contains(&p) => p as u16,
+                        _ => return Err(invalid("tsdb.port", "must be a port number 1–65535")),
+                    },
+                };
+                Some(TsdbOptions { host, port, extra })
+            }
+            Some(_) => return Err(invalid("tsdb", "must be an object such as { host: 'tsdb', port: 4242 }")),
+        };
+        let thresholds = match obj.get("thresholds") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(v) => Threshold::parse_all(v)?,
+        };
+        Ok(CampaignOptions {
+            id,
+            drones,
+            min_drones,
+            users,
+            length,
+            rampup,
+            arrival_rate,
+            iteration_timeout,
+            memory_limit,
+            on_drone_loss,
+            browser_emulation,
+            deploy,
+            tsdb,
+            thresholds,
+        })
+    }
+}
+
+pub(crate) fn invalid(option: &str, message: &str) -> CampaignError {
+    CampaignError::InvalidOption {
+        option: option.to_string(),
+        message: message.to_string(),
+    }
+}
+
+fn valid_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn uint(obj: &Map<String, Value>, key: &str, default: u64, min: u64, max: u64) -> Result<u64, CampaignError> {
+    let Some(v) = obj.get(key) else { return Ok(default) };
+    match v.as_f64() {
+        Some(n) if n.fract() == 0.0 && n >= min as f64 && n <= max as f64 => Ok(n as u64),
+        Some(n) if n < min as f64 => Err(invalid(key, &format!("must be at least {min}, got {n}"))),
+        _ => Err(invalid(key, &format!("must be a whole number from {min} to {max}, got {v}"))),
+    }
+}
+
+fn take_string(m: &mut Map<String, Value>, name: &str, key: &str) -> Result<Option<String>, CampaignError> {
+    match m.remove(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(invalid(name, "must be a string")),
+    }
+}
+
+/// Parses a duration: a number of seconds, or a string such as `'90s'`, `'5m'`, `'1h30m'`, `'250ms'`.
+pub fn duration(v: &Value, key: &str) -> Result<Duration, CampaignError> {
+    let err = || invalid(key, "must be seconds (a number) or a string such as '30s', '5m', '1h30m', '250ms'");
+    match v {
+        Value::Number(n) => match n.as_f64() {
+            Some(s) if s >= 0.0 && s.is_finite() => Ok(Duration::from_secs_f64(s)),
+            _ => Err(err()),
+        },
+        Value::String(s) => parse_duration(s).ok_or_else(err),
+        _ => Err(err()),
+    }
+}
+
+/// Parses `'90s'`, `'5m'`, `'1h30m'`, `'250ms'` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<f64>() {
+        return (n >= 0.0 && n.is_finite()).then(|| Duration::from_secs_f64(n));
+    }
+    let mut total = 0.0f64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        if num_end == 0 {
+            return None;
+        }
+        let n: f64 = rest[..num_end].parse().ok()?;
+        rest = &rest[num_end..];
+        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let factor = match &rest[..unit_end] {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += n * factor;
+        rest = &rest[unit_end..];
+    }
+    (!s.is_empty()).then(|| Duration::from_secs_f64(total))
+}
+
+/// The known word closest to `word`, if it is a plausible typo of it.
+fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (edit_distance(&word.to_lowercase(), &k.to_lowercase()), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn minimal_campaign_gets_defaults() {
+        let o = CampaignOptions::from_json(&json!({"id": "a"})).unwrap();
+        assert_eq!(o.users, 1);
+        assert_eq!(o.length, RunLength::Iterations(1));
+        assert_eq!(o.iteration_timeout, Duration::from_secs(60));
+        assert_eq!(o.on_drone_loss, DroneLossPolicy::Continue);
+    }
+
+    #[test]
+    fn typo_is_refused_with_suggestion() {
+        let e = CampaignOptions::from_json(&json!({"id": "a", "user": 3})).unwrap_err().to_string();
+        assert!(e.contains("`user`"), "{e}");
+        assert!(e.contains("did you mean `users`"), "{e}");
+    }
+
+    #[test]
+    fn negative_users_refused() {
+        let e = CampaignOptions::from_json(&json!({"id": "a", "users": -5})).unwrap_err().to_string();
+        assert!(e.contains("users") && e.contains("at least 1"), "{e}");
+    }
+
+    #[test]
+    fn missing_id_refused() {
+        let e = CampaignOptions::from_json(&json!({"users": 5})).unwrap_err().to_string();
+        assert!(e.contains("id") && e.contains("required"), "{e}");
+    }
+
+    #[test]
+    fn iterations_and_duration_exclusive() {
+        let e = CampaignOptions::from_json(&json!({"id": "a", "iterations": 3, "duration": "1m"}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("exclusive"), "{e}");
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2.5"), Some(Duration::from_millis(2500)));
+        assert_eq!(parse_duration("5x"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+
+    #[test]
+    fn deploy_and_tsdb_are_kept() {
+        let o = CampaignOptions::from_json(&json!({"id": "a", "drones": 3, "minDrones": 2,
+            "deploy": {"deployer": "ec2", "zone": "eu-west-1a", "instanceType": "t3.large", "keyName": "k"},
+            "tsdb": {"host": "tsdb", "port": 4242, "protocol": "http"}}))
+        .unwrap();
+        assert_eq!(o.deploy.zone.as_deref(), Some("eu-west-1a"));
+        assert_eq!(o.deploy.extra["keyName"], "k");
+        assert_eq!(o.tsdb.as_ref().unwrap().port, 4242);
+        assert_eq!(o.min_drones, 2);
+    }
+
+    #[test]
+    fn min_drones_above_drones_refused() {
+        assert!(CampaignOptions::from_json(&json!({"id": "a", "drones": 1, "minDrones": 2})).is_err());
+    }
+}

@@ -1,0 +1,22 @@
+//! Everything that touches QuickJS: the module, the VU scope and its host functions.
+
+pub(crate) mod error;
+pub(crate) mod module;
+
+pub use error::ScriptError;
+
+use rquickjs::context::intrinsic;
+use rquickjs::{Context, Runtime};
+
+/// A slim context for one VU: only the intrinsics test code needs.
+/// (A full context costs ~55 KB, this one ~30 KB: see docs/PERFORMANCE.md.)
+pub(crate) fn vu_context(rt: &Runtime) -> rquickjs::Result<Context> {
+    Context::builder()
+        .with::<intrinsic::Date>()
+        .with::<intrinsic::RegExp>()
+        .with::<intrinsic::RegExpCompiler>()
+        .with::<intrinsic::Json>()
+        .with::<intrinsic::MapSet>()
+        .with::<intrinsic::Promise>()
+        .build(rt)
+}
