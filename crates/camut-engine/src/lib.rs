@@ -11,6 +11,6 @@
 
 pub mod campaign;
 pub mod js;
-pub mod threshold;
 
+pub use camut_stats as stats;
 pub use campaign::{Campaign, CampaignError, CampaignOptions};

@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::CampaignError;
-use crate::threshold::Threshold;
+use camut_stats::threshold::Threshold;
 
 /// What to do when a drone is lost mid-run (used by the server).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -220,7 +220,7 @@ impl CampaignOptions {
         };
         let thresholds = match obj.get("thresholds") {
             None | Some(Value::Null) => Vec::new(),
-            Some(v) => Threshold::parse_all(v)?,
+            Some(v) => Threshold::parse_all(v).map_err(|e| invalid(&e.option, &e.message))?,
         };
         Ok(CampaignOptions {
             id,

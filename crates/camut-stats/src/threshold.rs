@@ -3,8 +3,19 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::campaign::options::invalid;
-use crate::campaign::CampaignError;
+/// A threshold that cannot be parsed; `option` names where it stands in the campaign.
+#[derive(Debug, thiserror::Error)]
+#[error("campaign option `{option}` {message}")]
+pub struct ThresholdError {
+    /// Where, e.g. `thresholds['http.response_time']`.
+    pub option: String,
+    /// What is expected.
+    pub message: String,
+}
+
+fn invalid(option: &str, message: &str) -> ThresholdError {
+    ThresholdError { option: option.to_string(), message: message.to_string() }
+}
 
 /// What is computed from a metric before comparing.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -94,7 +105,7 @@ pub trait MetricSource {
 
 impl Threshold {
     /// Parses the `thresholds` option: `{ metric: [expr | {expr, abortOnFail}] }`.
-    pub fn parse_all(v: &Value) -> Result<Vec<Threshold>, CampaignError> {
+    pub fn parse_all(v: &Value) -> Result<Vec<Threshold>, ThresholdError> {
         let obj = v.as_object().ok_or_else(|| {
             invalid("thresholds", "must be an object such as { 'http.response_time': ['p99 < 500'] }")
         })?;

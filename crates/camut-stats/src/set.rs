@@ -1,0 +1,241 @@
+//! The set of statistics one owner records: per-call series, iterations, errors.
+
+use std::collections::HashMap;
+
+use hdrhistogram::Histogram;
+
+use crate::histogram;
+
+/// Identifies a series of HTTP calls: the operation tag and the status class.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallKey {
+    /// The call's `operation` tag (default: method and path).
+    pub operation: String,
+    /// Status class: 200, 300, 400, 500, or 0 for transport errors and timeouts.
+    pub status_class: u16,
+}
+
+impl CallKey {
+    /// The status class as written in tags: `2xx`, …, or `error`.
+    pub fn status_label(&self) -> String {
+        match self.status_class {
+            0 => "error".to_string(),
+            c => format!("{}xx", c / 100),
+        }
+    }
+}
+
+/// Statistics of one series of calls.
+#[derive(Debug, Clone)]
+pub struct CallStats {
+    /// Calls finished (with or without error).
+    pub requests: u64,
+    /// Calls that ended in an error (transport, timeout, status ≥ 400).
+    pub errors: u64,
+    /// Full response time in µs (from the intended start in the open model).
+    pub response_time: Histogram<u64>,
+    /// Time to the response head in µs.
+    pub response_begin_time: Histogram<u64>,
+    /// Raw service time in µs (differs from response_time only in the open model).
+    pub service_time: Histogram<u64>,
+    /// Bytes received per call.
+    pub received: Histogram<u64>,
+    /// Bytes sent per call.
+    pub transmitted: Histogram<u64>,
+}
+
+impl Default for CallStats {
+    fn default() -> Self {
+        CallStats {
+            requests: 0,
+            errors: 0,
+            response_time: histogram(),
+            response_begin_time: histogram(),
+            service_time: histogram(),
+            received: histogram(),
+            transmitted: histogram(),
+        }
+    }
+}
+
+impl CallStats {
+    fn merge(&mut self, o: &CallStats) {
+        self.requests += o.requests;
+        self.errors += o.errors;
+        add(&mut self.response_time, &o.response_time);
+        add(&mut self.response_begin_time, &o.response_begin_time);
+        add(&mut self.service_time, &o.service_time);
+        add(&mut self.received, &o.received);
+        add(&mut self.transmitted, &o.transmitted);
+    }
+}
+
+/// Iteration counts and durations.
+#[derive(Debug, Clone)]
+pub struct IterationStats {
+    /// Iterations started.
+    pub started: u64,
+    /// Iterations that completed without error.
+    pub completed: u64,
+    /// Iterations that ended with an error (thrown, rejected, timed out, interrupted).
+    pub failed: u64,
+    /// Of the failed, those that timed out (done() never called in time).
+    pub timed_out: u64,
+    /// Open model: arrivals that found no free VU.
+    pub dropped: u64,
+    /// done() calls after the first of the same iteration.
+    pub done_twice: u64,
+    /// Iteration duration in µs (from the intended start in the open model).
+    pub duration: Histogram<u64>,
+}
+
+impl Default for IterationStats {
+    fn default() -> Self {
+        IterationStats {
+            started: 0,
+            completed: 0,
+            failed: 0,
+            timed_out: 0,
+            dropped: 0,
+            done_twice: 0,
+            duration: histogram(),
+        }
+    }
+}
+
+/// One error message with how often it was seen and a sample stack.
+#[derive(Debug, Clone, Default)]
+pub struct ErrorCount {
+    /// Occurrences.
+    pub count: u64,
+    /// The first stack seen.
+    pub stack: Option<String>,
+}
+
+/// Distinct error messages kept per set; further ones are counted under one line.
+pub const MAX_ERROR_MESSAGES: usize = 100;
+const OTHER_ERRORS: &str = "(other error messages)";
+
+/// Everything one owner records over some time: the unit that is shipped and merged.
+#[derive(Debug, Clone, Default)]
+pub struct StatsSet {
+    /// HTTP call series.
+    pub calls: HashMap<CallKey, CallStats>,
+    /// Iterations.
+    pub iterations: IterationStats,
+    /// New TCP connections opened.
+    pub connections: u64,
+    /// Errors by message (script errors and call errors).
+    pub errors: HashMap<String, ErrorCount>,
+}
+
+impl StatsSet {
+    /// The series of `key`, created on first use.
+    pub fn call(&mut self, key: &CallKey) -> &mut CallStats {
+        if !self.calls.contains_key(key) {
+            self.calls.insert(key.clone(), CallStats::default());
+        }
+        self.calls.get_mut(key).expect("inserted above")
+    }
+
+    /// Counts an error message (with a sample stack).
+    pub fn error(&mut self, message: &str, stack: Option<&str>) {
+        self.add_error(message, 1, stack);
+    }
+
+    fn add_error(&mut self, message: &str, count: u64, stack: Option<&str>) {
+        let key = if self.errors.len() >= MAX_ERROR_MESSAGES && !self.errors.contains_key(message) {
+            OTHER_ERRORS
+        } else {
+            message
+        };
+        let e = self.errors.entry(key.to_string()).or_default();
+        e.count += count;
+        if e.stack.is_none() {
+            e.stack = stack.map(str::to_string);
+        }
+    }
+
+    /// Adds `other` into `self`: counts add up and histograms merge exactly.
+    pub fn merge(&mut self, other: &StatsSet) {
+        for (k, v) in &other.calls {
+            self.call(k).merge(v);
+        }
+        let (a, b) = (&mut self.iterations, &other.iterations);
+        a.started += b.started;
+        a.completed += b.completed;
+        a.failed += b.failed;
+        a.timed_out += b.timed_out;
+        a.dropped += b.dropped;
+        a.done_twice += b.done_twice;
+        add(&mut a.duration, &b.duration);
+        self.connections += other.connections;
+        for (m, e) in &other.errors {
+            self.add_error(m, e.count, e.stack.as_deref());
+        }
+    }
+
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+            && self.iterations.started == 0
+            && self.iterations.dropped == 0
+            && self.errors.is_empty()
+            && self.connections == 0
+    }
+
+    /// Requests and errors over all series.
+    pub fn request_totals(&self) -> (u64, u64) {
+        self.calls.values().fold((0, 0), |(r, e), c| (r + c.requests, e + c.errors))
+    }
+}
+
+fn add(into: &mut Histogram<u64>, from: &Histogram<u64>) {
+    // Auto-resizing histograms of the same precision always merge.
+    into.add(from).expect("histograms of the same precision merge");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(op: &str, s: u16) -> CallKey {
+        CallKey { operation: op.into(), status_class: s }
+    }
+
+    #[test]
+    fn merge_is_exact() {
+        let mut a = StatsSet::default();
+        let mut b = StatsSet::default();
+        let mut all = histogram();
+        for i in 1..=1000u64 {
+            let s = if i % 2 == 0 { &mut a } else { &mut b };
+            let c = s.call(&key("GET /", 200));
+            c.requests += 1;
+            c.response_time.record(i * 37).unwrap();
+            all.record(i * 37).unwrap();
+        }
+        b.call(&key("GET /", 0)).errors += 3;
+        b.error("timeout", None);
+        b.error("timeout", Some("at x"));
+        a.merge(&b);
+        let merged = &a.calls[&key("GET /", 200)];
+        assert_eq!(merged.requests, 1000);
+        for q in [0.5, 0.9, 0.99, 0.999] {
+            assert_eq!(merged.response_time.value_at_quantile(q), all.value_at_quantile(q));
+        }
+        assert_eq!(a.request_totals(), (1000, 3));
+        assert_eq!(a.errors["timeout"].count, 2);
+        assert_eq!(a.errors["timeout"].stack.as_deref(), Some("at x"));
+    }
+
+    #[test]
+    fn error_messages_are_bounded() {
+        let mut s = StatsSet::default();
+        for i in 0..(MAX_ERROR_MESSAGES + 50) {
+            s.error(&format!("e{i}"), None);
+        }
+        assert_eq!(s.errors.len(), MAX_ERROR_MESSAGES + 1);
+        assert_eq!(s.errors[OTHER_ERRORS].count, 50);
+    }
+}
