@@ -457,9 +457,10 @@ mod tests {
         assert_eq!(sum.errors, 1);
         assert_eq!(sum.requests_per_s, 50.5);
         assert!((sum.metrics["http.response_time"].max - 100.0).abs() < 0.1);
-        assert!(sum.thresholds[0].ok);
-        assert!(!sum.thresholds[1].ok);
-        assert!(sum.thresholds[2].ok);
+        let ok = |e: &str| sum.thresholds.iter().find(|v| v.expr == e).unwrap().ok;
+        assert!(ok("p99 < 100"));
+        assert!(!ok("max < 50"));
+        assert!(ok("rate < 0.05"));
         assert!(!sum.thresholds_ok);
         let text = sum.render_text();
         assert!(text.contains("✗ http.response_time max < 50"), "{text}");
