@@ -38,7 +38,7 @@ export async function test() {
     console.warn('list failed (' + status + '): ' + err.message);
     return;
   }
-  if (list.response.statusCode !== 200 || list.data.length !== 512) {
+  if (list.response.statusCode !== 200 || list.data.length === 0) {
     // A thrown error fails this iteration; it is counted by message in the
     // summary, and the VU carries on with its next iteration.
     throw new Error('unexpected list answer: ' + list.response.statusCode + ', ' + list.data.length + ' bytes');
@@ -53,6 +53,6 @@ export async function test() {
   ]);
   if (camut.vu.id === 1 && camut.vu.iteration === 0) {
     console.log('detail answers: ' + a.response.statusCode + ', ' + b.response.statusCode +
-      ' (content-type ' + a.response.headers['content-type'] + ')');
+      ' (' + a.data.length + ' and ' + b.data.length + ' bytes)');
   }
 }

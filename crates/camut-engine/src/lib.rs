@@ -14,3 +14,7 @@ pub mod js;
 
 pub use camut_stats as stats;
 pub use campaign::{Campaign, CampaignError, CampaignOptions};
+pub(crate) mod http;
+pub mod run;
+
+pub use run::{run, ConsoleLevel, DroneInfo, Observer, Point, Progress, RunConfig, RunResult, StopHandle};

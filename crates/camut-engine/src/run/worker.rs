@@ -1,0 +1,886 @@
+//! One worker thread: a QuickJS runtime hosting many VU contexts, driven by a
+//! current-thread tokio runtime. Nothing here blocks; every VU is event driven.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::{Rc, Weak};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Barrier, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use camut_stats::{CallKey, StatsSet, WorkerHealth};
+use rquickjs::function::This;
+use rquickjs::{Ctx, Function, Object, Persistent, Runtime, Value};
+use tokio::sync::Notify;
+
+use super::health::{thread_cpu_time, LAG_PROBE_PERIOD};
+use super::timers::{Due, Timer, Timers};
+use super::vu::{LastCall, OpenIteration, Vu};
+use super::{ConsoleLevel, Point, Shared, WorkerMsg};
+use crate::campaign::RunLength;
+use crate::http::{HttpClient, HttpOutcome};
+use crate::js::http::{error_value, parse_call, response_object, value_text};
+use crate::js::scope::{install, VuIds};
+use crate::js::{self, ScriptError};
+
+/// Longest a single synchronous run of JS may take before it is interrupted:
+/// it stalls every other VU of the worker meanwhile.
+const MAX_SLICE: Duration = Duration::from_secs(10);
+/// Most events handled before the driver yields to I/O.
+const BATCH: usize = 256;
+
+/// Where a reply to an HTTP call goes.
+enum Reply {
+    Callback(Persistent<Function<'static>>),
+    Promise {
+        resolve: Persistent<Function<'static>>,
+        reject: Persistent<Function<'static>>,
+    },
+}
+
+/// How an iteration ends.
+enum End {
+    Ok,
+    Failed(ScriptError),
+    TimedOut(ScriptError),
+}
+
+/// The open model's arrival schedule for this worker.
+struct Arrivals {
+    rate: f64,
+    rampup: f64,
+    /// Arrivals still to come (u64::MAX in duration mode).
+    left: u64,
+    next_k: u64,
+    free: Vec<u32>,
+}
+
+impl Arrivals {
+    /// Offset of arrival `k` from the start: rate ramps linearly from 0 over the rampup.
+    fn offset(&self, k: u64) -> Duration {
+        let (r, ramp, k) = (self.rate, self.rampup, k as f64);
+        let s = if ramp > 0.0 && k < r * ramp / 2.0 {
+            (2.0 * ramp * k / r).sqrt()
+        } else if ramp > 0.0 {
+            ramp + (k - r * ramp / 2.0) / r
+        } else {
+            k / r
+        };
+        Duration::from_secs_f64(s)
+    }
+}
+
+pub(crate) struct Worker {
+    index: usize,
+    pub(crate) shared: Arc<Shared>,
+    // Field order matters for drop: VU handles and timers before the runtime.
+    vus: RefCell<Vec<Vu>>,
+    timers: RefCell<Timers>,
+    ready: RefCell<VecDeque<u32>>,
+    stats: RefCell<StatsSet>,
+    arrivals: RefCell<Option<Arrivals>>,
+    http: HttpClient,
+    wake: Notify,
+    inflight: Cell<usize>,
+    open_iterations: Cell<usize>,
+    active_vus: Cell<usize>,
+    pending_starts: Cell<usize>,
+    stopping: Cell<bool>,
+    next_call_id: Cell<u64>,
+    lag: RefCell<hdrhistogram::Histogram<u64>>,
+    deadline: Rc<Cell<Option<Instant>>>,
+    slice: Duration,
+    start: Cell<Instant>,
+    self_ref: RefCell<Weak<Worker>>,
+    rt: Runtime,
+}
+
+/// Entry point of a worker thread.
+pub(crate) fn run_worker(
+    index: usize,
+    shared: Arc<Shared>,
+    tx: Sender<WorkerMsg>,
+    gate: Arc<Barrier>,
+    start_at: Arc<OnceLock<Instant>>,
+) {
+    let tokio_rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = tx.send(WorkerMsg::Ready { worker: index, result: Err(e.to_string()) });
+            gate.wait();
+            return;
+        }
+    };
+    let worker = match Worker::new(index, shared) {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = tx.send(WorkerMsg::Ready { worker: index, result: Err(e) });
+            gate.wait();
+            return;
+        }
+    };
+    let _ = tx.send(WorkerMsg::Ready { worker: index, result: Ok(()) });
+    gate.wait();
+    let start = *start_at.get().expect("start time set before the gate opens");
+    let cpu0 = thread_cpu_time();
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&tokio_rt, worker.clone().drive(start, &tx));
+    let wall = start.elapsed().as_secs_f64();
+    let cpu = (thread_cpu_time() - cpu0).as_secs_f64();
+    let lag = worker.lag.borrow();
+    let health = WorkerHealth {
+        cpu_s: cpu,
+        cpu_utilization: if wall > 0.0 { cpu / wall } else { 0.0 },
+        lag_p99_ms: lag.value_at_quantile(0.99) as f64 / 1000.0,
+        lag_max_ms: lag.max() as f64 / 1000.0,
+    };
+    drop(lag);
+    worker.flush_interval(&tx);
+    let _ = tx.send(WorkerMsg::Done { health });
+    worker.teardown();
+    drop(local);
+    drop(tokio_rt);
+}
+
+impl Worker {
+    fn new(index: usize, shared: Arc<Shared>) -> Result<Rc<Worker>, String> {
+        let rt = Runtime::new().map_err(|e| format!("cannot create a JavaScript runtime: {e}"))?;
+        rt.set_memory_limit(shared.campaign.options.memory_limit);
+        rt.set_max_stack_size(512 * 1024);
+        let deadline: Rc<Cell<Option<Instant>>> = Rc::new(Cell::new(None));
+        let d = deadline.clone();
+        rt.set_interrupt_handler(Some(Box::new(move || d.get().is_some_and(|t| Instant::now() > t))));
+        let slice = shared.campaign.options.iteration_timeout.min(MAX_SLICE);
+        let worker = Rc::new(Worker {
+            index,
+            shared: shared.clone(),
+            vus: RefCell::new(Vec::new()),
+            timers: RefCell::new(Timers::default()),
+            ready: RefCell::new(VecDeque::new()),
+            stats: RefCell::new(StatsSet::default()),
+            arrivals: RefCell::new(None),
+            http: HttpClient::new(),
+            wake: Notify::new(),
+            inflight: Cell::new(0),
+            open_iterations: Cell::new(0),
+            active_vus: Cell::new(0),
+            pending_starts: Cell::new(0),
+            stopping: Cell::new(false),
+            next_call_id: Cell::new(0),
+            lag: RefCell::new(camut_stats::histogram()),
+            deadline,
+            slice,
+            start: Cell::new(Instant::now()),
+            self_ref: RefCell::new(Weak::new()),
+            rt,
+        });
+        *worker.self_ref.borrow_mut() = Rc::downgrade(&worker);
+        let weak = Rc::downgrade(&worker);
+        let threads = shared.threads as u32;
+        let remaining = match shared.length {
+            RunLength::Iterations(n) if shared.campaign.options.arrival_rate.is_none() => n,
+            _ => u64::MAX,
+        };
+        let file = shared.campaign.file.clone();
+        let bytecode = shared.campaign.bytecode.clone();
+        let mut index_in_drone = index as u32;
+        while index_in_drone < shared.users {
+            let slot = worker.vus.borrow().len() as u32;
+            let ids = VuIds {
+                slot,
+                id: shared.config.drone.index as u64 * shared.users as u64 + index_in_drone as u64 + 1,
+                index: index_in_drone,
+            };
+            let ctx = js::vu_context(&worker.rt).map_err(|e| format!("cannot create a VU context: {e}"))?;
+            let mut vu = Vu {
+                id: ids.id,
+                ctx: ctx.clone(),
+                test: None,
+                window: None,
+                vu_obj: None,
+                remaining,
+                seq: 0,
+                open: None,
+                finished: false,
+                last_call: None,
+                warned_done_twice: false,
+                last_timed_out: 0,
+            };
+            worker.deadline.set(Some(Instant::now() + worker.slice));
+            let setup = ctx.with(|ctx| -> Result<(), String> {
+                let installed = install(&ctx, &weak, &ids).map_err(|e| ScriptError::catch(&ctx, e).to_string())?;
+                let exports = js::module::instantiate(&ctx, &file, &bytecode).map_err(|e| e.to_string())?;
+                let test = exports.test.ok_or("no test function")?;
+                vu.test = Some(Persistent::save(&ctx, test));
+                vu.window = Some(Persistent::save(&ctx, installed.window));
+                vu.vu_obj = Some(Persistent::save(&ctx, installed.vu));
+                Ok(())
+            });
+            worker.deadline.set(None);
+            if let Err(message) = setup {
+                // This VU cannot run; the others can. Counted, not fatal.
+                worker.stats.borrow_mut().error(&format!("VU {} setup failed: {message}", ids.id), None);
+                vu.finished = true;
+            } else {
+                worker.active_vus.set(worker.active_vus.get() + 1);
+            }
+            worker.vus.borrow_mut().push(vu);
+            index_in_drone += threads;
+        }
+        Ok(worker)
+    }
+
+    fn weak(&self) -> Weak<Worker> {
+        self.self_ref.borrow().clone()
+    }
+
+    fn closed_model(&self) -> bool {
+        self.shared.campaign.options.arrival_rate.is_none()
+    }
+
+    /// The worker's event loop: starts iterations, fires timers, sweeps timeouts,
+    /// ships interval statistics, and ends when every VU is done.
+    async fn drive(self: Rc<Self>, start: Instant, tx: &Sender<WorkerMsg>) {
+        self.start.set(start);
+        let opts = &self.shared.campaign.options;
+        let end_at = match self.shared.length {
+            RunLength::Duration(d) => Some(start + d),
+            RunLength::Iterations(_) => None,
+        };
+        let users = self.shared.users as f64;
+        let rampup = opts.rampup;
+        if let Some(rate) = opts.arrival_rate {
+            // This worker's share of the rate and of the iterations, by its share of the VUs.
+            let n_vus = self.vus.borrow().len();
+            let share = n_vus as f64 / users;
+            let left = match self.shared.length {
+                RunLength::Iterations(n) => {
+                    let t = self.shared.threads as u64;
+                    n / t + u64::from((self.index as u64) < n % t)
+                }
+                RunLength::Duration(_) => u64::MAX,
+            };
+            let free = (0..n_vus as u32).rev().filter(|&s| !self.vus.borrow()[s as usize].finished).collect();
+            *self.arrivals.borrow_mut() = Some(Arrivals {
+                rate: rate * share,
+                rampup: rampup.as_secs_f64(),
+                left,
+                next_k: 0,
+                free,
+            });
+        } else {
+            let vus = self.vus.borrow();
+            let mut timers = self.timers.borrow_mut();
+            for (slot, vu) in vus.iter().enumerate() {
+                if vu.finished {
+                    continue;
+                }
+                let at = start + rampup.mul_f64(vu_index(vu.id, &self.shared) as f64 / users);
+                if at <= start {
+                    self.ready.borrow_mut().push_back(slot as u32);
+                } else {
+                    timers.schedule(at, Due::VuStart(slot as u32));
+                    self.pending_starts.set(self.pending_starts.get() + 1);
+                }
+            }
+        }
+        let probe = tokio::task::spawn_local(lag_probe(self.weak()));
+        let interval = self.shared.config.interval;
+        let sweep_every = (opts.iteration_timeout / 4).clamp(Duration::from_millis(5), Duration::from_millis(100));
+        let mut next_interval = start + interval;
+        let mut next_sweep = start + sweep_every;
+        loop {
+            let now = Instant::now();
+            if !self.stopping.get() && (self.shared.stop.is_stopped() || end_at.is_some_and(|e| now >= e)) {
+                self.begin_stop(now);
+            }
+            let mut handled = 0;
+            while handled < BATCH {
+                let due = self.timers.borrow_mut().pop_due(now);
+                let Some((at, due)) = due else { break };
+                handled += 1;
+                match due {
+                    Due::VuStart(slot) => {
+                        self.pending_starts.set(self.pending_starts.get() - 1);
+                        self.start_iteration(slot, at);
+                    }
+                    Due::Timer(id) => self.fire_timer(id, now),
+                }
+            }
+            handled += self.arrive(now);
+            while handled < BATCH {
+                let next = self.ready.borrow_mut().pop_front();
+                let Some(slot) = next else { break };
+                handled += 1;
+                self.start_iteration(slot, Instant::now());
+            }
+            if now >= next_sweep {
+                self.sweep_timeouts(now);
+                next_sweep = now + sweep_every;
+            }
+            if now >= next_interval {
+                self.flush_interval(tx);
+                next_interval += interval;
+            }
+            if self.finished() {
+                break;
+            }
+            if handled > 0 || !self.ready.borrow().is_empty() {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            let mut wake_at = next_interval.min(next_sweep);
+            if let Some(t) = self.timers.borrow().next_due() {
+                wake_at = wake_at.min(t);
+            }
+            if let Some(t) = self.next_arrival() {
+                wake_at = wake_at.min(t);
+            }
+            if let Some(e) = end_at.filter(|_| !self.stopping.get()) {
+                wake_at = wake_at.min(e);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake_at.into()) => {}
+                _ = self.wake.notified() => {}
+            }
+        }
+        probe.abort();
+    }
+
+    fn finished(&self) -> bool {
+        let arrivals_done = self.arrivals.borrow().as_ref().is_none_or(|a| a.left == 0 || self.stopping.get());
+        let vus_done = if self.closed_model() { self.active_vus.get() == 0 } else { arrivals_done };
+        vus_done
+            && self.pending_starts.get() == 0
+            && self.open_iterations.get() == 0
+            && self.inflight.get() == 0
+            && self.ready.borrow().is_empty()
+    }
+
+    fn begin_stop(&self, now: Instant) {
+        self.stopping.set(true);
+        let grace = now + self.shared.config.stop_grace;
+        for vu in self.vus.borrow_mut().iter_mut() {
+            if let Some(o) = vu.open.as_mut() {
+                o.deadline = o.deadline.min(grace);
+            }
+        }
+        // VUs waiting for their rampup start will not start.
+        let starts = self.pending_starts.replace(0);
+        if starts > 0 {
+            let mut vus = self.vus.borrow_mut();
+            for vu in vus.iter_mut().filter(|v| v.seq == 0 && !v.finished) {
+                vu.finished = true;
+                self.active_vus.set(self.active_vus.get() - 1);
+            }
+        }
+    }
+
+    fn next_arrival(&self) -> Option<Instant> {
+        let a = self.arrivals.borrow();
+        let a = a.as_ref()?;
+        (a.left > 0 && !self.stopping.get()).then(|| self.start.get() + a.offset(a.next_k))
+    }
+
+    /// Open model: starts every arrival due by `now`, or counts it as dropped.
+    fn arrive(&self, now: Instant) -> usize {
+        let mut n = 0;
+        loop {
+            if self.stopping.get() || n >= BATCH {
+                return n;
+            }
+            let slot = {
+                let mut a = self.arrivals.borrow_mut();
+                let Some(a) = a.as_mut() else { return n };
+                if a.left == 0 {
+                    return n;
+                }
+                let at = self.start.get() + a.offset(a.next_k);
+                if at > now {
+                    return n;
+                }
+                a.next_k += 1;
+                a.left -= 1;
+                match a.free.pop() {
+                    Some(slot) => Some((slot, at)),
+                    None => {
+                        self.stats.borrow_mut().iterations.dropped += 1;
+                        None
+                    }
+                }
+            };
+            n += 1;
+            if let Some((slot, at)) = slot {
+                self.start_iteration(slot, at);
+            }
+        }
+    }
+
+    fn set_deadline(&self) {
+        self.deadline.set(Some(Instant::now() + self.slice));
+    }
+
+    /// Runs queued promise jobs (inside the current `ctx.with`).
+    fn run_jobs(&self, ctx: &Ctx<'_>) {
+        self.set_deadline();
+        while ctx.execute_pending_job() {}
+        self.deadline.set(None);
+    }
+
+    fn start_iteration(&self, slot: u32, intended: Instant) {
+        let now = Instant::now();
+        let closed = self.closed_model();
+        let stopping = self.stopping.get();
+        let (ctx, test, window, vu_obj, seq) = {
+            let mut vus = self.vus.borrow_mut();
+            let vu = &mut vus[slot as usize];
+            if vu.finished || vu.open.is_some() {
+                return;
+            }
+            if closed && (stopping || vu.remaining == 0) {
+                vu.finished = true;
+                self.active_vus.set(self.active_vus.get() - 1);
+                return;
+            }
+            if closed && vu.remaining != u64::MAX {
+                vu.remaining -= 1;
+            }
+            vu.seq += 1;
+            let start_delay_us = if closed { 0 } else { now.saturating_duration_since(intended).as_micros() as u64 };
+            vu.open = Some(OpenIteration {
+                seq: vu.seq,
+                intended: if closed { now } else { intended },
+                start_delay_us,
+                deadline: now + self.shared.campaign.options.iteration_timeout,
+            });
+            (
+                vu.ctx.clone(),
+                vu.test.clone().expect("runnable VUs have a test"),
+                vu.window.clone().expect("runnable VUs have a window"),
+                vu.vu_obj.clone().expect("runnable VUs have camut.vu"),
+                vu.seq,
+            )
+        };
+        self.open_iterations.set(self.open_iterations.get() + 1);
+        self.stats.borrow_mut().iterations.started += 1;
+        let weak = self.weak();
+        ctx.with(|ctx| {
+            let outcome = (|| -> rquickjs::Result<Value> {
+                let vu_obj = vu_obj.restore(&ctx)?;
+                vu_obj.set("iteration", (seq - 1) as f64)?;
+                let w = weak.clone();
+                let done = Function::new(ctx.clone(), move || {
+                    if let Some(w) = w.upgrade() {
+                        w.done_called(slot, seq);
+                    }
+                })?;
+                let test = test.restore(&ctx)?;
+                let window = window.restore(&ctx)?;
+                self.set_deadline();
+                let r = test.call((This(window), done));
+                self.deadline.set(None);
+                r
+            })();
+            match outcome {
+                Err(e) => {
+                    let err = ScriptError::catch(&ctx, e);
+                    self.script_error(slot, seq, err);
+                }
+                Ok(v) if v.is_promise() => {
+                    if let Err(e) = self.follow_promise(&ctx, slot, seq, v) {
+                        let err = ScriptError::catch(&ctx, e);
+                        self.script_error(slot, seq, err);
+                    }
+                }
+                Ok(_) => {}
+            }
+            self.run_jobs(&ctx);
+        });
+    }
+
+    /// An async test: the iteration ends when its promise settles.
+    fn follow_promise<'js>(&self, ctx: &Ctx<'js>, slot: u32, seq: u64, promise: Value<'js>) -> rquickjs::Result<()> {
+        let obj = promise.into_object().expect("a promise is an object");
+        let then: Function = obj.get("then")?;
+        let w = self.weak();
+        let on_ok = Function::new(ctx.clone(), move || {
+            if let Some(w) = w.upgrade() {
+                w.end_iteration(slot, seq, End::Ok);
+            }
+        })?;
+        let w = self.weak();
+        let on_err = Function::new(ctx.clone(), move |reason: Value<'js>| {
+            if let Some(w) = w.upgrade() {
+                w.script_error(slot, seq, ScriptError::from_value(reason));
+            }
+        })?;
+        then.call::<_, Value>((This(obj), on_ok, on_err))?;
+        Ok(())
+    }
+
+    /// `done()` of iteration `seq` of VU `slot`.
+    fn done_called(&self, slot: u32, seq: u64) {
+        if self.end_iteration(slot, seq, End::Ok) {
+            return;
+        }
+        let (late, warn, id) = {
+            let mut vus = self.vus.borrow_mut();
+            let vu = &mut vus[slot as usize];
+            let late = vu.last_timed_out == seq;
+            let warn = !late && !vu.warned_done_twice;
+            if warn {
+                vu.warned_done_twice = true;
+            }
+            (late, warn, vu.id)
+        };
+        if late {
+            return;
+        }
+        self.stats.borrow_mut().iterations.done_twice += 1;
+        if warn {
+            tracing::warn!(vu = id, iteration = seq, "done() called more than once in one iteration; counted once");
+        }
+    }
+
+    /// An exception in code of iteration `seq`: counted; ends that iteration if still open.
+    fn script_error(&self, slot: u32, seq: u64, err: ScriptError) {
+        if !self.end_iteration(slot, seq, End::Failed(err.clone())) {
+            // The iteration had already ended (paced tests): still an error.
+            self.stats.borrow_mut().error(&err.message, err.stack.as_deref());
+        }
+    }
+
+    /// Ends iteration `seq` of VU `slot` if it is the open one; returns whether it was.
+    fn end_iteration(&self, slot: u32, seq: u64, end: End) -> bool {
+        let open = {
+            let mut vus = self.vus.borrow_mut();
+            let vu = &mut vus[slot as usize];
+            match vu.open {
+                Some(o) if o.seq == seq => {
+                    vu.open = None;
+                    if matches!(end, End::TimedOut(_)) {
+                        vu.last_timed_out = seq;
+                    }
+                    o
+                }
+                _ => return false,
+            }
+        };
+        self.open_iterations.set(self.open_iterations.get() - 1);
+        {
+            let mut stats = self.stats.borrow_mut();
+            let us = open.intended.elapsed().as_micros() as u64;
+            let _ = stats.iterations.duration.record(us.max(1));
+            match end {
+                End::Ok => stats.iterations.completed += 1,
+                End::Failed(e) => {
+                    stats.iterations.failed += 1;
+                    stats.error(&e.message, e.stack.as_deref());
+                }
+                End::TimedOut(e) => {
+                    stats.iterations.failed += 1;
+                    stats.iterations.timed_out += 1;
+                    stats.error(&e.message, e.stack.as_deref());
+                }
+            }
+        }
+        if self.closed_model() {
+            self.ready.borrow_mut().push_back(slot);
+        } else if let Some(a) = self.arrivals.borrow_mut().as_mut() {
+            a.free.push(slot);
+        }
+        self.wake.notify_one();
+        true
+    }
+
+    fn sweep_timeouts(&self, now: Instant) {
+        let expired: Vec<(u32, u64)> = self
+            .vus
+            .borrow()
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, vu)| vu.open.filter(|o| o.deadline <= now).map(|o| (slot as u32, o.seq)))
+            .collect();
+        let timeout = self.shared.campaign.options.iteration_timeout;
+        for (slot, seq) in expired {
+            let message = if self.stopping.get() && self.shared.stop.is_stopped() {
+                "iteration stopped: done() was not called within the stop grace period".to_string()
+            } else {
+                format!("iteration timed out: done() was not called within {:?} (iterationTimeout)", timeout)
+            };
+            self.end_iteration(slot, seq, End::TimedOut(ScriptError::new(message)));
+        }
+    }
+
+    fn flush_interval(&self, tx: &Sender<WorkerMsg>) {
+        let mut delta = std::mem::take(&mut *self.stats.borrow_mut());
+        delta.connections += self.http.take_connections();
+        if !delta.is_empty() {
+            let _ = tx.send(WorkerMsg::Interval { delta });
+        }
+    }
+
+    fn open_seq(&self, slot: u32) -> u64 {
+        let vus = self.vus.borrow();
+        let vu = &vus[slot as usize];
+        vu.open.map_or(vu.seq, |o| o.seq)
+    }
+
+    // ---- host functions (called from JS) ----
+
+    pub(crate) fn http_call<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        slot: u32,
+        options: Value<'js>,
+        cb: Option<Value<'js>>,
+    ) -> rquickjs::Result<Value<'js>> {
+        let call = parse_call(ctx, &options).map_err(|m| rquickjs::Exception::throw_type(ctx, &m))?;
+        let (reply, ret) = match cb.filter(|v| !v.is_undefined() && !v.is_null()) {
+            Some(f) => {
+                let f = f
+                    .into_function()
+                    .ok_or_else(|| rquickjs::Exception::throw_type(ctx, "camut.http: the callback must be a function"))?;
+                (Reply::Callback(Persistent::save(ctx, f)), Value::new_undefined(ctx.clone()))
+            }
+            None => {
+                let (promise, resolve, reject) = ctx.promise()?;
+                (
+                    Reply::Promise { resolve: Persistent::save(ctx, resolve), reject: Persistent::save(ctx, reject) },
+                    promise.into_value(),
+                )
+            }
+        };
+        let call_id = self.next_call_id.get() + 1;
+        self.next_call_id.set(call_id);
+        let (seq, delay_us) = {
+            let mut vus = self.vus.borrow_mut();
+            let vu = &mut vus[slot as usize];
+            vu.last_call = Some(LastCall { url: call.url.clone(), error: String::new(), call_id });
+            vu.open.map_or((vu.seq, 0), |o| (o.seq, o.start_delay_us))
+        };
+        self.inflight.set(self.inflight.get() + 1);
+        let Some(me) = self.weak().upgrade() else { return Ok(ret) };
+        let key_op = call.operation;
+        tokio::task::spawn_local(async move {
+            let outcome = me.http.send(call.request).await;
+            me.inflight.set(me.inflight.get() - 1);
+            me.http_done(slot, seq, call_id, key_op, delay_us, reply, outcome);
+            me.wake.notify_one();
+        });
+        Ok(ret)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn http_done(&self, slot: u32, seq: u64, call_id: u64, operation: String, delay_us: u64, reply: Reply, out: HttpOutcome) {
+        let failed = out.error.is_some() || out.status.is_some_and(|s| s >= 400);
+        {
+            let mut stats = self.stats.borrow_mut();
+            let key = CallKey { operation, status_class: out.status.map_or(0, |s| s / 100 * 100) };
+            let c = stats.call(&key);
+            c.requests += 1;
+            let service = (out.total.as_micros() as u64).max(1);
+            let _ = c.response_time.record(service + delay_us);
+            let _ = c.service_time.record(service);
+            let _ = c.response_begin_time.record((out.begin.as_micros() as u64).max(1) + delay_us);
+            let _ = c.received.record(out.received.max(1));
+            let _ = c.transmitted.record(out.transmitted.max(1));
+            if failed {
+                c.errors += 1;
+                let msg = match (&out.error, out.status) {
+                    (Some(e), _) => e.clone(),
+                    (None, Some(s)) => format!("HTTP {s} ({})", key.operation),
+                    _ => unreachable!("failed calls have an error or a status"),
+                };
+                stats.error(&msg, None);
+            }
+        }
+        let ctx = {
+            let mut vus = self.vus.borrow_mut();
+            let vu = &mut vus[slot as usize];
+            if let Some(last) = vu.last_call.as_mut().filter(|l| l.call_id == call_id) {
+                last.error = match (&out.error, out.status) {
+                    (Some(e), _) => e.clone(),
+                    (None, Some(s)) if s >= 400 => s.to_string(),
+                    _ => String::new(),
+                };
+            }
+            vu.ctx.clone()
+        };
+        ctx.with(|ctx| {
+            let r = (|| -> rquickjs::Result<()> {
+                let body = String::from_utf8_lossy(&out.body);
+                let response = response_object(&ctx, &out, &body)?;
+                let err = error_value(&ctx, &out, &response)?;
+                self.set_deadline();
+                let r = match reply {
+                    Reply::Callback(f) => {
+                        let f = f.restore(&ctx)?;
+                        let data: Value = if out.status.is_some() {
+                            rquickjs::String::from_str(ctx.clone(), &body)?.into_value()
+                        } else {
+                            Value::new_undefined(ctx.clone())
+                        };
+                        let err = err.unwrap_or_else(|| Value::new_null(ctx.clone()));
+                        f.call::<_, Value>((err, data, response)).map(|_| ())
+                    }
+                    Reply::Promise { resolve, reject } => match err {
+                        Some(e) => reject.restore(&ctx)?.call::<_, Value>((e,)).map(|_| ()),
+                        None => {
+                            let result = Object::new(ctx.clone())?;
+                            result.set("data", body.as_ref())?;
+                            result.set("response", response)?;
+                            resolve.restore(&ctx)?.call::<_, Value>((result,)).map(|_| ())
+                        }
+                    },
+                };
+                self.deadline.set(None);
+                r
+            })();
+            if let Err(e) = r {
+                let err = ScriptError::catch(&ctx, e);
+                self.script_error(slot, seq, err);
+            }
+            self.run_jobs(&ctx);
+        });
+    }
+
+    pub(crate) fn tsdb_call<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        slot: u32,
+        metric: Value<'js>,
+        value: Value<'js>,
+        tags: Option<Value<'js>>,
+    ) -> rquickjs::Result<()> {
+        let metric = metric
+            .as_string()
+            .and_then(|s| s.to_string().ok())
+            .filter(|m| !m.is_empty())
+            .ok_or_else(|| rquickjs::Exception::throw_type(ctx, "camut.tsdb: the metric name must be a non-empty string"))?;
+        let value = value
+            .as_number()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| rquickjs::Exception::throw_type(ctx, "camut.tsdb: the value must be a finite number"))?;
+        let (vu_id, last) = {
+            let vus = self.vus.borrow();
+            let vu = &vus[slot as usize];
+            (vu.id, vu.last_call.clone())
+        };
+        let mut point_tags = vec![
+            ("campaign".to_string(), self.shared.campaign.options.id.clone()),
+            ("client".to_string(), self.shared.config.drone.id.clone()),
+            ("vu".to_string(), vu_id.to_string()),
+        ];
+        if let Some(l) = last {
+            point_tags.push(("url".into(), l.url));
+            if !l.error.is_empty() {
+                point_tags.push(("error".into(), l.error));
+            }
+            point_tags.push(("callId".into(), l.call_id.to_string()));
+        }
+        if let Some(obj) = tags.as_ref().and_then(|t| t.as_object()) {
+            for entry in obj.props::<String, Value>() {
+                let (k, v) = entry?;
+                let v = value_text(ctx, &v);
+                match point_tags.iter_mut().find(|(key, _)| *key == k) {
+                    Some(slot) => slot.1 = v,
+                    None => point_tags.push((k, v)),
+                }
+            }
+        }
+        let timestamp_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        self.shared.observer.point(&Point { metric, timestamp_ms, value, tags: point_tags });
+        Ok(())
+    }
+
+    pub(crate) fn console_call<'js>(&self, ctx: &Ctx<'js>, slot: u32, level: ConsoleLevel, args: &[Value<'js>]) {
+        let text: Vec<String> = args.iter().map(|a| value_text(ctx, a)).collect();
+        let id = self.vus.borrow()[slot as usize].id;
+        self.shared.observer.console(id, level, &text.join(" "));
+    }
+
+    pub(crate) fn set_timer<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        slot: u32,
+        f: Value<'js>,
+        ms: f64,
+        args: Vec<Value<'js>>,
+        repeat: bool,
+    ) -> rquickjs::Result<u32> {
+        let f = f
+            .into_function()
+            .ok_or_else(|| rquickjs::Exception::throw_type(ctx, "setTimeout/setInterval: the first argument must be a function"))?;
+        let ms = if ms.is_finite() && ms > 0.0 { ms } else { 0.0 };
+        let every = Duration::from_secs_f64(ms / 1000.0);
+        let timer = Timer {
+            vu: slot,
+            iteration: self.open_seq(slot),
+            func: Persistent::save(ctx, f),
+            args: args.into_iter().map(|a| Persistent::save(ctx, a)).collect(),
+            repeat: repeat.then_some(every.max(Duration::from_millis(1))),
+        };
+        let id = self.timers.borrow_mut().add(Instant::now() + every, timer);
+        self.wake.notify_one();
+        Ok(id)
+    }
+
+    pub(crate) fn clear_timer(&self, slot: u32, id: u32) {
+        self.timers.borrow_mut().clear(slot, id);
+    }
+
+    fn fire_timer(&self, id: u32, now: Instant) {
+        let fired = self.timers.borrow_mut().fire(id, now);
+        let Some((func, args, slot, seq)) = fired else { return };
+        let ctx = self.vus.borrow()[slot as usize].ctx.clone();
+        ctx.with(|ctx| {
+            let r = (|| -> rquickjs::Result<()> {
+                let f = func.restore(&ctx)?;
+                let mut a = rquickjs::function::Args::new(ctx.clone(), args.len());
+                for v in args {
+                    a.push_arg(v.restore(&ctx)?)?;
+                }
+                self.set_deadline();
+                let r = f.call_arg::<Value>(a).map(|_| ());
+                self.deadline.set(None);
+                r
+            })();
+            if let Err(e) = r {
+                let err = ScriptError::catch(&ctx, e);
+                self.script_error(slot, seq, err);
+            }
+            self.run_jobs(&ctx);
+        });
+    }
+
+    /// Drops every JS value before the runtime goes.
+    fn teardown(&self) {
+        self.timers.borrow_mut().clear_all();
+        self.ready.borrow_mut().clear();
+        let mut vus = self.vus.borrow_mut();
+        for vu in vus.iter_mut() {
+            vu.test = None;
+            vu.window = None;
+            vu.vu_obj = None;
+        }
+        vus.clear();
+        drop(vus);
+        self.rt.run_gc();
+    }
+}
+
+fn vu_index(id: u64, shared: &Shared) -> u64 {
+    id - 1 - shared.config.drone.index as u64 * shared.users as u64
+}
+
+/// Measures how late the event loop wakes up (load-generator health).
+async fn lag_probe(worker: Weak<Worker>) {
+    loop {
+        let expected = Instant::now() + LAG_PROBE_PERIOD;
+        tokio::time::sleep_until(expected.into()).await;
+        let lag = Instant::now().saturating_duration_since(expected).as_micros() as u64;
+        let Some(w) = worker.upgrade() else { return };
+        let _ = w.lag.borrow_mut().record(lag.max(1));
+    }
+}
