@@ -1,1 +1,48 @@
-fn main(){}
+//! The `camut` binary: every role of Camut behind one command.
+//!
+//! Exit codes: 0 ok, 1 failed (thresholds broken, campaign could not run), 2 usage.
+
+mod output;
+mod run;
+mod target;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Camut: clouded load testing. Campaigns are JavaScript files; see docs/CAMPAIGN.md.
+#[derive(Parser)]
+#[command(name = "camut", version, about, disable_help_subcommand = false)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Test-drive a campaign locally: all iterations of one drone on this machine.
+    Run(run::RunArgs),
+    /// A small built-in HTTP target for examples, tests and benchmarks.
+    Target(target::TargetArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CAMUT_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let result = match cli.command {
+        Command::Run(args) => run::main(args),
+        Command::Target(args) => target::main(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("camut: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -166,7 +166,7 @@ impl Worker {
             active_vus: Cell::new(0),
             pending_starts: Cell::new(0),
             stopping: Cell::new(false),
-            next_call_id: Cell::new(0),
+            next_call_id: Cell::new(index as u64),
             lag: RefCell::new(camut_stats::histogram()),
             deadline,
             slice,
@@ -652,7 +652,8 @@ impl Worker {
             }
         };
         let call_id = self.next_call_id.get() + 1;
-        self.next_call_id.set(call_id);
+        let step = self.shared.threads as u64;
+        self.next_call_id.set(self.next_call_id.get() + step);
         let (seq, delay_us) = {
             let mut vus = self.vus.borrow_mut();
             let vu = &mut vus[slot as usize];

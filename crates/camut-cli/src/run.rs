@@ -1,0 +1,114 @@
+//! `camut run FILE`: test-drive a campaign locally (all iterations of one drone).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use camut_engine::campaign::options::parse_duration;
+use camut_engine::campaign::RunLength;
+use camut_engine::{Campaign, RunConfig, StopHandle};
+
+use crate::output::StdoutObserver;
+
+/// Arguments of `camut run`.
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The campaign file (JavaScript).
+    file: PathBuf,
+    /// Virtual users (overrides the file's `users`).
+    #[arg(long)]
+    users: Option<u32>,
+    /// Iterations per VU (overrides the file's `iterations` / `duration`).
+    #[arg(long, conflicts_with = "duration")]
+    iterations: Option<u64>,
+    /// Run for this long, e.g. 30s, 5m (overrides the file's `iterations` / `duration`).
+    #[arg(long, value_parser = parse_duration_arg)]
+    duration: Option<std::time::Duration>,
+    /// Worker threads (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// KEY=VALUE pairs the test reads as `camut.env.KEY` (repeatable).
+    #[arg(long = "env", value_parser = parse_env)]
+    env: Vec<(String, String)>,
+    /// Write the summary as JSON to PATH (`-` for stdout).
+    #[arg(long)]
+    summary_json: Option<PathBuf>,
+    /// No progress line on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    parse_duration(s).ok_or_else(|| format!("'{s}' is not a duration; use e.g. 30s, 5m, 1h30m, 250ms"))
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("'{s}' is not KEY=VALUE"))
+}
+
+pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let campaign = match Campaign::load_file(&args.file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("camut: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let config = RunConfig {
+        threads: args.threads,
+        users: args.users,
+        length: match (args.iterations, args.duration) {
+            (Some(n), _) => Some(RunLength::Iterations(n)),
+            (None, Some(d)) => Some(RunLength::Duration(d)),
+            _ => None,
+        },
+        env: args.env.into_iter().collect::<BTreeMap<_, _>>(),
+        ..RunConfig::default()
+    };
+    let json_to_stdout = args.summary_json.as_deref().is_some_and(|p| p.as_os_str() == "-");
+    let observer = Arc::new(StdoutObserver::new(!args.quiet));
+    let stop = StopHandle::new();
+    let signal_stop = stop.clone();
+    // First Ctrl-C stops gracefully (open iterations get their grace period); a second one exits.
+    let signals = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    std::thread::spawn(move || {
+        signals.block_on(async {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\ncamut: stopping (Ctrl-C again to abort)");
+                signal_stop.stop();
+            }
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        })
+    });
+    let result = camut_engine::run(&campaign, config, observer.clone(), stop);
+    observer.flush();
+    let result = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("camut: the campaign could not run: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let text = result.summary.render_text();
+    if json_to_stdout {
+        eprint!("{text}");
+    } else {
+        print!("\n{text}");
+    }
+    if let Some(path) = &args.summary_json {
+        let json = serde_json::to_string_pretty(&result.summary)?;
+        if json_to_stdout {
+            println!("{json}");
+        } else {
+            std::fs::write(path, json + "\n").with_context(|| format!("cannot write {}", path.display()))?;
+        }
+    }
+    Ok(if result.summary.thresholds_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
