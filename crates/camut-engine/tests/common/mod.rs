@@ -1,0 +1,56 @@
+//! Test harness: a real HTTP target on loopback and an observer that keeps everything.
+
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+
+use camut_engine::{Campaign, ConsoleLevel, Observer, Point, RunConfig, RunResult, StopHandle};
+use camut_target::Target;
+
+#[derive(Default)]
+pub struct Capture {
+    pub points: Mutex<Vec<Point>>,
+    pub console: Mutex<Vec<(u64, ConsoleLevel, String)>>,
+}
+
+impl Observer for Capture {
+    fn point(&self, p: &Point) {
+        self.points.lock().unwrap().push(p.clone());
+    }
+    fn console(&self, vu: u64, level: ConsoleLevel, message: &str) {
+        self.console.lock().unwrap().push((vu, level, message.to_string()));
+    }
+}
+
+impl Capture {
+    pub fn lines(&self) -> Vec<String> {
+        self.console.lock().unwrap().iter().map(|c| c.2.clone()).collect()
+    }
+}
+
+/// A target on a runtime of its own, alive as long as this value.
+pub struct Env {
+    pub target: Target,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let target = rt.block_on(Target::start()).unwrap();
+        Env { target, _rt: rt }
+    }
+
+    /// Runs `source` (with `TARGET` in camut.env) and returns the result and what was observed.
+    pub fn run(&self, source: &str, threads: usize) -> (RunResult, Arc<Capture>) {
+        self.run_with(source, RunConfig { threads, ..RunConfig::default() })
+    }
+
+    pub fn run_with(&self, source: &str, mut config: RunConfig) -> (RunResult, Arc<Capture>) {
+        let campaign = Campaign::from_source("test.js", source).unwrap_or_else(|e| panic!("campaign loads: {e}"));
+        config.env.insert("TARGET".into(), self.target.url());
+        let capture = Arc::new(Capture::default());
+        let result = camut_engine::run(&campaign, config, capture.clone(), StopHandle::new()).expect("run");
+        (result, capture)
+    }
+}
