@@ -33,7 +33,7 @@ const TARGET = camut.env.TARGET || 'http://127.0.0.1:8080';
 // `URL` class in the VU scope).
 const parts = /^http:\/\/([^/:]+)(?::(\d+))?/.exec(TARGET);
 const HOST = parts ? parts[1] : '127.0.0.1';
-const PORT = parts && parts[2] ? Number(parts[2]) : 80;
+const PORT = parts && parts[2] ? parts[2] : '80';
 
 // ## Options
 //

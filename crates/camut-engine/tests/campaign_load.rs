@@ -97,3 +97,13 @@ fn endless_top_level_loop_is_interrupted() {
         .unwrap_err();
     assert!(e.to_string().contains("interrupted"), "{e}");
 }
+
+#[test]
+fn top_level_code_sees_the_scope() {
+    let c = Campaign::from_source(
+        "s.js",
+        "const TARGET = camut.env.TARGET || 'http://127.0.0.1:8080';\nconsole.log('loading');\nexports.campaign = { id: 's' + camut.vu.index };\nexports.test = function (done) { done(); };\n",
+    )
+    .unwrap();
+    assert_eq!(c.options.id, "s0");
+}

@@ -12,6 +12,24 @@ pub use options::{CampaignOptions, DeployOptions, DroneLossPolicy, RunLength, Ts
 
 use crate::js::{self, ScriptError};
 
+/// The scope top-level code sees while the options are read: the VU globals exist,
+/// `camut.env` is empty and nothing can be sent.
+const LOAD_SCOPE: &str = r#"
+(function (g) {
+  var nop = function () {};
+  g.camut = {
+    env: {}, vu: { id: 0, index: 0, iteration: 0 }, drone: { id: 'local', index: 0, count: 1 }, campaign: {},
+    http: function () { throw new Error('camut.http cannot be called while the campaign options are read; call it from the test function'); },
+    tsdb: nop,
+  };
+  g.console = { log: nop, info: nop, warn: nop, error: nop, debug: nop };
+  g.setTimeout = g.setInterval = function () { return 0; };
+  g.clearTimeout = g.clearInterval = nop;
+  g.window = {};
+  g.context = null;
+})(globalThis);
+"#;
+
 /// Why a campaign file could not be loaded.
 #[derive(Debug, Error)]
 pub enum CampaignError {
@@ -101,9 +119,10 @@ impl Campaign {
         rt.set_interrupt_handler(Some(Box::new(move || std::time::Instant::now() > deadline)));
         let ctx = Context::full(&rt).map_err(engine)?;
         let bytecode = js::module::compile(&ctx, file, source)?;
-        // Instantiate once as a VU would, to validate exports and read the options.
-        let vctx = js::vu_context(&rt).map_err(engine)?;
+        // Instantiate once, with an inert VU scope, to validate exports and read the options.
+        let vctx = Context::full(&rt).map_err(engine)?;
         let options_json = vctx.with(|ctx| -> Result<serde_json::Value, CampaignError> {
+            ctx.eval::<(), _>(LOAD_SCOPE).map_err(engine)?;
             let exports = js::module::instantiate(&ctx, file, &bytecode)?;
             let campaign = exports.campaign.ok_or_else(|| CampaignError::MissingCampaign { file: file.into() })?;
             if exports.test.is_none() {

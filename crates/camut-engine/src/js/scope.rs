@@ -1,17 +1,20 @@
 //! The globals each VU sees: `camut`, `context`, `window`, `console` and the timers.
+//!
+//! Host functions and the read-only objects (`camut.drone`, `camut.campaign`,
+//! `camut.env`, frozen) are created once per worker and shared by all its VU contexts:
+//! the worker knows which VU is running, so the functions need not capture it. This
+//! keeps a VU near the cost of its bare context.
 
 use std::rc::Weak;
 
 use rquickjs::function::{Opt, Rest};
-use rquickjs::{Ctx, Function, Object, Value};
+use rquickjs::{Ctx, Function, Object, Persistent, Value};
 
 use crate::run::worker::Worker;
 use crate::run::ConsoleLevel;
 
 /// Ids a VU shows to its test.
 pub(crate) struct VuIds {
-    /// Index of the VU in its worker.
-    pub slot: u32,
     /// 1-based id across the drone.
     pub id: u64,
     /// 0-based index within the drone.
@@ -24,44 +27,83 @@ pub(crate) struct Installed<'js> {
     pub vu: Object<'js>,
 }
 
+/// The shared part of the scope, kept by the worker.
+pub(crate) struct SharedScope {
+    globals: Vec<(&'static str, Persistent<Value<'static>>)>,
+    camut: Vec<(&'static str, Persistent<Value<'static>>)>,
+}
+
 /// Installs the VU scope into the globals of `ctx`.
 pub(crate) fn install<'js>(ctx: &Ctx<'js>, worker: &Weak<Worker>, ids: &VuIds) -> rquickjs::Result<Installed<'js>> {
+    super::install_lazy_intrinsics(ctx)?;
+    let w = worker.upgrade().expect("worker outlives its VUs");
+    if w.shared_scope.borrow().is_none() {
+        let made = make_shared(ctx, worker, &w)?;
+        *w.shared_scope.borrow_mut() = Some(made);
+    }
     let g = ctx.globals();
-    let shared = worker.upgrade().expect("worker outlives its VUs").shared.clone();
-    let slot = ids.slot;
-
     let camut = Object::new(ctx.clone())?;
-    let w = worker.clone();
-    let http = Function::new(ctx.clone(), move |ctx: Ctx<'js>, options: Value<'js>, cb: Opt<Value<'js>>| {
-        match w.upgrade() {
-            Some(w) => w.http_call(&ctx, slot, options, cb.0),
-            None => Ok(Value::new_undefined(ctx)),
+    {
+        let scope = w.shared_scope.borrow();
+        let scope = scope.as_ref().expect("made above");
+        for (name, v) in &scope.globals {
+            g.set(*name, v.clone().restore(ctx)?)?;
         }
-    })?
-    .with_name("http")?;
-    http.set_constructor(true);
-    camut.set("http", http)?;
-    let w = worker.clone();
-    camut.set(
-        "tsdb",
-        Function::new(ctx.clone(), move |ctx: Ctx<'js>, metric: Value<'js>, value: Value<'js>, tags: Opt<Value<'js>>| {
-            match w.upgrade() {
-                Some(w) => w.tsdb_call(&ctx, slot, metric, value, tags.0),
-                None => Ok(()),
-            }
-        })?
-        .with_name("tsdb")?,
-    )?;
+        for (name, v) in &scope.camut {
+            camut.set(*name, v.clone().restore(ctx)?)?;
+        }
+    }
     let vu = Object::new(ctx.clone())?;
     vu.set("id", ids.id as f64)?;
     vu.set("index", ids.index)?;
     vu.set("iteration", 0)?;
     camut.set("vu", vu.clone())?;
+    g.set("camut", camut)?;
+    let window = Object::new(ctx.clone())?;
+    g.set("window", window.clone())?;
+    g.set("context", Value::new_null(ctx.clone()))?;
+    Ok(Installed { window, vu })
+}
+
+fn make_shared<'js>(ctx: &Ctx<'js>, worker: &Weak<Worker>, w: &Worker) -> rquickjs::Result<SharedScope> {
+    let shared = w.shared.clone();
+    let save = |v: Value<'js>| Persistent::save(ctx, v);
+    let freeze = |o: Object<'js>| -> rquickjs::Result<Value<'js>> {
+        let object: Object = ctx.globals().get("Object")?;
+        let f: Function = object.get("freeze")?;
+        f.call((o,))
+    };
+    let mut camut = Vec::new();
+    let wk = worker.clone();
+    let http = Function::new(ctx.clone(), move |ctx: Ctx<'js>, options: Value<'js>, cb: Opt<Value<'js>>| {
+        match wk.upgrade() {
+            Some(w) => {
+                let slot = w.current.get();
+                w.http_call(&ctx, slot, options, cb.0)
+            }
+            None => Ok(Value::new_undefined(ctx)),
+        }
+    })?
+    .with_name("http")?;
+    http.set_constructor(true);
+    camut.push(("http", save(http.into_value())));
+    let wk = worker.clone();
+    let tsdb = Function::new(ctx.clone(), move |ctx: Ctx<'js>, metric: Value<'js>, value: Value<'js>, tags: Opt<Value<'js>>| {
+        match wk.upgrade() {
+            Some(w) => {
+                let slot = w.current.get();
+                w.tsdb_call(&ctx, slot, metric, value, tags.0)
+            }
+            None => Ok(()),
+        }
+    })?
+    .with_name("tsdb")?;
+    camut.push(("tsdb", save(tsdb.into_value())));
     let drone = Object::new(ctx.clone())?;
     drone.set("id", shared.config.drone.id.as_str())?;
     drone.set("index", shared.config.drone.index)?;
     drone.set("count", shared.config.drone.count)?;
-    camut.set("drone", drone)?;
+    camut.push(("drone", save(freeze(drone)?)));
     let campaign = Object::new(ctx.clone())?;
     campaign.set("id", shared.campaign.options.id.as_str())?;
     campaign.set("users", shared.users)?;
@@ -69,14 +111,14 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, worker: &Weak<Worker>, ids: &VuIds) -
         crate::campaign::RunLength::Iterations(n) => campaign.set("iterations", n as f64)?,
         crate::campaign::RunLength::Duration(d) => campaign.set("duration", d.as_secs_f64())?,
     }
-    camut.set("campaign", campaign)?;
+    camut.push(("campaign", save(freeze(campaign)?)));
     let env = Object::new(ctx.clone())?;
     for (k, v) in &shared.config.env {
         env.set(k.as_str(), v.as_str())?;
     }
-    camut.set("env", env)?;
-    g.set("camut", camut)?;
+    camut.push(("env", save(freeze(env)?)));
 
+    let mut globals = Vec::new();
     let console = Object::new(ctx.clone())?;
     for (name, level) in [
         ("log", ConsoleLevel::Info),
@@ -85,48 +127,42 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, worker: &Weak<Worker>, ids: &VuIds) -
         ("error", ConsoleLevel::Error),
         ("debug", ConsoleLevel::Debug),
     ] {
-        let w = worker.clone();
+        let wk = worker.clone();
         console.set(
             name,
             Function::new(ctx.clone(), move |ctx: Ctx<'js>, args: Rest<Value<'js>>| {
-                if let Some(w) = w.upgrade() {
-                    w.console_call(&ctx, slot, level, &args.0);
+                if let Some(w) = wk.upgrade() {
+                    w.console_call(&ctx, w.current.get(), level, &args.0);
                 }
             })?
             .with_name(name)?,
         )?;
     }
-    g.set("console", console)?;
-
+    globals.push(("console", save(freeze(console)?)));
     for (name, repeat) in [("setTimeout", false), ("setInterval", true)] {
-        let w = worker.clone();
-        g.set(
-            name,
-            Function::new(
-                ctx.clone(),
-                move |ctx: Ctx<'js>, f: Value<'js>, ms: Opt<f64>, args: Rest<Value<'js>>| match w.upgrade() {
-                    Some(w) => w.set_timer(&ctx, slot, f, ms.0.unwrap_or(0.0), args.0, repeat),
-                    None => Ok(0),
-                },
-            )?
-            .with_name(name)?,
-        )?;
+        let wk = worker.clone();
+        let f = Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, f: Value<'js>, ms: Opt<f64>, args: Rest<Value<'js>>| match wk.upgrade() {
+                Some(w) => {
+                    let slot = w.current.get();
+                    w.set_timer(&ctx, slot, f, ms.0.unwrap_or(0.0), args.0, repeat)
+                }
+                None => Ok(0),
+            },
+        )?
+        .with_name(name)?;
+        globals.push((name, save(f.into_value())));
     }
     for name in ["clearTimeout", "clearInterval"] {
-        let w = worker.clone();
-        g.set(
-            name,
-            Function::new(ctx.clone(), move |id: Opt<Value<'js>>| {
-                if let (Some(w), Some(id)) = (w.upgrade(), id.0.and_then(|v| v.as_number())) {
-                    w.clear_timer(slot, id as u32);
-                }
-            })?
-            .with_name(name)?,
-        )?;
+        let wk = worker.clone();
+        let f = Function::new(ctx.clone(), move |id: Opt<Value<'js>>| {
+            if let (Some(w), Some(id)) = (wk.upgrade(), id.0.and_then(|v| v.as_number())) {
+                w.clear_timer(w.current.get(), id as u32);
+            }
+        })?
+        .with_name(name)?;
+        globals.push((name, save(f.into_value())));
     }
-
-    let window = Object::new(ctx.clone())?;
-    g.set("window", window.clone())?;
-    g.set("context", Value::new_null(ctx.clone()))?;
-    Ok(Installed { window, vu })
+    Ok(SharedScope { globals, camut })
 }

@@ -87,6 +87,10 @@ pub(crate) struct Worker {
     pending_starts: Cell<usize>,
     stopping: Cell<bool>,
     next_call_id: Cell<u64>,
+    /// The VU whose JS is running: host functions are shared by all VUs of the worker.
+    pub(crate) current: Cell<u32>,
+    /// Host functions and frozen objects created once and shared by every VU context.
+    pub(crate) shared_scope: RefCell<Option<crate::js::scope::SharedScope>>,
     lag: RefCell<hdrhistogram::Histogram<u64>>,
     deadline: Rc<Cell<Option<Instant>>>,
     slice: Duration,
@@ -167,6 +171,8 @@ impl Worker {
             pending_starts: Cell::new(0),
             stopping: Cell::new(false),
             next_call_id: Cell::new(index as u64),
+            current: Cell::new(0),
+            shared_scope: RefCell::new(None),
             lag: RefCell::new(camut_stats::histogram()),
             deadline,
             slice,
@@ -187,7 +193,6 @@ impl Worker {
         while index_in_drone < shared.users {
             let slot = worker.vus.borrow().len() as u32;
             let ids = VuIds {
-                slot,
                 id: shared.config.drone.index as u64 * shared.users as u64 + index_in_drone as u64 + 1,
                 index: index_in_drone,
             };
@@ -207,6 +212,7 @@ impl Worker {
                 last_timed_out: 0,
             };
             worker.deadline.set(Some(Instant::now() + worker.slice));
+            worker.current.set(slot);
             let setup = ctx.with(|ctx| -> Result<(), String> {
                 let installed = install(&ctx, &weak, &ids).map_err(|e| ScriptError::catch(&ctx, e).to_string())?;
                 let exports = js::module::instantiate(&ctx, &file, &bytecode).map_err(|e| e.to_string())?;
@@ -227,6 +233,8 @@ impl Worker {
             worker.vus.borrow_mut().push(vu);
             index_in_drone += threads;
         }
+        // Module evaluation leaves cycles behind in every VU; collect them before the run.
+        worker.rt.run_gc();
         Ok(worker)
     }
 
@@ -464,6 +472,7 @@ impl Worker {
         self.open_iterations.set(self.open_iterations.get() + 1);
         self.stats.borrow_mut().iterations.started += 1;
         let weak = self.weak();
+        self.current.set(slot);
         ctx.with(|ctx| {
             let outcome = (|| -> rquickjs::Result<Value> {
                 let vu_obj = vu_obj.restore(&ctx)?;
@@ -708,6 +717,7 @@ impl Worker {
             }
             vu.ctx.clone()
         };
+        self.current.set(slot);
         ctx.with(|ctx| {
             let r = (|| -> rquickjs::Result<()> {
                 let body = String::from_utf8_lossy(&out.body);
@@ -835,6 +845,7 @@ impl Worker {
         let fired = self.timers.borrow_mut().fire(id, now);
         let Some((func, args, slot, seq)) = fired else { return };
         let ctx = self.vus.borrow()[slot as usize].ctx.clone();
+        self.current.set(slot);
         ctx.with(|ctx| {
             let r = (|| -> rquickjs::Result<()> {
                 let f = func.restore(&ctx)?;
@@ -859,6 +870,7 @@ impl Worker {
     fn teardown(&self) {
         self.timers.borrow_mut().clear_all();
         self.ready.borrow_mut().clear();
+        self.shared_scope.borrow_mut().take();
         let mut vus = self.vus.borrow_mut();
         for vu in vus.iter_mut() {
             vu.test = None;

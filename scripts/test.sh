@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, then format check, clippy,
+# build and tests of the whole workspace.
+#
+#     bash scripts/test.sh
+#
+# Idempotent. Made for a fresh Debian machine that has Rust (cargo),
+# Python 3 and Node, run as root (or with sudo): Debian packages are installed
+# only when one of the commands listed below is missing, pip packages only
+# when their module cannot be imported.
+#
+# Build artifacts go to /var/cache/camut-target when that directory exists or
+# can be created, so a second run on the same machine is incremental; a
+# CARGO_TARGET_DIR already set is kept.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# Debian packages, as "command:package": the package is installed when the
+# command is not found.
+APT_NEEDS=(
+  "cc:build-essential"     # C compiler for QuickJS (rquickjs)
+)
+
+# Python packages, as "module:package": installed with pip when
+# `python3 -c 'import module'` fails. None needed yet.
+PIP_NEEDS=()
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    log "need root to run: $*"
+    return 1
+  fi
+}
+
+APT_UPDATED=0
+apt_install() {
+  # apt-get update at most once per run, and only when something is installed.
+  if [ "$APT_UPDATED" -eq 0 ]; then
+    log "apt-get update"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    APT_UPDATED=1
+  fi
+  log "apt-get install $*"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
+}
+
+# ensure_commands "cmd:package" ...: installs the packages of missing commands.
+ensure_commands() {
+  local entry cmd pkg missing=()
+  for entry in "$@"; do
+    cmd=${entry%%:*}
+    pkg=${entry#*:}
+    if ! command -v "$cmd" >/dev/null 2>&1; then
+      missing+=("$pkg")
+    fi
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    apt_install "${missing[@]}"
+  fi
+}
+
+# ensure_python_modules "module:package" ...: pip installs the missing ones.
+ensure_python_modules() {
+  local entry mod pkg missing=()
+  for entry in "$@"; do
+    mod=${entry%%:*}
+    pkg=${entry#*:}
+    if ! python3 -c "import ${mod}" >/dev/null 2>&1; then
+      missing+=("$pkg")
+    fi
+  done
+  if [ "${#missing[@]}" -eq 0 ]; then
+    return 0
+  fi
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    apt_install python3-pip
+  fi
+  log "pip install ${missing[*]}"
+  # Debian's own Python refuses pip installs outside a venv (PEP 668) unless told.
+  python3 -m pip install -q "${missing[@]}" ||
+    python3 -m pip install -q --break-system-packages "${missing[@]}"
+}
+
+# ensure_rust_component NAME CHECK...: rustup component add NAME when CHECK fails.
+ensure_rust_component() {
+  local name=$1
+  shift
+  if "$@" >/dev/null 2>&1; then
+    return 0
+  fi
+  if ! command -v rustup >/dev/null 2>&1; then
+    log "$name is missing and rustup is not installed: install $name for this toolchain"
+    return 1
+  fi
+  log "rustup component add $name"
+  rustup component add "$name"
+}
+
+if ! command -v cargo >/dev/null 2>&1 && [ -f "${CARGO_HOME:-$HOME/.cargo}/env" ]; then
+  # shellcheck disable=SC1091
+  . "${CARGO_HOME:-$HOME/.cargo}/env"
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  log "cargo not found: install Rust first (https://rustup.rs)"
+  exit 1
+fi
+
+ensure_commands "${APT_NEEDS[@]}"
+if [ "${#PIP_NEEDS[@]}" -gt 0 ]; then
+  ensure_python_modules "${PIP_NEEDS[@]}"
+fi
+ensure_rust_component rustfmt cargo fmt --version
+ensure_rust_component clippy cargo clippy --version
+
+if [ -z "${CARGO_TARGET_DIR:-}" ]; then
+  cache=/var/cache/camut-target
+  if { [ -d "$cache" ] || mkdir -p "$cache" 2>/dev/null; } && [ -w "$cache" ]; then
+    export CARGO_TARGET_DIR=$cache
+  fi
+fi
+log "target dir: ${CARGO_TARGET_DIR:-target}"
+
+log "cargo fmt --all -- --check"
+cargo fmt --all -- --check
+
+log "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+log "cargo build --workspace --all-targets"
+cargo build --workspace --all-targets
+
+log "cargo test --workspace"
+cargo test --workspace
+
+log "all passed"
