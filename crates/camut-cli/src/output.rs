@@ -1,23 +1,26 @@
 //! What `camut run` writes: tsdb points as OpenTSDB `put` lines and console lines on
 //! stdout, a progress line on stderr when it is a terminal.
 
-use std::io::{BufWriter, IsTerminal, Stdout, Write};
+use std::io::{BufWriter, IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use camut_engine::stats::StatsSet;
 use camut_engine::{ConsoleLevel, Observer, Point, Progress};
 
-/// Writes points and console lines to stdout, progress to stderr.
+/// Writes points and console lines to stdout (or stderr when stdout is reserved for
+/// the JSON summary), progress to stderr.
 pub struct StdoutObserver {
-    out: Mutex<BufWriter<Stdout>>,
+    out: Mutex<BufWriter<Box<dyn Write + Send>>>,
     progress: bool,
 }
 
 impl StdoutObserver {
-    pub fn new(show_progress: bool) -> Self {
+    pub fn new(show_progress: bool, lines_to_stderr: bool) -> Self {
+        let sink: Box<dyn Write + Send> =
+            if lines_to_stderr { Box::new(std::io::stderr()) } else { Box::new(std::io::stdout()) };
         StdoutObserver {
-            out: Mutex::new(BufWriter::with_capacity(64 * 1024, std::io::stdout())),
+            out: Mutex::new(BufWriter::with_capacity(64 * 1024, sink)),
             progress: show_progress && std::io::stderr().is_terminal(),
         }
     }

@@ -32,7 +32,8 @@ pub struct RunArgs {
     /// KEY=VALUE pairs the test reads as `camut.env.KEY` (repeatable).
     #[arg(long = "env", value_parser = parse_env)]
     env: Vec<(String, String)>,
-    /// Write the summary as JSON to PATH (`-` for stdout).
+    /// Write the summary as JSON to PATH (`-`: stdout, which then carries only the JSON;
+    /// points and console lines go to stderr).
     #[arg(long)]
     summary_json: Option<PathBuf>,
     /// No progress line on stderr.
@@ -71,7 +72,7 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
         ..RunConfig::default()
     };
     let json_to_stdout = args.summary_json.as_deref().is_some_and(|p| p.as_os_str() == "-");
-    let observer = Arc::new(StdoutObserver::new(!args.quiet));
+    let observer = Arc::new(StdoutObserver::new(!args.quiet, json_to_stdout));
     let stop = StopHandle::new();
     let signal_stop = stop.clone();
     // First Ctrl-C stops gracefully (open iterations get their grace period); a second one exits.
