@@ -354,3 +354,12 @@ fn overrides_apply() {
     assert_eq!(r.summary.requests, 6);
     assert_eq!(r.summary.vus, 3);
 }
+
+#[test]
+fn iterations_ending_in_a_later_interval_are_counted() {
+    let env = Env::new();
+    let src = campaign("users: 3, iterations: 1", "setTimeout(done, 250);");
+    let (r, _) = env.run_with(&src, RunConfig { threads: 1, interval: Duration::from_millis(100), ..RunConfig::default() });
+    assert_eq!(r.summary.iterations.completed, 3);
+    assert_eq!(r.summary.metrics["iteration.duration"].count, 3);
+}

@@ -177,9 +177,14 @@ impl StatsSet {
 
     /// Whether nothing was recorded.
     pub fn is_empty(&self) -> bool {
+        let it = &self.iterations;
         self.calls.is_empty()
-            && self.iterations.started == 0
-            && self.iterations.dropped == 0
+            && it.started == 0
+            && it.completed == 0
+            && it.failed == 0
+            && it.dropped == 0
+            && it.done_twice == 0
+            && it.duration.is_empty()
             && self.errors.is_empty()
             && self.connections == 0
     }
@@ -227,6 +232,14 @@ mod tests {
         assert_eq!(a.request_totals(), (1000, 3));
         assert_eq!(a.errors["timeout"].count, 2);
         assert_eq!(a.errors["timeout"].stack.as_deref(), Some("at x"));
+    }
+
+    #[test]
+    fn a_set_with_only_completions_is_not_empty() {
+        let mut s = StatsSet::default();
+        assert!(s.is_empty());
+        s.iterations.completed = 1;
+        assert!(!s.is_empty(), "iterations ending in a later interval than they started must be shipped");
     }
 
     #[test]
