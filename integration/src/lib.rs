@@ -33,10 +33,21 @@ impl TargetProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e} (build it with cargo build -p camut-cli)", camut_bin().display()));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {}: {e} (build it with cargo build -p camut-cli)",
+                    camut_bin().display()
+                )
+            });
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped stdout")).read_line(&mut line).expect("first line");
-        let url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_string();
+        BufReader::new(child.stdout.take().expect("piped stdout"))
+            .read_line(&mut line)
+            .expect("first line");
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
         TargetProcess { child, url }
     }
 
@@ -45,7 +56,11 @@ impl TargetProcess {
         let addr = self.url.trim_start_matches("http://");
         let mut s = std::net::TcpStream::connect(addr).expect("connect to target");
         use std::io::{Read, Write};
-        write!(s, "GET /_camut/stats HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+        write!(
+            s,
+            "GET /_camut/stats HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
         let mut body = String::new();
         s.read_to_string(&mut body).unwrap();
         let json = &body[body.find('{').expect("json body")..];
@@ -83,7 +98,11 @@ pub fn show(out: &Output) -> String {
 
 /// Writes `source` to a fresh temporary file named `name` and returns its path.
 pub fn temp_file(name: &str, source: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("camut-it-{}-{}", std::process::id(), name.replace('.', "-")));
+    let dir = std::env::temp_dir().join(format!(
+        "camut-it-{}-{}",
+        std::process::id(),
+        name.replace('.', "-")
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join(name);
     std::fs::write(&p, source).unwrap();
@@ -92,5 +111,8 @@ pub fn temp_file(name: &str, source: &str) -> PathBuf {
 
 /// The repository root (for examples/).
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("integration/ is in the repo").to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("integration/ is in the repo")
+        .to_path_buf()
 }

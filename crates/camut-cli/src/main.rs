@@ -24,6 +24,8 @@ enum Command {
     Run(run::RunArgs),
     /// A small built-in HTTP target for examples, tests and benchmarks.
     Target(target::TargetArgs),
+    /// Quick start: runs a campaign (default: examples/commented.js) against a built-in target.
+    Demo(target::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,12 +33,14 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CAMUT_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("CAMUT_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .init();
     let result = match cli.command {
         Command::Run(args) => run::main(args),
         Command::Target(args) => target::main(args),
+        Command::Demo(args) => target::demo(args),
     };
     match result {
         Ok(code) => code,

@@ -17,8 +17,11 @@ pub struct StdoutObserver {
 
 impl StdoutObserver {
     pub fn new(show_progress: bool, lines_to_stderr: bool) -> Self {
-        let sink: Box<dyn Write + Send> =
-            if lines_to_stderr { Box::new(std::io::stderr()) } else { Box::new(std::io::stdout()) };
+        let sink: Box<dyn Write + Send> = if lines_to_stderr {
+            Box::new(std::io::stderr())
+        } else {
+            Box::new(std::io::stdout())
+        };
         StdoutObserver {
             out: Mutex::new(BufWriter::with_capacity(64 * 1024, sink)),
             progress: show_progress && std::io::stderr().is_terminal(),
@@ -60,7 +63,13 @@ pub fn put_line(p: &Point) -> String {
 /// OpenTSDB allows letters, digits and `-_./` in names and tag values.
 fn sanitize(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_./".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_./".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -121,8 +130,15 @@ mod tests {
             metric: "shop.cart size".into(),
             timestamp_ms: 1_700_000_000_123,
             value: 3.5,
-            tags: vec![("campaign".into(), "a b".into()), ("url".into(), "http://h:1/x?y=1".into()), ("e".into(), String::new())],
+            tags: vec![
+                ("campaign".into(), "a b".into()),
+                ("url".into(), "http://h:1/x?y=1".into()),
+                ("e".into(), String::new()),
+            ],
         };
-        assert_eq!(put_line(&p), "put shop.cart_size 1700000000123 3.5 campaign=a_b url=http_//h_1/x_y_1");
+        assert_eq!(
+            put_line(&p),
+            "put shop.cart_size 1700000000123 3.5 campaign=a_b url=http_//h_1/x_y_1"
+        );
     }
 }

@@ -41,8 +41,25 @@ pub struct RunArgs {
     quiet: bool,
 }
 
+impl RunArgs {
+    /// `camut run FILE --env TARGET=URL`, as the demo runs it.
+    pub fn for_demo(file: PathBuf, target: String) -> Self {
+        RunArgs {
+            file,
+            users: None,
+            iterations: None,
+            duration: None,
+            threads: 0,
+            env: vec![("TARGET".to_string(), target)],
+            summary_json: None,
+            quiet: false,
+        }
+    }
+}
+
 fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
-    parse_duration(s).ok_or_else(|| format!("'{s}' is not a duration; use e.g. 30s, 5m, 1h30m, 250ms"))
+    parse_duration(s)
+        .ok_or_else(|| format!("'{s}' is not a duration; use e.g. 30s, 5m, 1h30m, 250ms"))
 }
 
 fn parse_env(s: &str) -> Result<(String, String), String> {
@@ -71,12 +88,17 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
         env: args.env.into_iter().collect::<BTreeMap<_, _>>(),
         ..RunConfig::default()
     };
-    let json_to_stdout = args.summary_json.as_deref().is_some_and(|p| p.as_os_str() == "-");
+    let json_to_stdout = args
+        .summary_json
+        .as_deref()
+        .is_some_and(|p| p.as_os_str() == "-");
     let observer = Arc::new(StdoutObserver::new(!args.quiet, json_to_stdout));
     let stop = StopHandle::new();
     let signal_stop = stop.clone();
     // First Ctrl-C stops gracefully (open iterations get their grace period); a second one exits.
-    let signals = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let signals = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     std::thread::spawn(move || {
         signals.block_on(async {
             if tokio::signal::ctrl_c().await.is_ok() {
@@ -108,8 +130,13 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
         if json_to_stdout {
             println!("{json}");
         } else {
-            std::fs::write(path, json + "\n").with_context(|| format!("cannot write {}", path.display()))?;
+            std::fs::write(path, json + "\n")
+                .with_context(|| format!("cannot write {}", path.display()))?;
         }
     }
-    Ok(if result.summary.thresholds_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if result.summary.thresholds_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -45,3 +45,32 @@ pub fn main(args: TargetArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Arguments of `camut demo`.
+#[derive(clap::Args)]
+pub struct DemoArgs {
+    /// The campaign file to run against the built-in target.
+    #[arg(default_value = "examples/commented.js")]
+    file: std::path::PathBuf,
+}
+
+/// `camut demo`: starts the built-in target on a free loopback port and test-drives a
+/// campaign against it (`camut.env.TARGET` is its address), with progress and summary.
+pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let listener = rt
+        .block_on(TcpListener::bind("127.0.0.1:0"))
+        .context("cannot listen on 127.0.0.1")?;
+    let addr = listener.local_addr()?;
+    rt.spawn(camut_target::serve(listener, Arc::new(AtomicU64::new(0))));
+    eprintln!(
+        "camut demo: built-in target on http://{addr}, running {}",
+        args.file.display()
+    );
+    crate::run::main(crate::run::RunArgs::for_demo(
+        args.file,
+        format!("http://{addr}"),
+    ))
+}

@@ -12,9 +12,11 @@
 pub mod campaign;
 pub mod js;
 
-pub use camut_stats as stats;
 pub use campaign::{Campaign, CampaignError, CampaignOptions};
+pub use camut_stats as stats;
 pub(crate) mod http;
 pub mod run;
 
-pub use run::{run, ConsoleLevel, DroneInfo, Observer, Point, Progress, RunConfig, RunResult, StopHandle};
+pub use run::{
+    run, ConsoleLevel, DroneInfo, Observer, Point, Progress, RunConfig, RunResult, StopHandle,
+};

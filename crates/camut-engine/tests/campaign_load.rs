@@ -35,10 +35,15 @@ fn module_exports_object_loads() {
 
 #[test]
 fn syntax_error_names_file_line_and_column() {
-    let e = Campaign::from_source("bad.js", "exports.campaign = { id: 'a' };\nexports.test = function (done) {\n  var x = ;\n};\n")
-        .unwrap_err();
+    let e = Campaign::from_source(
+        "bad.js",
+        "exports.campaign = { id: 'a' };\nexports.test = function (done) {\n  var x = ;\n};\n",
+    )
+    .unwrap_err();
     match &e {
-        CampaignError::Syntax { file, line, column, .. } => {
+        CampaignError::Syntax {
+            file, line, column, ..
+        } => {
             assert_eq!(file, "bad.js");
             assert_eq!(*line, 3, "{e}");
             assert!(*column >= 9 && *column <= 11, "{e}");
@@ -54,7 +59,10 @@ fn syntax_error_on_line_one_has_file_column() {
     match e {
         CampaignError::Syntax { line, column, .. } => {
             assert_eq!(line, 1);
-            assert!(column < 35, "column {column} must be the file's, not the wrapper's");
+            assert!(
+                column < 35,
+                "column {column} must be the file's, not the wrapper's"
+            );
         }
         other => panic!("expected a syntax error, got {other}"),
     }
@@ -75,11 +83,17 @@ fn missing_campaign_is_refused() {
 
 #[test]
 fn negative_users_and_typos_are_refused() {
-    let e = Campaign::from_source("t.js", "exports.campaign = { id: 'a', users: -1 };\nexports.test = function (d) { d(); };")
-        .unwrap_err();
+    let e = Campaign::from_source(
+        "t.js",
+        "exports.campaign = { id: 'a', users: -1 };\nexports.test = function (d) { d(); };",
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("`users`"), "{e}");
-    let e = Campaign::from_source("t.js", "exports.campaign = { id: 'a', iteration: 5 };\nexports.test = function (d) { d(); };")
-        .unwrap_err();
+    let e = Campaign::from_source(
+        "t.js",
+        "exports.campaign = { id: 'a', iteration: 5 };\nexports.test = function (d) { d(); };",
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("did you mean `iterations`"), "{e}");
 }
 
@@ -93,8 +107,11 @@ fn top_level_throw_is_reported() {
 
 #[test]
 fn endless_top_level_loop_is_interrupted() {
-    let e = Campaign::from_source("t.js", "exports.campaign = { id: 'a' };\nwhile (true) {}\nexports.test = function (d) { d(); };")
-        .unwrap_err();
+    let e = Campaign::from_source(
+        "t.js",
+        "exports.campaign = { id: 'a' };\nwhile (true) {}\nexports.test = function (d) { d(); };",
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("interrupted"), "{e}");
 }
 

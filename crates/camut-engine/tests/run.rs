@@ -21,7 +21,11 @@ fn exact_request_count_closed_loop() {
     let (r, _) = env.run(&src, 2);
     let s = &r.summary;
     assert_eq!(s.requests, 7 * 13);
-    assert_eq!(env.target.served(), 7 * 13, "the target counted exactly users × iterations");
+    assert_eq!(
+        env.target.served(),
+        7 * 13,
+        "the target counted exactly users × iterations"
+    );
     assert_eq!(s.iterations.completed, 7 * 13);
     assert_eq!(s.iterations.failed, 0);
     assert_eq!(s.errors, 0);
@@ -31,7 +35,11 @@ fn exact_request_count_closed_loop() {
     assert_eq!(rt.count, 91);
     assert!(rt.min > 0.0 && rt.min <= rt.p50 && rt.p50 <= rt.p99 && rt.p99 <= rt.max);
     assert!(s.metrics["http.received"].count == 91 && s.metrics["http.transmitted"].min > 10.0);
-    assert!(s.connections >= 1 && s.connections <= 7, "keep-alive pool reuses connections: {}", s.connections);
+    assert!(
+        s.connections >= 1 && s.connections <= 7,
+        "keep-alive pool reuses connections: {}",
+        s.connections
+    );
     assert!(s.health.as_ref().unwrap().workers.len() == 2);
 }
 
@@ -46,7 +54,11 @@ fn promise_form_and_async_test() {
                  if (r2.response.statusCode !== 201) throw new Error('bad status');\n\
                }\n";
     let (r, _) = env.run(src, 1);
-    assert_eq!(r.summary.iterations.completed, 12, "{:?}", r.summary.error_messages);
+    assert_eq!(
+        r.summary.iterations.completed, 12,
+        "{:?}",
+        r.summary.error_messages
+    );
     assert_eq!(r.summary.requests, 24);
     assert_eq!(env.target.served(), 24);
 }
@@ -61,7 +73,13 @@ fn async_rejection_is_an_error_and_vu_goes_on() {
     assert_eq!(s.iterations.failed, 6);
     assert_eq!(s.errors, 6);
     assert_eq!(s.requests, 6);
-    assert!(s.error_messages.iter().any(|e| e.message == "HTTP 503" && e.count == 6), "{:?}", s.error_messages);
+    assert!(
+        s.error_messages
+            .iter()
+            .any(|e| e.message == "HTTP 503" && e.count == 6),
+        "{:?}",
+        s.error_messages
+    );
 }
 
 #[test]
@@ -83,25 +101,47 @@ fn http_errors_set_err() {
          });",
     );
     let (r, cap) = env.run(&src, 1);
-    assert_eq!(cap.lines(), vec!["500:HTTP 500:500|refused:ECONNREFUSED|timeout:timeout".to_string()]);
+    assert_eq!(
+        cap.lines(),
+        vec!["500:HTTP 500:500|refused:ECONNREFUSED|timeout:timeout".to_string()]
+    );
     assert_eq!(r.summary.errors, 3);
     assert_eq!(r.summary.requests, 3);
     assert_eq!(r.summary.iterations.completed, 1);
-    let msgs: Vec<&str> = r.summary.error_messages.iter().map(|e| e.message.as_str()).collect();
-    assert!(msgs.contains(&"timeout") && msgs.iter().any(|m| m.starts_with("ECONNREFUSED")), "{msgs:?}");
+    let msgs: Vec<&str> = r
+        .summary
+        .error_messages
+        .iter()
+        .map(|e| e.message.as_str())
+        .collect();
+    assert!(
+        msgs.contains(&"timeout") && msgs.iter().any(|m| m.starts_with("ECONNREFUSED")),
+        "{msgs:?}"
+    );
 }
 
 #[test]
 fn throwing_test_is_counted_with_stack_and_vu_goes_on() {
     let env = Env::new();
-    let src = campaign("users: 2, iterations: 5", "if (camut.vu.iteration % 2 == 0) throw new Error('boom ' + camut.vu.index); done();");
+    let src = campaign(
+        "users: 2, iterations: 5",
+        "if (camut.vu.iteration % 2 == 0) throw new Error('boom ' + camut.vu.index); done();",
+    );
     let (r, _) = env.run(&src, 1);
     let s = &r.summary;
     assert_eq!(s.iterations.failed, 6);
     assert_eq!(s.iterations.completed, 4);
-    let e = s.error_messages.iter().find(|e| e.message == "boom 0").expect("message kept");
+    let e = s
+        .error_messages
+        .iter()
+        .find(|e| e.message == "boom 0")
+        .expect("message kept");
     assert_eq!(e.count, 3);
-    assert!(e.stack.as_deref().unwrap_or("").contains("test.js:3"), "stack names the file and line: {:?}", e.stack);
+    assert!(
+        e.stack.as_deref().unwrap_or("").contains("test.js:3"),
+        "stack names the file and line: {:?}",
+        e.stack
+    );
 }
 
 #[test]
@@ -113,30 +153,55 @@ fn exception_in_callback_fails_the_iteration() {
     );
     let (r, _) = env.run(&src, 1);
     assert_eq!(r.summary.iterations.failed, 3);
-    assert_eq!(r.summary.iterations.timed_out, 0, "the exception ends the iteration at once");
-    assert!(r.summary.error_messages[0].message.contains("TypeError"), "{:?}", r.summary.error_messages);
+    assert_eq!(
+        r.summary.iterations.timed_out, 0,
+        "the exception ends the iteration at once"
+    );
+    assert!(
+        r.summary.error_messages[0].message.contains("TypeError"),
+        "{:?}",
+        r.summary.error_messages
+    );
 }
 
 #[test]
 fn never_calling_done_times_out() {
     let env = Env::new();
-    let src = campaign("users: 3, iterations: 2, iterationTimeout: 0.2", "/* forgets done */");
+    let src = campaign(
+        "users: 3, iterations: 2, iterationTimeout: 0.2",
+        "/* forgets done */",
+    );
     let started = Instant::now();
     let (r, _) = env.run(&src, 1);
     assert_eq!(r.summary.iterations.timed_out, 6);
     assert_eq!(r.summary.iterations.failed, 6);
-    assert!(r.summary.error_messages[0].message.contains("iteration timed out"));
-    assert!(started.elapsed() < Duration::from_secs(10), "the run ends by itself");
+    assert!(r.summary.error_messages[0]
+        .message
+        .contains("iteration timed out"));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the run ends by itself"
+    );
 }
 
 #[test]
 fn endless_loop_is_interrupted() {
     let env = Env::new();
-    let src = campaign("users: 2, iterations: 2, iterationTimeout: 0.3", "if (camut.vu.index == 0) { while (true) {} } done();");
+    let src = campaign(
+        "users: 2, iterations: 2, iterationTimeout: 0.3",
+        "if (camut.vu.index == 0) { while (true) {} } done();",
+    );
     let (r, _) = env.run(&src, 1);
-    assert_eq!(r.summary.iterations.completed, 2, "the other VU is unaffected");
+    assert_eq!(
+        r.summary.iterations.completed, 2,
+        "the other VU is unaffected"
+    );
     assert_eq!(r.summary.iterations.failed, 2);
-    assert!(r.summary.error_messages[0].message.contains("interrupted"), "{:?}", r.summary.error_messages);
+    assert!(
+        r.summary.error_messages[0].message.contains("interrupted"),
+        "{:?}",
+        r.summary.error_messages
+    );
 }
 
 #[test]
@@ -149,7 +214,13 @@ fn memory_bomb_hits_the_limit() {
     let (r, _) = env.run(&src, 1);
     assert_eq!(r.summary.iterations.completed, 2);
     assert_eq!(r.summary.iterations.failed, 2);
-    assert!(r.summary.error_messages[0].message.contains("out of memory"), "{:?}", r.summary.error_messages);
+    assert!(
+        r.summary.error_messages[0]
+            .message
+            .contains("out of memory"),
+        "{:?}",
+        r.summary.error_messages
+    );
 }
 
 #[test]
@@ -172,11 +243,17 @@ fn paced_model_starts_next_iteration_while_call_in_flight() {
     );
     let started = Instant::now();
     let (r, _) = env.run(&src, 1);
-    assert_eq!(r.summary.requests, 8, "every call is awaited before the end");
+    assert_eq!(
+        r.summary.requests, 8,
+        "every call is awaited before the end"
+    );
     assert_eq!(env.target.served(), 8);
     assert_eq!(r.summary.iterations.completed, 8);
     let took = started.elapsed();
-    assert!(took < Duration::from_millis(1100), "iterations overlapped the calls: {took:?}");
+    assert!(
+        took < Duration::from_millis(1100),
+        "iterations overlapped the calls: {took:?}"
+    );
     assert!(r.summary.metrics["iteration.duration"].max < 250.0);
 }
 
@@ -202,7 +279,11 @@ fn scope_context_window_ids_and_timers() {
          }, 5, 1);",
     );
     let (r, cap) = env.run(&src, 2);
-    assert_eq!(r.summary.iterations.completed, 6, "{:?}", r.summary.error_messages);
+    assert_eq!(
+        r.summary.iterations.completed, 6,
+        "{:?}",
+        r.summary.error_messages
+    );
     let mut lines = cap.lines();
     lines.sort();
     assert_eq!(
@@ -232,33 +313,55 @@ fn tsdb_points_carry_default_tags() {
     let (_, cap) = env.run(&src, 1);
     let points = cap.points.lock().unwrap();
     assert_eq!(points.len(), 8);
-    let tag = |p: &camut_engine::Point, k: &str| p.tags.iter().find(|t| t.0 == k).map(|t| t.1.clone());
+    let tag =
+        |p: &camut_engine::Point, k: &str| p.tags.iter().find(|t| t.0 == k).map(|t| t.1.clone());
     let cart: Vec<_> = points.iter().filter(|p| p.metric == "shop.cart").collect();
     assert_eq!(cart.len(), 4);
     for p in &cart {
         assert_eq!(p.value, 3.0);
         assert_eq!(tag(p, "page").as_deref(), Some("cart"));
-        assert_eq!(tag(p, "campaign").as_deref(), Some("mine"), "the test's tags override");
+        assert_eq!(
+            tag(p, "campaign").as_deref(),
+            Some("mine"),
+            "the test's tags override"
+        );
         assert_eq!(tag(p, "client").as_deref(), Some("local"));
         assert_eq!(tag(p, "error").as_deref(), Some("404"));
         assert!(tag(p, "url").unwrap().ends_with("/?status=404"));
         assert!(tag(p, "callId").is_some() && tag(p, "vu").is_some());
         assert!(p.timestamp_ms > 1_600_000_000_000, "milliseconds");
     }
-    let first = points.iter().find(|p| p.metric == "shop.before" && tag(p, "callId").is_none());
-    assert!(first.is_some(), "before any call there is no url/callId tag");
+    let first = points
+        .iter()
+        .find(|p| p.metric == "shop.before" && tag(p, "callId").is_none());
+    assert!(
+        first.is_some(),
+        "before any call there is no url/callId tag"
+    );
 }
 
 #[test]
 fn rampup_spreads_starts() {
     let env = Env::new();
-    let src = campaign("users: 5, iterations: 1, rampup: 0.5", "camut.tsdb('start', 1); done();");
+    let src = campaign(
+        "users: 5, iterations: 1, rampup: 0.5",
+        "camut.tsdb('start', 1); done();",
+    );
     let (_, cap) = env.run(&src, 1);
-    let mut ts: Vec<u64> = cap.points.lock().unwrap().iter().map(|p| p.timestamp_ms).collect();
+    let mut ts: Vec<u64> = cap
+        .points
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|p| p.timestamp_ms)
+        .collect();
     ts.sort();
     assert_eq!(ts.len(), 5);
     let spread = ts[4] - ts[0];
-    assert!((350..=900).contains(&spread), "starts spread over the rampup: {spread} ms");
+    assert!(
+        (350..=900).contains(&spread),
+        "starts spread over the rampup: {spread} ms"
+    );
 }
 
 #[test]
@@ -268,7 +371,10 @@ fn duration_mode_stops_by_itself() {
     let started = Instant::now();
     let (r, _) = env.run(&src, 1);
     let took = started.elapsed();
-    assert!(took >= Duration::from_millis(400) && took < Duration::from_secs(3), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(400) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
     let n = r.summary.iterations.completed;
     assert!((10..=44).contains(&n), "about 2 × 400/20 iterations: {n}");
 }
@@ -283,8 +389,16 @@ fn open_model_counts_drops_and_corrects_latency() {
     );
     let (r, _) = env.run(&src, 1);
     let s = &r.summary;
-    assert_eq!(s.iterations.started + s.iterations.dropped, 50, "every arrival is run or dropped");
-    assert!(s.iterations.dropped >= 30, "dropped: {}", s.iterations.dropped);
+    assert_eq!(
+        s.iterations.started + s.iterations.dropped,
+        50,
+        "every arrival is run or dropped"
+    );
+    assert!(
+        s.iterations.dropped >= 30,
+        "dropped: {}",
+        s.iterations.dropped
+    );
     assert_eq!(s.requests, s.iterations.started);
     assert!(s.metrics["http.service_time"].min >= 150.0);
     assert!(s.metrics["http.response_time"].max >= s.metrics["http.service_time"].max);
@@ -293,13 +407,19 @@ fn open_model_counts_drops_and_corrects_latency() {
 #[test]
 fn open_model_keeps_rate_independent_of_latency() {
     let env = Env::new();
-    let src = campaign("users: 20, iterations: 40, arrivalRate: 200", "camut.http(camut.env.TARGET + '/?delay_ms=20', function () { done(); });");
+    let src = campaign(
+        "users: 20, iterations: 40, arrivalRate: 200",
+        "camut.http(camut.env.TARGET + '/?delay_ms=20', function () { done(); });",
+    );
     let started = Instant::now();
     let (r, _) = env.run(&src, 2);
     assert_eq!(r.summary.iterations.dropped, 0);
     assert_eq!(r.summary.requests, 40);
     let took = started.elapsed();
-    assert!(took >= Duration::from_millis(180) && took < Duration::from_secs(2), "40 arrivals at 200/s: {took:?}");
+    assert!(
+        took >= Duration::from_millis(180) && took < Duration::from_secs(2),
+        "40 arrivals at 200/s: {took:?}"
+    );
 }
 
 #[test]
@@ -322,7 +442,11 @@ fn thresholds_are_evaluated() {
 #[test]
 fn stop_ends_a_long_run() {
     let env = Env::new();
-    let campaign = camut_engine::Campaign::from_source("s.js", &campaign("users: 4, duration: '1h'", "setTimeout(done, 10);")).unwrap();
+    let campaign = camut_engine::Campaign::from_source(
+        "s.js",
+        &campaign("users: 4, duration: '1h'", "setTimeout(done, 10);"),
+    )
+    .unwrap();
     let stop = StopHandle::new();
     let s2 = stop.clone();
     let t = std::thread::spawn(move || {
@@ -331,7 +455,16 @@ fn stop_ends_a_long_run() {
     });
     let capture = std::sync::Arc::new(common::Capture::default());
     let started = Instant::now();
-    let r = camut_engine::run(&campaign, RunConfig { threads: 1, ..RunConfig::default() }, capture, stop).unwrap();
+    let r = camut_engine::run(
+        &campaign,
+        RunConfig {
+            threads: 1,
+            ..RunConfig::default()
+        },
+        capture,
+        stop,
+    )
+    .unwrap();
     t.join().unwrap();
     assert!(started.elapsed() < Duration::from_secs(3));
     assert!(r.summary.iterations.completed > 10);
@@ -341,7 +474,10 @@ fn stop_ends_a_long_run() {
 #[test]
 fn overrides_apply() {
     let env = Env::new();
-    let src = campaign("users: 50, iterations: 50", "camut.http(camut.env.TARGET + '/', function () { done(); });");
+    let src = campaign(
+        "users: 50, iterations: 50",
+        "camut.http(camut.env.TARGET + '/', function () { done(); });",
+    );
     let (r, _) = env.run_with(
         &src,
         RunConfig {
@@ -359,7 +495,14 @@ fn overrides_apply() {
 fn iterations_ending_in_a_later_interval_are_counted() {
     let env = Env::new();
     let src = campaign("users: 3, iterations: 1", "setTimeout(done, 250);");
-    let (r, _) = env.run_with(&src, RunConfig { threads: 1, interval: Duration::from_millis(100), ..RunConfig::default() });
+    let (r, _) = env.run_with(
+        &src,
+        RunConfig {
+            threads: 1,
+            interval: Duration::from_millis(100),
+            ..RunConfig::default()
+        },
+    );
     assert_eq!(r.summary.iterations.completed, 3);
     assert_eq!(r.summary.metrics["iteration.duration"].count, 3);
 }

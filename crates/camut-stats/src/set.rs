@@ -191,13 +191,16 @@ impl StatsSet {
 
     /// Requests and errors over all series.
     pub fn request_totals(&self) -> (u64, u64) {
-        self.calls.values().fold((0, 0), |(r, e), c| (r + c.requests, e + c.errors))
+        self.calls
+            .values()
+            .fold((0, 0), |(r, e), c| (r + c.requests, e + c.errors))
     }
 }
 
 fn add(into: &mut Histogram<u64>, from: &Histogram<u64>) {
     // Auto-resizing histograms of the same precision always merge.
-    into.add(from).expect("histograms of the same precision merge");
+    into.add(from)
+        .expect("histograms of the same precision merge");
 }
 
 #[cfg(test)]
@@ -205,7 +208,10 @@ mod tests {
     use super::*;
 
     fn key(op: &str, s: u16) -> CallKey {
-        CallKey { operation: op.into(), status_class: s }
+        CallKey {
+            operation: op.into(),
+            status_class: s,
+        }
     }
 
     #[test]
@@ -227,7 +233,10 @@ mod tests {
         let merged = &a.calls[&key("GET /", 200)];
         assert_eq!(merged.requests, 1000);
         for q in [0.5, 0.9, 0.99, 0.999] {
-            assert_eq!(merged.response_time.value_at_quantile(q), all.value_at_quantile(q));
+            assert_eq!(
+                merged.response_time.value_at_quantile(q),
+                all.value_at_quantile(q)
+            );
         }
         assert_eq!(a.request_totals(), (1000, 3));
         assert_eq!(a.errors["timeout"].count, 2);
@@ -239,7 +248,10 @@ mod tests {
         let mut s = StatsSet::default();
         assert!(s.is_empty());
         s.iterations.completed = 1;
-        assert!(!s.is_empty(), "iterations ending in a later interval than they started must be shipped");
+        assert!(
+            !s.is_empty(),
+            "iterations ending in a later interval than they started must be shipped"
+        );
     }
 
     #[test]

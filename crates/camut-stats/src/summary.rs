@@ -126,7 +126,10 @@ pub const SATURATED_LAG_MS: f64 = 10.0;
 impl Health {
     /// Judges saturation from the workers' figures.
     pub fn judge(workers: Vec<WorkerHealth>) -> Health {
-        let busiest = workers.iter().map(|w| w.cpu_utilization).fold(0.0, f64::max);
+        let busiest = workers
+            .iter()
+            .map(|w| w.cpu_utilization)
+            .fold(0.0, f64::max);
         let laggiest = workers.iter().map(|w| w.lag_p99_ms).fold(0.0, f64::max);
         let mut why = Vec::new();
         if busiest > SATURATED_CPU {
@@ -142,7 +145,11 @@ impl Health {
                 why.join(", ")
             )
         });
-        Health { workers, saturated, warning }
+        Health {
+            workers,
+            saturated,
+            warning,
+        }
     }
 }
 
@@ -190,7 +197,11 @@ pub struct StatsView<'a> {
     pub duration_s: f64,
 }
 
-const TIME_METRICS: [&str; 3] = ["http.response_time", "http.response_begin_time", "http.service_time"];
+const TIME_METRICS: [&str; 3] = [
+    "http.response_time",
+    "http.response_begin_time",
+    "http.service_time",
+];
 
 impl StatsView<'_> {
     fn histogram(&self, metric: &str, filter: Option<(&str, &str)>) -> Option<Histogram<u64>> {
@@ -228,13 +239,21 @@ fn matches_filter(k: &crate::CallKey, filter: Option<(&str, &str)>) -> bool {
 
 impl MetricSource for StatsView<'_> {
     fn aggregate(&self, metric: &str, filter: Option<(&str, &str)>, agg: Aggregate) -> Option<f64> {
-        let per_s = |n: u64| if self.duration_s > 0.0 { n as f64 / self.duration_s } else { 0.0 };
+        let per_s = |n: u64| {
+            if self.duration_s > 0.0 {
+                n as f64 / self.duration_s
+            } else {
+                0.0
+            }
+        };
         let calls = || {
             self.stats
                 .calls
                 .iter()
                 .filter(|(k, _)| matches_filter(k, filter))
-                .fold((0u64, 0u64), |(r, e), (_, c)| (r + c.requests, e + c.errors))
+                .fold((0u64, 0u64), |(r, e), (_, c)| {
+                    (r + c.requests, e + c.errors)
+                })
         };
         let it = &self.stats.iterations;
         match (metric, agg) {
@@ -263,7 +282,11 @@ impl MetricSource for StatsView<'_> {
                 if h.is_empty() {
                     return None;
                 }
-                let scale = if TIME_METRICS.contains(&m) || m == "iteration.duration" { 1000.0 } else { 1.0 };
+                let scale = if TIME_METRICS.contains(&m) || m == "iteration.duration" {
+                    1000.0
+                } else {
+                    1.0
+                };
                 Some(match a {
                     Aggregate::Min => h.min() as f64 / scale,
                     Aggregate::Max => h.max() as f64 / scale,
@@ -289,7 +312,13 @@ impl Summary {
     ) -> Summary {
         let view = StatsView { stats, duration_s };
         let (requests, errors) = stats.request_totals();
-        let per_s = |n: u64| if duration_s > 0.0 { n as f64 / duration_s } else { 0.0 };
+        let per_s = |n: u64| {
+            if duration_s > 0.0 {
+                n as f64 / duration_s
+            } else {
+                0.0
+            }
+        };
         let mut metrics = BTreeMap::new();
         for (name, scale) in [
             ("http.response_time", 1000.0),
@@ -307,7 +336,9 @@ impl Summary {
         }
         let mut ops: BTreeMap<&str, (u64, u64, Histogram<u64>)> = BTreeMap::new();
         for (k, c) in &stats.calls {
-            let e = ops.entry(&k.operation).or_insert_with(|| (0, 0, crate::histogram()));
+            let e = ops
+                .entry(&k.operation)
+                .or_insert_with(|| (0, 0, crate::histogram()));
             e.0 += c.requests;
             e.1 += c.errors;
             let _ = e.2.add(&c.response_time);
@@ -324,7 +355,11 @@ impl Summary {
         let mut error_messages: Vec<ErrorSummary> = stats
             .errors
             .iter()
-            .map(|(m, e)| ErrorSummary { message: m.clone(), count: e.count, stack: e.stack.clone() })
+            .map(|(m, e)| ErrorSummary {
+                message: m.clone(),
+                count: e.count,
+                stack: e.stack.clone(),
+            })
             .collect();
         error_messages.sort_by(|a, b| b.count.cmp(&a.count).then(a.message.cmp(&b.message)));
         let verdicts: Vec<Verdict> = thresholds.iter().map(|t| t.evaluate(&view)).collect();
@@ -359,7 +394,11 @@ impl Summary {
     pub fn render_text(&self) -> String {
         let mut o = String::new();
         let it = &self.iterations;
-        let _ = writeln!(o, "campaign {}: {} VUs, finished in {:.2} s", self.campaign, self.vus, self.duration_s);
+        let _ = writeln!(
+            o,
+            "campaign {}: {} VUs, finished in {:.2} s",
+            self.campaign, self.vus, self.duration_s
+        );
         let _ = writeln!(
             o,
             "  iterations  {} completed, {} failed ({} timed out), {} dropped   {:.1}/s",
@@ -370,7 +409,11 @@ impl Summary {
             "  requests    {} ({} errors, {:.2}%)   {:.1} req/s   {} connections",
             self.requests,
             self.errors,
-            if self.requests > 0 { self.errors as f64 * 100.0 / self.requests as f64 } else { 0.0 },
+            if self.requests > 0 {
+                self.errors as f64 * 100.0 / self.requests as f64
+            } else {
+                0.0
+            },
             self.requests_per_s,
             self.connections
         );
@@ -379,18 +422,42 @@ impl Summary {
         }
         if !self.operations.is_empty() {
             let _ = writeln!(o, "\n  response time (ms)");
-            let w = self.operations.iter().map(|op| op.operation.len()).max().unwrap_or(9).max(9);
+            let w = self
+                .operations
+                .iter()
+                .map(|op| op.operation.len())
+                .max()
+                .unwrap_or(9)
+                .max(9);
             let _ = writeln!(
                 o,
                 "  {:<w$} {:>9} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
-                "operation", "requests", "errors", "min", "p50", "p90", "p95", "p99", "p99.9", "max"
+                "operation",
+                "requests",
+                "errors",
+                "min",
+                "p50",
+                "p90",
+                "p95",
+                "p99",
+                "p99.9",
+                "max"
             );
             for op in &self.operations {
                 let l = &op.response_time;
                 let _ = writeln!(
                     o,
                     "  {:<w$} {:>9} {:>7} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
-                    op.operation, op.requests, op.errors, l.min, l.p50, l.p90, l.p95, l.p99, l.p99_9, l.max
+                    op.operation,
+                    op.requests,
+                    op.errors,
+                    l.min,
+                    l.p50,
+                    l.p90,
+                    l.p95,
+                    l.p99,
+                    l.p99_9,
+                    l.max
                 );
             }
         }
@@ -398,19 +465,37 @@ impl Summary {
             let _ = writeln!(o, "\n  errors");
             for e in self.error_messages.iter().take(10) {
                 let _ = writeln!(o, "  {:>8}  {}", e.count, e.message);
-                if let Some(s) = e.stack.as_deref().and_then(|s| s.lines().find(|l| !l.trim().is_empty())) {
+                if let Some(s) = e
+                    .stack
+                    .as_deref()
+                    .and_then(|s| s.lines().find(|l| !l.trim().is_empty()))
+                {
                     let _ = writeln!(o, "            {}", s.trim());
                 }
             }
             if self.error_messages.len() > 10 {
-                let _ = writeln!(o, "  … {} more messages in the JSON summary", self.error_messages.len() - 10);
+                let _ = writeln!(
+                    o,
+                    "  … {} more messages in the JSON summary",
+                    self.error_messages.len() - 10
+                );
             }
         }
         if !self.thresholds.is_empty() {
             let _ = writeln!(o, "\n  thresholds");
             for v in &self.thresholds {
-                let value = v.value.map(|x| format!("{x:.3}")).unwrap_or_else(|| "no data".into());
-                let _ = writeln!(o, "  {} {} {}   (value {})", if v.ok { "✓" } else { "✗" }, v.metric, v.expr, value);
+                let value = v
+                    .value
+                    .map(|x| format!("{x:.3}"))
+                    .unwrap_or_else(|| "no data".into());
+                let _ = writeln!(
+                    o,
+                    "  {} {} {}   (value {})",
+                    if v.ok { "✓" } else { "✗" },
+                    v.metric,
+                    v.expr,
+                    value
+                );
             }
         }
         if let Some(h) = &self.health {
@@ -442,13 +527,24 @@ mod tests {
     #[test]
     fn summary_counts_and_thresholds() {
         let mut s = StatsSet::default();
-        let c = s.call(&CallKey { operation: "GET /".into(), status_class: 200 });
+        let c = s.call(&CallKey {
+            operation: "GET /".into(),
+            status_class: 200,
+        });
         for i in 1..=100u64 {
             c.requests += 1;
             c.response_time.record(i * 1000).unwrap();
         }
-        s.call(&CallKey { operation: "GET /".into(), status_class: 500 }).requests += 1;
-        s.call(&CallKey { operation: "GET /".into(), status_class: 500 }).errors += 1;
+        s.call(&CallKey {
+            operation: "GET /".into(),
+            status_class: 500,
+        })
+        .requests += 1;
+        s.call(&CallKey {
+            operation: "GET /".into(),
+            status_class: 500,
+        })
+        .errors += 1;
         s.iterations.completed = 101;
         let t = Threshold::parse_all(&json!({"http.response_time": ["p99 < 100", "max < 50"], "http.errors": ["rate < 0.05"]}))
             .unwrap();
@@ -468,9 +564,17 @@ mod tests {
 
     #[test]
     fn saturation_is_judged() {
-        let ok = Health::judge(vec![WorkerHealth { cpu_utilization: 0.5, lag_p99_ms: 1.0, ..Default::default() }]);
+        let ok = Health::judge(vec![WorkerHealth {
+            cpu_utilization: 0.5,
+            lag_p99_ms: 1.0,
+            ..Default::default()
+        }]);
         assert!(!ok.saturated && ok.warning.is_none());
-        let bad = Health::judge(vec![WorkerHealth { cpu_utilization: 0.99, lag_p99_ms: 30.0, ..Default::default() }]);
+        let bad = Health::judge(vec![WorkerHealth {
+            cpu_utilization: 0.99,
+            lag_p99_ms: 30.0,
+            ..Default::default()
+        }]);
         assert!(bad.saturated);
         assert!(bad.warning.unwrap().contains("may be invalid"));
     }

@@ -14,7 +14,10 @@ pub struct ThresholdError {
 }
 
 fn invalid(option: &str, message: &str) -> ThresholdError {
-    ThresholdError { option: option.to_string(), message: message.to_string() }
+    ThresholdError {
+        option: option.to_string(),
+        message: message.to_string(),
+    }
 }
 
 /// What is computed from a metric before comparing.
@@ -100,14 +103,22 @@ pub struct Verdict {
 /// Something that can compute an aggregate of a metric.
 pub trait MetricSource {
     /// The aggregate of a metric (optionally filtered by a tag), or None without data.
-    fn aggregate(&self, metric: &str, filter: Option<(&str, &str)>, aggregate: Aggregate) -> Option<f64>;
+    fn aggregate(
+        &self,
+        metric: &str,
+        filter: Option<(&str, &str)>,
+        aggregate: Aggregate,
+    ) -> Option<f64>;
 }
 
 impl Threshold {
     /// Parses the `thresholds` option: `{ metric: [expr | {expr, abortOnFail}] }`.
     pub fn parse_all(v: &Value) -> Result<Vec<Threshold>, ThresholdError> {
         let obj = v.as_object().ok_or_else(|| {
-            invalid("thresholds", "must be an object such as { 'http.response_time': ['p99 < 500'] }")
+            invalid(
+                "thresholds",
+                "must be an object such as { 'http.response_time': ['p99 < 500'] }",
+            )
         })?;
         let mut out = Vec::new();
         for (name, list) in obj {
@@ -125,16 +136,26 @@ impl Threshold {
                     Value::Object(m) => {
                         for k in m.keys() {
                             if k != "expr" && k != "abortOnFail" {
-                                return Err(invalid(&option, &format!("has unknown key `{k}`; expected `expr` and `abortOnFail`")));
+                                return Err(invalid(
+                                    &option,
+                                    &format!(
+                                        "has unknown key `{k}`; expected `expr` and `abortOnFail`"
+                                    ),
+                                ));
                             }
                         }
                         let expr = m.get("expr").and_then(Value::as_str).ok_or_else(|| {
-                            invalid(&option, "needs `expr`, e.g. { expr: 'rate < 0.01', abortOnFail: true }")
+                            invalid(
+                                &option,
+                                "needs `expr`, e.g. { expr: 'rate < 0.01', abortOnFail: true }",
+                            )
                         })?;
                         let abort = match m.get("abortOnFail") {
                             None => false,
                             Some(Value::Bool(b)) => *b,
-                            Some(_) => return Err(invalid(&option, "abortOnFail must be true or false")),
+                            Some(_) => {
+                                return Err(invalid(&option, "abortOnFail must be true or false"))
+                            }
                         };
                         (expr.to_string(), abort)
                     }
@@ -179,21 +200,40 @@ impl Threshold {
 }
 
 fn parse_metric(s: &str) -> Option<(String, Option<(String, String)>)> {
-    let valid = |n: &str| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c));
+    let valid = |n: &str| {
+        !n.is_empty()
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c))
+    };
     match s.find('{') {
         None => valid(s).then(|| (s.to_string(), None)),
         Some(i) => {
             let inner = s[i + 1..].strip_suffix('}')?;
             let (k, v) = inner.split_once(':')?;
             let name = &s[..i];
-            valid(name).then(|| (name.to_string(), Some((k.trim().to_string(), v.trim().to_string()))))
+            valid(name).then(|| {
+                (
+                    name.to_string(),
+                    Some((k.trim().to_string(), v.trim().to_string())),
+                )
+            })
         }
     }
 }
 
 fn parse_expr(expr: &str) -> Option<(Aggregate, Cmp, f64)> {
-    let ops = [("<=", Cmp::Le), (">=", Cmp::Ge), ("==", Cmp::Eq), ("!=", Cmp::Ne), ("<", Cmp::Lt), (">", Cmp::Gt)];
-    let (pos, op, cmp) = ops.iter().filter_map(|(o, c)| expr.find(o).map(|p| (p, *o, *c))).min_by_key(|x| x.0)?;
+    let ops = [
+        ("<=", Cmp::Le),
+        (">=", Cmp::Ge),
+        ("==", Cmp::Eq),
+        ("!=", Cmp::Ne),
+        ("<", Cmp::Lt),
+        (">", Cmp::Gt),
+    ];
+    let (pos, op, cmp) = ops
+        .iter()
+        .filter_map(|(o, c)| expr.find(o).map(|p| (p, *o, *c)))
+        .min_by_key(|x| x.0)?;
     let left = expr[..pos].trim();
     let right = expr[pos + op.len()..].trim();
     let bound: f64 = right.parse().ok().filter(|b: &f64| b.is_finite())?;
@@ -224,9 +264,14 @@ mod tests {
 
     struct Fixed;
     impl MetricSource for Fixed {
-        fn aggregate(&self, metric: &str, filter: Option<(&str, &str)>, a: Aggregate) -> Option<f64> {
+        fn aggregate(
+            &self,
+            metric: &str,
+            filter: Option<(&str, &str)>,
+            a: Aggregate,
+        ) -> Option<f64> {
             match (metric, filter, a) {
-                ("http.response_time", None, Aggregate::Percentile(q)) if q == 99.0 => Some(420.0),
+                ("http.response_time", None, Aggregate::Percentile(99.0)) => Some(420.0),
                 ("http.response_time", Some(("operation", "login")), Aggregate::Max) => Some(900.0),
                 ("http.errors", None, Aggregate::Rate) => Some(0.02),
                 _ => None,
@@ -249,7 +294,10 @@ mod tests {
         assert_eq!(by("p99 < 500").value, Some(420.0));
         assert!(!by("p(99.9)<=1000").ok, "no data must fail");
         assert!(!by("max < 800").ok);
-        assert_eq!(by("max < 800").metric, "http.response_time{operation:login}");
+        assert_eq!(
+            by("max < 800").metric,
+            "http.response_time{operation:login}"
+        );
         assert!(!by("rate < 0.01").ok);
         assert!(t.iter().any(|t| t.abort_on_fail));
     }
@@ -257,7 +305,9 @@ mod tests {
     #[test]
     fn bad_expressions_are_refused() {
         for bad in ["p99 500", "p999 < 5", "foo < 1", "p99 < abc"] {
-            let e = Threshold::parse_all(&json!({"http.response_time": [bad]})).unwrap_err().to_string();
+            let e = Threshold::parse_all(&json!({"http.response_time": [bad]}))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("bad expression"), "{bad}: {e}");
         }
     }

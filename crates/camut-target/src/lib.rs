@@ -79,12 +79,18 @@ pub async fn serve(listener: TcpListener, served: Arc<AtomicU64>) {
         let served = served.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| handle(req, served.clone()));
-            let _ = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), svc).await;
+            let _ = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
         });
     }
 }
 
-async fn handle(req: Request<Incoming>, served: Arc<AtomicU64>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    req: Request<Incoming>,
+    served: Arc<AtomicU64>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     if req.uri().path() == "/_camut/stats" {
         let body = format!("{{\"requests\": {}}}\n", served.load(Ordering::Relaxed));
         return Ok(Response::builder()
@@ -99,7 +105,13 @@ async fn handle(req: Request<Incoming>, served: Arc<AtomicU64>) -> Result<Respon
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         match k {
             "delay_ms" => delay = v.parse::<u64>().ok().map(Duration::from_millis),
-            "status" => status = v.parse::<u16>().ok().and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(status),
+            "status" => {
+                status = v
+                    .parse::<u16>()
+                    .ok()
+                    .and_then(|s| StatusCode::from_u16(s).ok())
+                    .unwrap_or(status)
+            }
             "bytes" => size = v.parse::<usize>().ok().map(|n| n.min(MAX_BYTES)),
             _ => {}
         }

@@ -124,7 +124,9 @@ impl Campaign {
         let options_json = vctx.with(|ctx| -> Result<serde_json::Value, CampaignError> {
             ctx.eval::<(), _>(LOAD_SCOPE).map_err(engine)?;
             let exports = js::module::instantiate(&ctx, file, &bytecode)?;
-            let campaign = exports.campaign.ok_or_else(|| CampaignError::MissingCampaign { file: file.into() })?;
+            let campaign = exports
+                .campaign
+                .ok_or_else(|| CampaignError::MissingCampaign { file: file.into() })?;
             if exports.test.is_none() {
                 return Err(CampaignError::MissingTest { file: file.into() });
             }

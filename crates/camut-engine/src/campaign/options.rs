@@ -121,7 +121,10 @@ impl CampaignOptions {
     /// Validates the JSON form of `exports.campaign`.
     pub fn from_json(value: &Value) -> Result<Self, CampaignError> {
         let obj = value.as_object().ok_or_else(|| {
-            invalid("campaign", "must be an object: exports.campaign = { id: '…', users: …, iterations: … }")
+            invalid(
+                "campaign",
+                "must be an object: exports.campaign = { id: '…', users: …, iterations: … }",
+            )
         })?;
         for key in obj.keys() {
             if !KEYS.contains(&key.as_str()) {
@@ -130,7 +133,10 @@ impl CampaignOptions {
                     .unwrap_or_default();
                 return Err(invalid(
                     key,
-                    &format!("is not a campaign option{hint}; expected one of: {}", KEYS.join(", ")),
+                    &format!(
+                        "is not a campaign option{hint}; expected one of: {}",
+                        KEYS.join(", ")
+                    ),
                 ));
             }
         }
@@ -143,17 +149,28 @@ impl CampaignOptions {
                 ))
             }
             Some(_) => return Err(invalid("id", "must be a string")),
-            None => return Err(invalid("id", "is required: a unique campaign id such as 'shop-checkout'")),
+            None => {
+                return Err(invalid(
+                    "id",
+                    "is required: a unique campaign id such as 'shop-checkout'",
+                ))
+            }
         };
         let drones = uint(obj, "drones", 1, 1, 100_000)? as u32;
         let min_drones = uint(obj, "minDrones", drones as u64, 1, 100_000)? as u32;
         if min_drones > drones {
-            return Err(invalid("minDrones", &format!("must be at most drones ({drones})")));
+            return Err(invalid(
+                "minDrones",
+                &format!("must be at most drones ({drones})"),
+            ));
         }
         let users = uint(obj, "users", 1, 1, 10_000_000)? as u32;
         let length = match (obj.get("iterations"), obj.get("duration")) {
             (Some(_), Some(_)) => {
-                return Err(invalid("iterations", "and `duration` are exclusive: give one of them"))
+                return Err(invalid(
+                    "iterations",
+                    "and `duration` are exclusive: give one of them",
+                ))
             }
             (None, Some(d)) => RunLength::Duration(duration(d, "duration")?),
             (_, None) => RunLength::Iterations(uint(obj, "iterations", 1, 0, u64::MAX / 2)?),
@@ -166,7 +183,12 @@ impl CampaignOptions {
             None | Some(Value::Null) => None,
             Some(v) => match v.as_f64() {
                 Some(r) if r > 0.0 && r.is_finite() => Some(r),
-                _ => return Err(invalid("arrivalRate", "must be a positive number of iterations per second")),
+                _ => {
+                    return Err(invalid(
+                        "arrivalRate",
+                        "must be a positive number of iterations per second",
+                    ))
+                }
             },
         };
         let iteration_timeout = match obj.get("iterationTimeout") {
@@ -176,7 +198,8 @@ impl CampaignOptions {
         if iteration_timeout.is_zero() {
             return Err(invalid("iterationTimeout", "must be more than 0 seconds"));
         }
-        let memory_limit = uint(obj, "memoryLimit", DEFAULT_MEMORY_LIMIT_MB, 16, 1 << 20)? as usize * 1024 * 1024;
+        let memory_limit =
+            uint(obj, "memoryLimit", DEFAULT_MEMORY_LIMIT_MB, 16, 1 << 20)? as usize * 1024 * 1024;
         let on_drone_loss = match obj.get("onDroneLoss") {
             None => DroneLossPolicy::Continue,
             Some(Value::String(s)) if s == "continue" => DroneLossPolicy::Continue,
@@ -199,7 +222,12 @@ impl CampaignOptions {
                     extra,
                 }
             }
-            Some(_) => return Err(invalid("deploy", "must be an object such as { deployer: 'local' }")),
+            Some(_) => {
+                return Err(invalid(
+                    "deploy",
+                    "must be an object such as { deployer: 'local' }",
+                ))
+            }
         };
         let tsdb = match obj.get("tsdb") {
             None | Some(Value::Null) => None,
@@ -216,7 +244,12 @@ impl CampaignOptions {
                 };
                 Some(TsdbOptions { host, port, extra })
             }
-            Some(_) => return Err(invalid("tsdb", "must be an object such as { host: 'tsdb', port: 4242 }")),
+            Some(_) => {
+                return Err(invalid(
+                    "tsdb",
+                    "must be an object such as { host: 'tsdb', port: 4242 }",
+                ))
+            }
         };
         let thresholds = match obj.get("thresholds") {
             None | Some(Value::Null) => Vec::new(),
@@ -251,19 +284,35 @@ pub(crate) fn invalid(option: &str, message: &str) -> CampaignError {
 fn valid_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-fn uint(obj: &Map<String, Value>, key: &str, default: u64, min: u64, max: u64) -> Result<u64, CampaignError> {
-    let Some(v) = obj.get(key) else { return Ok(default) };
+fn uint(
+    obj: &Map<String, Value>,
+    key: &str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, CampaignError> {
+    let Some(v) = obj.get(key) else {
+        return Ok(default);
+    };
     match v.as_f64() {
         Some(n) if n.fract() == 0.0 && n >= min as f64 && n <= max as f64 => Ok(n as u64),
         Some(n) if n < min as f64 => Err(invalid(key, &format!("must be at least {min}, got {n}"))),
-        _ => Err(invalid(key, &format!("must be a whole number from {min} to {max}, got {v}"))),
+        _ => Err(invalid(
+            key,
+            &format!("must be a whole number from {min} to {max}, got {v}"),
+        )),
     }
 }
 
-fn take_string(m: &mut Map<String, Value>, name: &str, key: &str) -> Result<Option<String>, CampaignError> {
+fn take_string(
+    m: &mut Map<String, Value>,
+    name: &str,
+    key: &str,
+) -> Result<Option<String>, CampaignError> {
     match m.remove(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -273,7 +322,12 @@ fn take_string(m: &mut Map<String, Value>, name: &str, key: &str) -> Result<Opti
 
 /// Parses a duration: a number of seconds, or a string such as `'90s'`, `'5m'`, `'1h30m'`, `'250ms'`.
 pub fn duration(v: &Value, key: &str) -> Result<Duration, CampaignError> {
-    let err = || invalid(key, "must be seconds (a number) or a string such as '30s', '5m', '1h30m', '250ms'");
+    let err = || {
+        invalid(
+            key,
+            "must be seconds (a number) or a string such as '30s', '5m', '1h30m', '250ms'",
+        )
+    };
     match v {
         Value::Number(n) => match n.as_f64() {
             Some(s) if s >= 0.0 && s.is_finite() => Ok(Duration::from_secs_f64(s)),
@@ -299,7 +353,9 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         }
         let n: f64 = rest[..num_end].parse().ok()?;
         rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let factor = match &rest[..unit_end] {
             "ms" => 0.001,
             "s" => 1.0,
@@ -353,20 +409,26 @@ mod tests {
 
     #[test]
     fn typo_is_refused_with_suggestion() {
-        let e = CampaignOptions::from_json(&json!({"id": "a", "user": 3})).unwrap_err().to_string();
+        let e = CampaignOptions::from_json(&json!({"id": "a", "user": 3}))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`user`"), "{e}");
         assert!(e.contains("did you mean `users`"), "{e}");
     }
 
     #[test]
     fn negative_users_refused() {
-        let e = CampaignOptions::from_json(&json!({"id": "a", "users": -5})).unwrap_err().to_string();
+        let e = CampaignOptions::from_json(&json!({"id": "a", "users": -5}))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("users") && e.contains("at least 1"), "{e}");
     }
 
     #[test]
     fn missing_id_refused() {
-        let e = CampaignOptions::from_json(&json!({"users": 5})).unwrap_err().to_string();
+        let e = CampaignOptions::from_json(&json!({"users": 5}))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("id") && e.contains("required"), "{e}");
     }
 
@@ -401,6 +463,8 @@ mod tests {
 
     #[test]
     fn min_drones_above_drones_refused() {
-        assert!(CampaignOptions::from_json(&json!({"id": "a", "drones": 1, "minDrones": 2})).is_err());
+        assert!(
+            CampaignOptions::from_json(&json!({"id": "a", "drones": 1, "minDrones": 2})).is_err()
+        );
     }
 }

@@ -59,7 +59,10 @@ impl HttpClient {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .build(CountingConnector::new(connections.clone()));
-        HttpClient { client, connections }
+        HttpClient {
+            client,
+            connections,
+        }
     }
 
     /// Connections opened since the last call (the count is then reset).
@@ -83,7 +86,11 @@ impl HttpClient {
             let response = self.client.request(request).await.map_err(describe)?;
             let begin = start.elapsed();
             let (parts, body) = response.into_parts();
-            let body = body.collect().await.map_err(|e| describe_hyper(&e))?.to_bytes();
+            let body = body
+                .collect()
+                .await
+                .map_err(|e| describe_hyper(&e))?
+                .to_bytes();
             Ok::<_, String>((parts, body, begin))
         };
         match tokio::time::timeout(timeout, work).await {
@@ -96,7 +103,10 @@ impl HttpClient {
                     .iter()
                     .map(|(k, v)| {
                         head += (k.as_str().len() + v.len() + 4) as u64;
-                        (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())
+                        (
+                            k.as_str().to_string(),
+                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                        )
                     })
                     .collect();
                 HttpOutcome {
@@ -129,9 +139,14 @@ fn failed(start: Instant, transmitted: u64, error: String) -> HttpOutcome {
 }
 
 fn request_size(req: &HttpRequest) -> u64 {
-    let line = req.method.as_str().len() + req.uri.path_and_query().map_or(1, |p| p.as_str().len()) + 12;
+    let line =
+        req.method.as_str().len() + req.uri.path_and_query().map_or(1, |p| p.as_str().len()) + 12;
     let host = req.uri.authority().map_or(0, |a| a.as_str().len() + 8);
-    let headers: usize = req.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    let headers: usize = req
+        .headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
     (line + host + headers + 2 + req.body.len()) as u64
 }
 

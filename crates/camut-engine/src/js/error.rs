@@ -17,7 +17,10 @@ pub struct ScriptError {
 impl ScriptError {
     /// A script error with only a message.
     pub fn new(message: impl Into<String>) -> Self {
-        ScriptError { message: message.into(), stack: None }
+        ScriptError {
+            message: message.into(),
+            stack: None,
+        }
     }
 
     /// Reads the pending exception of `ctx` (after a call returned `Error::Exception`).

@@ -24,7 +24,15 @@ pub(crate) struct Call {
 pub(crate) fn parse_call<'js>(ctx: &Ctx<'js>, options: &Value<'js>) -> Result<Call, String> {
     if let Some(s) = options.as_string() {
         let url = s.to_string().map_err(|e| e.to_string())?;
-        return build(ctx, &url, Method::GET, Vec::new(), Bytes::new(), DEFAULT_TIMEOUT, None);
+        return build(
+            ctx,
+            &url,
+            Method::GET,
+            Vec::new(),
+            Bytes::new(),
+            DEFAULT_TIMEOUT,
+            None,
+        );
     }
     let obj = options
         .as_object()
@@ -35,7 +43,11 @@ pub(crate) fn parse_call<'js>(ctx: &Ctx<'js>, options: &Value<'js>) -> Result<Ca
             return Ok(None);
         }
         if let Some(n) = v.as_number() {
-            return Ok(Some(if n.fract() == 0.0 { format!("{}", n as i64) } else { n.to_string() }));
+            return Ok(Some(if n.fract() == 0.0 {
+                format!("{}", n as i64)
+            } else {
+                n.to_string()
+            }));
         }
         v.as_string()
             .map(|s| s.to_string().map_err(|e| e.to_string()))
@@ -50,9 +62,14 @@ pub(crate) fn parse_call<'js>(ctx: &Ctx<'js>, options: &Value<'js>) -> Result<Ca
             let host = get_str("hostname")?.or(get_str("host")?).ok_or(
                 "camut.http: give `url`, or `hostname` (and `port`, `path`) as in node's http.request",
             )?;
-            let port = get_str("port")?.map(|p| format!(":{p}")).unwrap_or_default();
+            let port = get_str("port")?
+                .map(|p| format!(":{p}"))
+                .unwrap_or_default();
             let path = get_str("path")?.unwrap_or_else(|| "/".into());
-            format!("{}//{host}{port}{path}", protocol.trim_end_matches(':').to_owned() + ":")
+            format!(
+                "{}//{host}{port}{path}",
+                protocol.trim_end_matches(':').to_owned() + ":"
+            )
         }
     };
     let method = match get_str("method")? {
@@ -66,8 +83,10 @@ pub(crate) fn parse_call<'js>(ctx: &Ctx<'js>, options: &Value<'js>) -> Result<Ca
         for entry in h.props::<String, Value>() {
             let (k, v) = entry.map_err(|e| e.to_string())?;
             let v = value_text(ctx, &v);
-            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("camut.http: bad header name '{k}'"))?;
-            let value = HeaderValue::from_str(&v).map_err(|_| format!("camut.http: bad value for header '{k}'"))?;
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| format!("camut.http: bad header name '{k}'"))?;
+            let value = HeaderValue::from_str(&v)
+                .map_err(|_| format!("camut.http: bad value for header '{k}'"))?;
             headers.push((name, value));
         }
     }
@@ -82,9 +101,15 @@ pub(crate) fn parse_call<'js>(ctx: &Ctx<'js>, options: &Value<'js>) -> Result<Ca
         }
         Bytes::from(value_text(ctx, &bv))
     };
-    let timeout = match obj.get::<_, Value>("timeout").map_err(|e| e.to_string())?.as_number() {
+    let timeout = match obj
+        .get::<_, Value>("timeout")
+        .map_err(|e| e.to_string())?
+        .as_number()
+    {
         Some(ms) if ms > 0.0 => Duration::from_secs_f64(ms / 1000.0),
-        Some(_) => return Err("camut.http: `timeout` must be a positive number of milliseconds".into()),
+        Some(_) => {
+            return Err("camut.http: `timeout` must be a positive number of milliseconds".into())
+        }
         None => DEFAULT_TIMEOUT,
     };
     let operation = get_str("operation")?;
@@ -100,18 +125,34 @@ fn build(
     timeout: Duration,
     operation: Option<String>,
 ) -> Result<Call, String> {
-    let uri: Uri = url.parse().map_err(|e| format!("camut.http: bad url '{url}': {e}"))?;
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| format!("camut.http: bad url '{url}': {e}"))?;
     match uri.scheme_str() {
         Some("http") => {}
-        Some(other) => return Err(format!("camut.http: scheme '{other}' is not supported yet; use http://")),
-        None => return Err(format!("camut.http: url '{url}' needs a scheme and host, e.g. http://host:port/path")),
+        Some(other) => {
+            return Err(format!(
+                "camut.http: scheme '{other}' is not supported yet; use http://"
+            ))
+        }
+        None => {
+            return Err(format!(
+                "camut.http: url '{url}' needs a scheme and host, e.g. http://host:port/path"
+            ))
+        }
     }
     if uri.host().is_none() {
         return Err(format!("camut.http: url '{url}' has no host"));
     }
     let operation = operation.unwrap_or_else(|| format!("{} {}", method, uri.path()));
     Ok(Call {
-        request: HttpRequest { method, uri, headers, body, timeout },
+        request: HttpRequest {
+            method,
+            uri,
+            headers,
+            body,
+            timeout,
+        },
         operation,
         url: url.to_string(),
     })
@@ -136,7 +177,11 @@ pub(crate) fn value_text<'js>(ctx: &Ctx<'js>, v: &Value<'js>) -> String {
 }
 
 /// The `response` object handed to callbacks: `{ statusCode, headers, body }`.
-pub(crate) fn response_object<'js>(ctx: &Ctx<'js>, out: &HttpOutcome, body: &str) -> rquickjs::Result<Object<'js>> {
+pub(crate) fn response_object<'js>(
+    ctx: &Ctx<'js>,
+    out: &HttpOutcome,
+    body: &str,
+) -> rquickjs::Result<Object<'js>> {
     let r = Object::new(ctx.clone())?;
     r.set("statusCode", out.status.map(i32::from))?;
     let h = Object::new(ctx.clone())?;

@@ -31,7 +31,10 @@ pub(crate) fn install_lazy_intrinsics(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
     lazy::<intrinsic::Date>(ctx, &["Date"])
 }
 
-fn lazy<'js, I: Intrinsic + 'static>(ctx: &Ctx<'js>, names: &'static [&'static str]) -> rquickjs::Result<()> {
+fn lazy<'js, I: Intrinsic + 'static>(
+    ctx: &Ctx<'js>,
+    names: &'static [&'static str],
+) -> rquickjs::Result<()> {
     let g = ctx.globals();
     for &name in names {
         let getter = move |ctx: Ctx<'js>| -> rquickjs::Result<Value<'js>> {
@@ -56,7 +59,11 @@ mod tests {
     #[test]
     fn lazy_intrinsics_appear_on_first_use() {
         let rt = Runtime::new().unwrap();
-        let ctx = Context::builder().with::<intrinsic::Eval>().with::<intrinsic::Json>().build(&rt).unwrap();
+        let ctx = Context::builder()
+            .with::<intrinsic::Eval>()
+            .with::<intrinsic::Json>()
+            .build(&rt)
+            .unwrap();
         ctx.with(|ctx| {
             install_lazy_intrinsics(&ctx).unwrap();
             let r: String = ctx

@@ -26,7 +26,11 @@ fn wrap(source: &str) -> String {
 }
 
 /// Compiles the campaign source to module bytecode (needs a context with the compiler).
-pub(crate) fn compile(ctx: &rquickjs::Context, file: &str, source: &str) -> Result<Vec<u8>, CampaignError> {
+pub(crate) fn compile(
+    ctx: &rquickjs::Context,
+    file: &str,
+    source: &str,
+) -> Result<Vec<u8>, CampaignError> {
     ctx.with(|ctx| {
         let module = match Module::declare(ctx.clone(), file, wrap(source)) {
             Ok(m) => m,
@@ -51,9 +55,18 @@ fn syntax_error(file: &str, err: ScriptError) -> CampaignError {
         })
     });
     let (line, column) = pos.unwrap_or((0, 0));
-    let column = if line == 1 { column.saturating_sub(PREFIX.len() as u32).max(1) } else { column };
+    let column = if line == 1 {
+        column.saturating_sub(PREFIX.len() as u32).max(1)
+    } else {
+        column
+    };
     let message = err.message.trim_start_matches("SyntaxError: ").to_string();
-    CampaignError::Syntax { file: file.into(), line, column, message }
+    CampaignError::Syntax {
+        file: file.into(),
+        line,
+        column,
+        message,
+    }
 }
 
 /// What a campaign module exports.
@@ -70,16 +83,25 @@ pub(crate) fn instantiate<'js>(
     file: &str,
     bytecode: &[u8],
 ) -> Result<Exports<'js>, CampaignError> {
-    let top = |error: ScriptError| CampaignError::TopLevel { file: file.into(), error };
+    let top = |error: ScriptError| CampaignError::TopLevel {
+        file: file.into(),
+        error,
+    };
     // SAFETY: the bytes were produced by `compile` with the same QuickJS build.
-    let module = unsafe { Module::load(ctx.clone(), bytecode) }.map_err(|e| top(ScriptError::catch(ctx, e)))?;
+    let module = unsafe { Module::load(ctx.clone(), bytecode) }
+        .map_err(|e| top(ScriptError::catch(ctx, e)))?;
     let (module, promise) = module.eval().map_err(|e| top(ScriptError::catch(ctx, e)))?;
     while ctx.execute_pending_job() {}
     if let Some(Err(e)) = promise.result::<Value>() {
         return Err(top(ScriptError::catch(ctx, e)));
     }
-    let ns = module.namespace().map_err(|e| top(ScriptError::catch(ctx, e)))?;
-    let default: Option<Object> = ns.get::<_, Value>("default").ok().and_then(|v| v.into_object());
+    let ns = module
+        .namespace()
+        .map_err(|e| top(ScriptError::catch(ctx, e)))?;
+    let default: Option<Object> = ns
+        .get::<_, Value>("default")
+        .ok()
+        .and_then(|v| v.into_object());
     let pick = |name: &str| -> Option<Value<'js>> {
         let own: Value = ns.get(name).ok()?;
         if !own.is_undefined() {
@@ -101,7 +123,9 @@ mod tests {
 
     #[test]
     fn detects_module_syntax() {
-        assert!(is_es_module("export const campaign = {};\nexport function test(done) { done(); }"));
+        assert!(is_es_module(
+            "export const campaign = {};\nexport function test(done) { done(); }"
+        ));
         assert!(!is_es_module("exports.campaign = {};\n// export later"));
     }
 }

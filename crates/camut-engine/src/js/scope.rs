@@ -34,7 +34,11 @@ pub(crate) struct SharedScope {
 }
 
 /// Installs the VU scope into the globals of `ctx`.
-pub(crate) fn install<'js>(ctx: &Ctx<'js>, worker: &Weak<Worker>, ids: &VuIds) -> rquickjs::Result<Installed<'js>> {
+pub(crate) fn install<'js>(
+    ctx: &Ctx<'js>,
+    worker: &Weak<Worker>,
+    ids: &VuIds,
+) -> rquickjs::Result<Installed<'js>> {
     super::install_lazy_intrinsics(ctx)?;
     let w = worker.upgrade().expect("worker outlives its VUs");
     if w.shared_scope.borrow().is_none() {
@@ -65,7 +69,11 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, worker: &Weak<Worker>, ids: &VuIds) -
     Ok(Installed { window, vu })
 }
 
-fn make_shared<'js>(ctx: &Ctx<'js>, worker: &Weak<Worker>, w: &Worker) -> rquickjs::Result<SharedScope> {
+fn make_shared<'js>(
+    ctx: &Ctx<'js>,
+    worker: &Weak<Worker>,
+    w: &Worker,
+) -> rquickjs::Result<SharedScope> {
     let shared = w.shared.clone();
     let save = |v: Value<'js>| Persistent::save(ctx, v);
     let freeze = |o: Object<'js>| -> rquickjs::Result<Value<'js>> {
@@ -75,28 +83,32 @@ fn make_shared<'js>(ctx: &Ctx<'js>, worker: &Weak<Worker>, w: &Worker) -> rquick
     };
     let mut camut = Vec::new();
     let wk = worker.clone();
-    let http = Function::new(ctx.clone(), move |ctx: Ctx<'js>, options: Value<'js>, cb: Opt<Value<'js>>| {
-        match wk.upgrade() {
+    let http = Function::new(
+        ctx.clone(),
+        move |ctx: Ctx<'js>, options: Value<'js>, cb: Opt<Value<'js>>| match wk.upgrade() {
             Some(w) => {
                 let slot = w.current.get();
                 w.http_call(&ctx, slot, options, cb.0)
             }
             None => Ok(Value::new_undefined(ctx)),
-        }
-    })?
+        },
+    )?
     .with_name("http")?;
     http.set_constructor(true);
     camut.push(("http", save(http.into_value())));
     let wk = worker.clone();
-    let tsdb = Function::new(ctx.clone(), move |ctx: Ctx<'js>, metric: Value<'js>, value: Value<'js>, tags: Opt<Value<'js>>| {
-        match wk.upgrade() {
+    let tsdb = Function::new(
+        ctx.clone(),
+        move |ctx: Ctx<'js>, metric: Value<'js>, value: Value<'js>, tags: Opt<Value<'js>>| match wk
+            .upgrade()
+        {
             Some(w) => {
                 let slot = w.current.get();
                 w.tsdb_call(&ctx, slot, metric, value, tags.0)
             }
             None => Ok(()),
-        }
-    })?
+        },
+    )?
     .with_name("tsdb")?;
     camut.push(("tsdb", save(tsdb.into_value())));
     let drone = Object::new(ctx.clone())?;
@@ -143,7 +155,9 @@ fn make_shared<'js>(ctx: &Ctx<'js>, worker: &Weak<Worker>, w: &Worker) -> rquick
         let wk = worker.clone();
         let f = Function::new(
             ctx.clone(),
-            move |ctx: Ctx<'js>, f: Value<'js>, ms: Opt<f64>, args: Rest<Value<'js>>| match wk.upgrade() {
+            move |ctx: Ctx<'js>, f: Value<'js>, ms: Opt<f64>, args: Rest<Value<'js>>| match wk
+                .upgrade()
+            {
                 Some(w) => {
                     let slot = w.current.get();
                     w.set_timer(&ctx, slot, f, ms.0.unwrap_or(0.0), args.0, repeat)

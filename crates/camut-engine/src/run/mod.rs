@@ -30,7 +30,11 @@ pub struct DroneInfo {
 
 impl Default for DroneInfo {
     fn default() -> Self {
-        DroneInfo { id: "local".into(), index: 0, count: 1 }
+        DroneInfo {
+            id: "local".into(),
+            index: 0,
+            count: 1,
+        }
     }
 }
 
@@ -173,9 +177,16 @@ pub(crate) struct Shared {
 }
 
 pub(crate) enum WorkerMsg {
-    Ready { worker: usize, result: Result<(), String> },
-    Interval { delta: StatsSet },
-    Done { health: WorkerHealth },
+    Ready {
+        worker: usize,
+        result: Result<(), String>,
+    },
+    Interval {
+        delta: Box<StatsSet>,
+    },
+    Done {
+        health: WorkerHealth,
+    },
 }
 
 /// Runs every iteration of one drone and returns the summary. Blocks until the end.
@@ -187,8 +198,15 @@ pub fn run(
 ) -> Result<RunResult, EngineError> {
     let users = config.users.unwrap_or(campaign.options.users).max(1);
     let length = config.length.unwrap_or(campaign.options.length);
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let threads = if config.threads == 0 { cores } else { config.threads }.clamp(1, users as usize);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let threads = if config.threads == 0 {
+        cores
+    } else {
+        config.threads
+    }
+    .clamp(1, users as usize);
     let shared = Arc::new(Shared {
         campaign: campaign.clone(),
         config,
@@ -203,11 +221,19 @@ pub fn run(
     let start_at = Arc::new(std::sync::OnceLock::<Instant>::new());
     let mut handles = Vec::new();
     for w in 0..threads {
-        let (shared, tx, gate, at) = (shared.clone(), tx.clone(), start_gate.clone(), start_at.clone());
+        let (shared, tx, gate, at) = (
+            shared.clone(),
+            tx.clone(),
+            start_gate.clone(),
+            start_at.clone(),
+        );
         let h = std::thread::Builder::new()
             .name(format!("camut-worker-{w}"))
             .spawn(move || worker::run_worker(w, shared, tx, gate, at))
-            .map_err(|e| EngineError::Worker { worker: w, message: e.to_string() })?;
+            .map_err(|e| EngineError::Worker {
+                worker: w,
+                message: e.to_string(),
+            })?;
         handles.push(h);
     }
     drop(tx);
@@ -215,9 +241,17 @@ pub fn run(
     let mut failure = None;
     for _ in 0..threads {
         match rx.recv() {
-            Ok(WorkerMsg::Ready { worker, result: Err(message) }) => failure = Some(EngineError::Worker { worker, message }),
+            Ok(WorkerMsg::Ready {
+                worker,
+                result: Err(message),
+            }) => failure = Some(EngineError::Worker { worker, message }),
             Ok(_) => {}
-            Err(_) => failure = Some(EngineError::Worker { worker: 0, message: "worker thread ended early".into() }),
+            Err(_) => {
+                failure = Some(EngineError::Worker {
+                    worker: 0,
+                    message: "worker thread ended early".into(),
+                })
+            }
         }
     }
     if failure.is_some() {

@@ -24,6 +24,14 @@ pub(crate) struct Timer {
     pub repeat: Option<Duration>,
 }
 
+/// A timer taken out to run: its function, arguments, VU and iteration.
+pub(crate) struct Fired {
+    pub func: Persistent<Function<'static>>,
+    pub args: Vec<Persistent<Value<'static>>>,
+    pub vu: u32,
+    pub iteration: u64,
+}
+
 #[derive(Default)]
 pub(crate) struct Timers {
     heap: BinaryHeap<Reverse<(Instant, Due)>>,
@@ -74,9 +82,14 @@ impl Timers {
     }
 
     /// Takes a due timer out; an interval is put back for its next run.
-    pub fn fire(&mut self, id: u32, now: Instant) -> Option<(Persistent<Function<'static>>, Vec<Persistent<Value<'static>>>, u32, u64)> {
+    pub fn fire(&mut self, id: u32, now: Instant) -> Option<Fired> {
         let t = self.timers.get(&id)?;
-        let out = (t.func.clone(), t.args.clone(), t.vu, t.iteration);
+        let out = Fired {
+            func: t.func.clone(),
+            args: t.args.clone(),
+            vu: t.vu,
+            iteration: t.iteration,
+        };
         match t.repeat {
             Some(every) => self.heap.push(Reverse((now + every, Due::Timer(id)))),
             None => {

@@ -107,10 +107,16 @@ pub(crate) fn run_worker(
     gate: Arc<Barrier>,
     start_at: Arc<OnceLock<Instant>>,
 ) {
-    let tokio_rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let tokio_rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
-            let _ = tx.send(WorkerMsg::Ready { worker: index, result: Err(e.to_string()) });
+            let _ = tx.send(WorkerMsg::Ready {
+                worker: index,
+                result: Err(e.to_string()),
+            });
             gate.wait();
             return;
         }
@@ -118,14 +124,22 @@ pub(crate) fn run_worker(
     let worker = match Worker::new(index, shared) {
         Ok(w) => w,
         Err(e) => {
-            let _ = tx.send(WorkerMsg::Ready { worker: index, result: Err(e) });
+            let _ = tx.send(WorkerMsg::Ready {
+                worker: index,
+                result: Err(e),
+            });
             gate.wait();
             return;
         }
     };
-    let _ = tx.send(WorkerMsg::Ready { worker: index, result: Ok(()) });
+    let _ = tx.send(WorkerMsg::Ready {
+        worker: index,
+        result: Ok(()),
+    });
     gate.wait();
-    let start = *start_at.get().expect("start time set before the gate opens");
+    let start = *start_at
+        .get()
+        .expect("start time set before the gate opens");
     let cpu0 = thread_cpu_time();
     let local = tokio::task::LocalSet::new();
     local.block_on(&tokio_rt, worker.clone().drive(start, &tx));
@@ -153,7 +167,9 @@ impl Worker {
         rt.set_max_stack_size(512 * 1024);
         let deadline: Rc<Cell<Option<Instant>>> = Rc::new(Cell::new(None));
         let d = deadline.clone();
-        rt.set_interrupt_handler(Some(Box::new(move || d.get().is_some_and(|t| Instant::now() > t))));
+        rt.set_interrupt_handler(Some(Box::new(move || {
+            d.get().is_some_and(|t| Instant::now() > t)
+        })));
         let slice = shared.campaign.options.iteration_timeout.min(MAX_SLICE);
         let worker = Rc::new(Worker {
             index,
@@ -193,10 +209,13 @@ impl Worker {
         while index_in_drone < shared.users {
             let slot = worker.vus.borrow().len() as u32;
             let ids = VuIds {
-                id: shared.config.drone.index as u64 * shared.users as u64 + index_in_drone as u64 + 1,
+                id: shared.config.drone.index as u64 * shared.users as u64
+                    + index_in_drone as u64
+                    + 1,
                 index: index_in_drone,
             };
-            let ctx = js::vu_context(&worker.rt).map_err(|e| format!("cannot create a VU context: {e}"))?;
+            let ctx = js::vu_context(&worker.rt)
+                .map_err(|e| format!("cannot create a VU context: {e}"))?;
             let mut vu = Vu {
                 id: ids.id,
                 ctx: ctx.clone(),
@@ -214,8 +233,10 @@ impl Worker {
             worker.deadline.set(Some(Instant::now() + worker.slice));
             worker.current.set(slot);
             let setup = ctx.with(|ctx| -> Result<(), String> {
-                let installed = install(&ctx, &weak, &ids).map_err(|e| ScriptError::catch(&ctx, e).to_string())?;
-                let exports = js::module::instantiate(&ctx, &file, &bytecode).map_err(|e| e.to_string())?;
+                let installed = install(&ctx, &weak, &ids)
+                    .map_err(|e| ScriptError::catch(&ctx, e).to_string())?;
+                let exports =
+                    js::module::instantiate(&ctx, &file, &bytecode).map_err(|e| e.to_string())?;
                 let test = exports.test.ok_or("no test function")?;
                 vu.test = Some(Persistent::save(&ctx, test));
                 vu.window = Some(Persistent::save(&ctx, installed.window));
@@ -225,7 +246,10 @@ impl Worker {
             worker.deadline.set(None);
             if let Err(message) = setup {
                 // This VU cannot run; the others can. Counted, not fatal.
-                worker.stats.borrow_mut().error(&format!("VU {} setup failed: {message}", ids.id), None);
+                worker
+                    .stats
+                    .borrow_mut()
+                    .error(&format!("VU {} setup failed: {message}", ids.id), None);
                 vu.finished = true;
             } else {
                 worker.active_vus.set(worker.active_vus.get() + 1);
@@ -268,7 +292,10 @@ impl Worker {
                 }
                 RunLength::Duration(_) => u64::MAX,
             };
-            let free = (0..n_vus as u32).rev().filter(|&s| !self.vus.borrow()[s as usize].finished).collect();
+            let free = (0..n_vus as u32)
+                .rev()
+                .filter(|&s| !self.vus.borrow()[s as usize].finished)
+                .collect();
             *self.arrivals.borrow_mut() = Some(Arrivals {
                 rate: rate * share,
                 rampup: rampup.as_secs_f64(),
@@ -294,12 +321,15 @@ impl Worker {
         }
         let probe = tokio::task::spawn_local(lag_probe(self.weak()));
         let interval = self.shared.config.interval;
-        let sweep_every = (opts.iteration_timeout / 4).clamp(Duration::from_millis(5), Duration::from_millis(100));
+        let sweep_every = (opts.iteration_timeout / 4)
+            .clamp(Duration::from_millis(5), Duration::from_millis(100));
         let mut next_interval = start + interval;
         let mut next_sweep = start + sweep_every;
         loop {
             let now = Instant::now();
-            if !self.stopping.get() && (self.shared.stop.is_stopped() || end_at.is_some_and(|e| now >= e)) {
+            if !self.stopping.get()
+                && (self.shared.stop.is_stopped() || end_at.is_some_and(|e| now >= e))
+            {
                 self.begin_stop(now);
             }
             let mut handled = 0;
@@ -356,8 +386,16 @@ impl Worker {
     }
 
     fn finished(&self) -> bool {
-        let arrivals_done = self.arrivals.borrow().as_ref().is_none_or(|a| a.left == 0 || self.stopping.get());
-        let vus_done = if self.closed_model() { self.active_vus.get() == 0 } else { arrivals_done };
+        let arrivals_done = self
+            .arrivals
+            .borrow()
+            .as_ref()
+            .is_none_or(|a| a.left == 0 || self.stopping.get());
+        let vus_done = if self.closed_model() {
+            self.active_vus.get() == 0
+        } else {
+            arrivals_done
+        };
         vus_done
             && self.pending_starts.get() == 0
             && self.open_iterations.get() == 0
@@ -454,7 +492,11 @@ impl Worker {
                 vu.remaining -= 1;
             }
             vu.seq += 1;
-            let start_delay_us = if closed { 0 } else { now.saturating_duration_since(intended).as_micros() as u64 };
+            let start_delay_us = if closed {
+                0
+            } else {
+                now.saturating_duration_since(intended).as_micros() as u64
+            };
             vu.open = Some(OpenIteration {
                 seq: vu.seq,
                 intended: if closed { now } else { intended },
@@ -508,7 +550,13 @@ impl Worker {
     }
 
     /// An async test: the iteration ends when its promise settles.
-    fn follow_promise<'js>(&self, ctx: &Ctx<'js>, slot: u32, seq: u64, promise: Value<'js>) -> rquickjs::Result<()> {
+    fn follow_promise<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        slot: u32,
+        seq: u64,
+        promise: Value<'js>,
+    ) -> rquickjs::Result<()> {
         let obj = promise.into_object().expect("a promise is an object");
         let then: Function = obj.get("then")?;
         let w = self.weak();
@@ -547,7 +595,11 @@ impl Worker {
         }
         self.stats.borrow_mut().iterations.done_twice += 1;
         if warn {
-            tracing::warn!(vu = id, iteration = seq, "done() called more than once in one iteration; counted once");
+            tracing::warn!(
+                vu = id,
+                iteration = seq,
+                "done() called more than once in one iteration; counted once"
+            );
         }
     }
 
@@ -555,7 +607,9 @@ impl Worker {
     fn script_error(&self, slot: u32, seq: u64, err: ScriptError) {
         if !self.end_iteration(slot, seq, End::Failed(err.clone())) {
             // The iteration had already ended (paced tests): still an error.
-            self.stats.borrow_mut().error(&err.message, err.stack.as_deref());
+            self.stats
+                .borrow_mut()
+                .error(&err.message, err.stack.as_deref());
         }
     }
 
@@ -608,14 +662,21 @@ impl Worker {
             .borrow()
             .iter()
             .enumerate()
-            .filter_map(|(slot, vu)| vu.open.filter(|o| o.deadline <= now).map(|o| (slot as u32, o.seq)))
+            .filter_map(|(slot, vu)| {
+                vu.open
+                    .filter(|o| o.deadline <= now)
+                    .map(|o| (slot as u32, o.seq))
+            })
             .collect();
         let timeout = self.shared.campaign.options.iteration_timeout;
         for (slot, seq) in expired {
             let message = if self.stopping.get() && self.shared.stop.is_stopped() {
                 "iteration stopped: done() was not called within the stop grace period".to_string()
             } else {
-                format!("iteration timed out: done() was not called within {:?} (iterationTimeout)", timeout)
+                format!(
+                    "iteration timed out: done() was not called within {:?} (iterationTimeout)",
+                    timeout
+                )
             };
             self.end_iteration(slot, seq, End::TimedOut(ScriptError::new(message)));
         }
@@ -625,7 +686,9 @@ impl Worker {
         let mut delta = std::mem::take(&mut *self.stats.borrow_mut());
         delta.connections += self.http.take_connections();
         if !delta.is_empty() {
-            let _ = tx.send(WorkerMsg::Interval { delta });
+            let _ = tx.send(WorkerMsg::Interval {
+                delta: Box::new(delta),
+            });
         }
     }
 
@@ -644,18 +707,28 @@ impl Worker {
         options: Value<'js>,
         cb: Option<Value<'js>>,
     ) -> rquickjs::Result<Value<'js>> {
-        let call = parse_call(ctx, &options).map_err(|m| rquickjs::Exception::throw_type(ctx, &m))?;
+        let call =
+            parse_call(ctx, &options).map_err(|m| rquickjs::Exception::throw_type(ctx, &m))?;
         let (reply, ret) = match cb.filter(|v| !v.is_undefined() && !v.is_null()) {
             Some(f) => {
-                let f = f
-                    .into_function()
-                    .ok_or_else(|| rquickjs::Exception::throw_type(ctx, "camut.http: the callback must be a function"))?;
-                (Reply::Callback(Persistent::save(ctx, f)), Value::new_undefined(ctx.clone()))
+                let f = f.into_function().ok_or_else(|| {
+                    rquickjs::Exception::throw_type(
+                        ctx,
+                        "camut.http: the callback must be a function",
+                    )
+                })?;
+                (
+                    Reply::Callback(Persistent::save(ctx, f)),
+                    Value::new_undefined(ctx.clone()),
+                )
             }
             None => {
                 let (promise, resolve, reject) = ctx.promise()?;
                 (
-                    Reply::Promise { resolve: Persistent::save(ctx, resolve), reject: Persistent::save(ctx, reject) },
+                    Reply::Promise {
+                        resolve: Persistent::save(ctx, resolve),
+                        reject: Persistent::save(ctx, reject),
+                    },
                     promise.into_value(),
                 )
             }
@@ -666,11 +739,17 @@ impl Worker {
         let (seq, delay_us) = {
             let mut vus = self.vus.borrow_mut();
             let vu = &mut vus[slot as usize];
-            vu.last_call = Some(LastCall { url: call.url.clone(), error: String::new(), call_id });
+            vu.last_call = Some(LastCall {
+                url: call.url.clone(),
+                error: String::new(),
+                call_id,
+            });
             vu.open.map_or((vu.seq, 0), |o| (o.seq, o.start_delay_us))
         };
         self.inflight.set(self.inflight.get() + 1);
-        let Some(me) = self.weak().upgrade() else { return Ok(ret) };
+        let Some(me) = self.weak().upgrade() else {
+            return Ok(ret);
+        };
         let key_op = call.operation;
         tokio::task::spawn_local(async move {
             let outcome = me.http.send(call.request).await;
@@ -682,17 +761,31 @@ impl Worker {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn http_done(&self, slot: u32, seq: u64, call_id: u64, operation: String, delay_us: u64, reply: Reply, out: HttpOutcome) {
+    fn http_done(
+        &self,
+        slot: u32,
+        seq: u64,
+        call_id: u64,
+        operation: String,
+        delay_us: u64,
+        reply: Reply,
+        out: HttpOutcome,
+    ) {
         let failed = out.error.is_some() || out.status.is_some_and(|s| s >= 400);
         {
             let mut stats = self.stats.borrow_mut();
-            let key = CallKey { operation, status_class: out.status.map_or(0, |s| s / 100 * 100) };
+            let key = CallKey {
+                operation,
+                status_class: out.status.map_or(0, |s| s / 100 * 100),
+            };
             let c = stats.call(&key);
             c.requests += 1;
             let service = (out.total.as_micros() as u64).max(1);
             let _ = c.response_time.record(service + delay_us);
             let _ = c.service_time.record(service);
-            let _ = c.response_begin_time.record((out.begin.as_micros() as u64).max(1) + delay_us);
+            let _ = c
+                .response_begin_time
+                .record((out.begin.as_micros() as u64).max(1) + delay_us);
             let _ = c.received.record(out.received.max(1));
             let _ = c.transmitted.record(out.transmitted.max(1));
             if failed {
@@ -741,7 +834,10 @@ impl Worker {
                             let result = Object::new(ctx.clone())?;
                             result.set("data", body.as_ref())?;
                             result.set("response", response)?;
-                            resolve.restore(&ctx)?.call::<_, Value>((result,)).map(|_| ())
+                            resolve
+                                .restore(&ctx)?
+                                .call::<_, Value>((result,))
+                                .map(|_| ())
                         }
                     },
                 };
@@ -768,18 +864,25 @@ impl Worker {
             .as_string()
             .and_then(|s| s.to_string().ok())
             .filter(|m| !m.is_empty())
-            .ok_or_else(|| rquickjs::Exception::throw_type(ctx, "camut.tsdb: the metric name must be a non-empty string"))?;
-        let value = value
-            .as_number()
-            .filter(|v| v.is_finite())
-            .ok_or_else(|| rquickjs::Exception::throw_type(ctx, "camut.tsdb: the value must be a finite number"))?;
+            .ok_or_else(|| {
+                rquickjs::Exception::throw_type(
+                    ctx,
+                    "camut.tsdb: the metric name must be a non-empty string",
+                )
+            })?;
+        let value = value.as_number().filter(|v| v.is_finite()).ok_or_else(|| {
+            rquickjs::Exception::throw_type(ctx, "camut.tsdb: the value must be a finite number")
+        })?;
         let (vu_id, last) = {
             let vus = self.vus.borrow();
             let vu = &vus[slot as usize];
             (vu.id, vu.last_call.clone())
         };
         let mut point_tags = vec![
-            ("campaign".to_string(), self.shared.campaign.options.id.clone()),
+            (
+                "campaign".to_string(),
+                self.shared.campaign.options.id.clone(),
+            ),
             ("client".to_string(), self.shared.config.drone.id.clone()),
             ("vu".to_string(), vu_id.to_string()),
         ];
@@ -800,12 +903,25 @@ impl Worker {
                 }
             }
         }
-        let timestamp_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        self.shared.observer.point(&Point { metric, timestamp_ms, value, tags: point_tags });
+        let timestamp_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.shared.observer.point(&Point {
+            metric,
+            timestamp_ms,
+            value,
+            tags: point_tags,
+        });
         Ok(())
     }
 
-    pub(crate) fn console_call<'js>(&self, ctx: &Ctx<'js>, slot: u32, level: ConsoleLevel, args: &[Value<'js>]) {
+    pub(crate) fn console_call<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        slot: u32,
+        level: ConsoleLevel,
+        args: &[Value<'js>],
+    ) {
         let text: Vec<String> = args.iter().map(|a| value_text(ctx, a)).collect();
         let id = self.vus.borrow()[slot as usize].id;
         self.shared.observer.console(id, level, &text.join(" "));
@@ -820,9 +936,12 @@ impl Worker {
         args: Vec<Value<'js>>,
         repeat: bool,
     ) -> rquickjs::Result<u32> {
-        let f = f
-            .into_function()
-            .ok_or_else(|| rquickjs::Exception::throw_type(ctx, "setTimeout/setInterval: the first argument must be a function"))?;
+        let f = f.into_function().ok_or_else(|| {
+            rquickjs::Exception::throw_type(
+                ctx,
+                "setTimeout/setInterval: the first argument must be a function",
+            )
+        })?;
         let ms = if ms.is_finite() && ms > 0.0 { ms } else { 0.0 };
         let every = Duration::from_secs_f64(ms / 1000.0);
         let timer = Timer {
@@ -843,7 +962,15 @@ impl Worker {
 
     fn fire_timer(&self, id: u32, now: Instant) {
         let fired = self.timers.borrow_mut().fire(id, now);
-        let Some((func, args, slot, seq)) = fired else { return };
+        let Some(super::timers::Fired {
+            func,
+            args,
+            vu: slot,
+            iteration: seq,
+        }) = fired
+        else {
+            return;
+        };
         let ctx = self.vus.borrow()[slot as usize].ctx.clone();
         self.current.set(slot);
         ctx.with(|ctx| {
@@ -892,7 +1019,9 @@ async fn lag_probe(worker: Weak<Worker>) {
     loop {
         let expected = Instant::now() + LAG_PROBE_PERIOD;
         tokio::time::sleep_until(expected.into()).await;
-        let lag = Instant::now().saturating_duration_since(expected).as_micros() as u64;
+        let lag = Instant::now()
+            .saturating_duration_since(expected)
+            .as_micros() as u64;
         let Some(w) = worker.upgrade() else { return };
         let _ = w.lag.borrow_mut().record(lag.max(1));
     }

@@ -18,13 +18,21 @@ impl Observer for Capture {
         self.points.lock().unwrap().push(p.clone());
     }
     fn console(&self, vu: u64, level: ConsoleLevel, message: &str) {
-        self.console.lock().unwrap().push((vu, level, message.to_string()));
+        self.console
+            .lock()
+            .unwrap()
+            .push((vu, level, message.to_string()));
     }
 }
 
 impl Capture {
     pub fn lines(&self) -> Vec<String> {
-        self.console.lock().unwrap().iter().map(|c| c.2.clone()).collect()
+        self.console
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|c| c.2.clone())
+            .collect()
     }
 }
 
@@ -36,21 +44,33 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Env {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
         let target = rt.block_on(Target::start()).unwrap();
         Env { target, _rt: rt }
     }
 
     /// Runs `source` (with `TARGET` in camut.env) and returns the result and what was observed.
     pub fn run(&self, source: &str, threads: usize) -> (RunResult, Arc<Capture>) {
-        self.run_with(source, RunConfig { threads, ..RunConfig::default() })
+        self.run_with(
+            source,
+            RunConfig {
+                threads,
+                ..RunConfig::default()
+            },
+        )
     }
 
     pub fn run_with(&self, source: &str, mut config: RunConfig) -> (RunResult, Arc<Capture>) {
-        let campaign = Campaign::from_source("test.js", source).unwrap_or_else(|e| panic!("campaign loads: {e}"));
+        let campaign = Campaign::from_source("test.js", source)
+            .unwrap_or_else(|e| panic!("campaign loads: {e}"));
         config.env.insert("TARGET".into(), self.target.url());
         let capture = Arc::new(Capture::default());
-        let result = camut_engine::run(&campaign, config, capture.clone(), StopHandle::new()).expect("run");
+        let result =
+            camut_engine::run(&campaign, config, capture.clone(), StopHandle::new()).expect("run");
         (result, capture)
     }
 }
