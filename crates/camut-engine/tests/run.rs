@@ -249,12 +249,12 @@ fn paced_model_starts_next_iteration_while_call_in_flight() {
     );
     assert_eq!(env.target.served(), 8);
     assert_eq!(r.summary.iterations.completed, 8);
-    let took = started.elapsed();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // An iteration that waited for its call would last ≥ 300 ms.
     assert!(
-        took < Duration::from_millis(1100),
-        "iterations overlapped the calls: {took:?}"
+        r.summary.metrics["iteration.duration"].max < 300.0,
+        "iterations overlapped the calls"
     );
-    assert!(r.summary.metrics["iteration.duration"].max < 250.0);
 }
 
 #[test]
@@ -408,7 +408,7 @@ fn open_model_counts_drops_and_corrects_latency() {
 fn open_model_keeps_rate_independent_of_latency() {
     let env = Env::new();
     let src = campaign(
-        "users: 20, iterations: 40, arrivalRate: 200",
+        "users: 40, iterations: 40, arrivalRate: 200",
         "camut.http(camut.env.TARGET + '/?delay_ms=20', function () { done(); });",
     );
     let started = Instant::now();
