@@ -51,6 +51,14 @@ impl TargetProcess {
         TargetProcess { child, url }
     }
 
+    /// `camut run FILE --env TARGET=<this target> EXTRA…`.
+    pub fn run(&self, file: &std::path::Path, extra: &[&str]) -> Output {
+        let env = format!("TARGET={}", self.url);
+        let mut args = vec!["run", file.to_str().expect("utf-8 path"), "--env", &env];
+        args.extend_from_slice(extra);
+        camut(&args)
+    }
+
     /// Requests the target has served, from `/_camut/stats`.
     pub fn served(&self) -> u64 {
         let addr = self.url.trim_start_matches("http://");

@@ -16,17 +16,10 @@ fn run_prints_points_and_summary_and_counts_exactly() {
          };\n",
     );
     let json = file.with_extension("json");
-    let env = format!("TARGET={}", target.url);
-    let out = camut(&[
-        "run",
-        file.to_str().unwrap(),
-        "--env",
-        &env,
-        "--threads",
-        "2",
-        "--summary-json",
-        json.to_str().unwrap(),
-    ]);
+    let out = target.run(
+        &file,
+        &["--threads", "2", "--summary-json", json.to_str().unwrap()],
+    );
     assert!(out.status.success(), "{}", show(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let puts: Vec<&str> = stdout
@@ -70,16 +63,7 @@ fn failed_threshold_exits_1_and_json_to_stdout() {
         "exports.campaign = { id: 'thr', users: 2, iterations: 3, thresholds: { 'http.errors': ['rate < 0.5'] } };\n\
          exports.test = function (done) { camut.http(camut.env.TARGET + '/?status=500', function () { done(); }); };\n",
     );
-    let env = format!("TARGET={}", target.url);
-    let out = camut(&[
-        "run",
-        file.to_str().unwrap(),
-        "--env",
-        &env,
-        "--summary-json",
-        "-",
-        "--quiet",
-    ]);
+    let out = target.run(&file, &["--summary-json", "-", "--quiet"]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let summary: serde_json::Value =
         serde_json::from_slice(&out.stdout).expect("stdout is only the JSON");
@@ -141,20 +125,18 @@ fn usage_errors_exit_2() {
 fn overrides_from_the_command_line() {
     let target = TargetProcess::start();
     let file = temp_file("ovr.js", "exports.campaign = { id: 'o', users: 100, iterations: 100 };\nexports.test = function (done) { camut.http(camut.env.TARGET + '/', function () { done(); }); };\n");
-    let env = format!("TARGET={}", target.url);
-    let out = camut(&[
-        "run",
-        file.to_str().unwrap(),
-        "--env",
-        &env,
-        "--users",
-        "3",
-        "--iterations",
-        "4",
-        "--summary-json",
-        "-",
-        "-q",
-    ]);
+    let out = target.run(
+        &file,
+        &[
+            "--users",
+            "3",
+            "--iterations",
+            "4",
+            "--summary-json",
+            "-",
+            "-q",
+        ],
+    );
     assert!(out.status.success(), "{}", show(&out));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["requests"], 12);
@@ -174,8 +156,7 @@ fn target_shapes_answers() {
            });\n\
          };\n",
     );
-    let env = format!("TARGET={}", target.url);
-    let out = camut(&["run", file.to_str().unwrap(), "--env", &env, "-q"]);
+    let out = target.run(&file, &["-q"]);
     assert!(out.status.success(), "{}", show(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout)
@@ -189,21 +170,12 @@ fn target_shapes_answers() {
 #[test]
 fn every_example_runs_against_the_target() {
     let target = TargetProcess::start();
-    let env = format!("TARGET={}", target.url);
     let dir = repo_root().join("examples");
     let mut ran = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "js") {
-            let out = camut(&[
-                "run",
-                path.to_str().unwrap(),
-                "--env",
-                &env,
-                "-q",
-                "--summary-json",
-                "-",
-            ]);
+            let out = target.run(&path, &["-q", "--summary-json", "-"]);
             assert!(out.status.success(), "{}: {}", path.display(), show(&out));
             let summary: serde_json::Value = serde_json::from_slice(&out.stdout)
                 .unwrap_or_else(|e| panic!("{}: {e}: {}", path.display(), show(&out)));

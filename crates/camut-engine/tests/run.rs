@@ -449,16 +449,27 @@ fn stop_ends_a_long_run() {
     .unwrap();
     let stop = StopHandle::new();
     let s2 = stop.clone();
+    let capture = std::sync::Arc::new(common::Capture::default());
+    let seen = capture.clone();
+    // Stop once the run is visibly under way (more than 10 iterations reported).
     let t = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while seen
+            .iterations_done
+            .load(std::sync::atomic::Ordering::SeqCst)
+            <= 10
+            && Instant::now() < deadline
+        {
+            std::thread::park_timeout(Duration::from_millis(5));
+        }
         s2.stop();
     });
-    let capture = std::sync::Arc::new(common::Capture::default());
     let started = Instant::now();
     let r = camut_engine::run(
         &campaign,
         RunConfig {
             threads: 1,
+            interval: Duration::from_millis(50),
             ..RunConfig::default()
         },
         capture,

@@ -25,7 +25,6 @@ pub(crate) fn parse_call<'js>(ctx: &Ctx<'js>, options: &Value<'js>) -> Result<Ca
     if let Some(s) = options.as_string() {
         let url = s.to_string().map_err(|e| e.to_string())?;
         return build(
-            ctx,
             &url,
             Method::GET,
             Vec::new(),
@@ -113,11 +112,10 @@ pub(crate) fn parse_call<'js>(ctx: &Ctx<'js>, options: &Value<'js>) -> Result<Ca
         None => DEFAULT_TIMEOUT,
     };
     let operation = get_str("operation")?;
-    build(ctx, &url, method, headers, body, timeout, operation)
+    build(&url, method, headers, body, timeout, operation)
 }
 
 fn build(
-    _ctx: &Ctx<'_>,
     url: &str,
     method: Method,
     headers: Vec<(HeaderName, HeaderValue)>,

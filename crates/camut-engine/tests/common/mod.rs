@@ -2,15 +2,21 @@
 
 #![allow(dead_code)]
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use camut_engine::{Campaign, ConsoleLevel, Observer, Point, RunConfig, RunResult, StopHandle};
+use camut_engine::stats::StatsSet;
+use camut_engine::{
+    Campaign, ConsoleLevel, Observer, Point, Progress, RunConfig, RunResult, StopHandle,
+};
 use camut_target::Target;
 
 #[derive(Default)]
 pub struct Capture {
     pub points: Mutex<Vec<Point>>,
     pub console: Mutex<Vec<(u64, ConsoleLevel, String)>>,
+    /// Iterations finished, as last reported with an interval.
+    pub iterations_done: AtomicU64,
 }
 
 impl Observer for Capture {
@@ -22,6 +28,10 @@ impl Observer for Capture {
             .lock()
             .unwrap()
             .push((vu, level, message.to_string()));
+    }
+    fn interval(&self, _delta: &StatsSet, progress: &Progress) {
+        self.iterations_done
+            .store(progress.iterations_done, Ordering::SeqCst);
     }
 }
 
