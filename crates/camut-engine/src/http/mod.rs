@@ -1,20 +1,24 @@
-//! The HTTP client behind `camut.http`: hyper with pooled keep-alive connections,
-//! one pool per worker thread, measuring each call.
+//! The HTTP/1.1 client behind `camut.http`: keep-alive connections pooled per worker
+//! thread, measuring each call.
+//!
+//! It is a small client on tokio and httparse (hyper's parser) rather than hyper's own
+//! client: everything happens inside the calling task, with no connection task, channel
+//! or shared pool in between — that machinery cost more CPU per request than the rest
+//! of the engine (see docs/PERFORMANCE.md). The built-in target still serves with hyper.
 
-mod connector;
+mod wire;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::header::{HeaderName, HeaderValue};
-use hyper::{Method, Request, Uri};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{HeaderName, HeaderValue};
+use http::{Method, Uri};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
-use connector::CountingConnector;
+use wire::{decode_chunks, parse_head, request_bytes, ChunkState, Framing};
 
 /// One call to make.
 #[derive(Debug, Clone)]
@@ -39,89 +43,205 @@ pub(crate) struct HttpOutcome {
     pub begin: Duration,
     /// Time to the end of the body (or the error).
     pub total: Duration,
-    /// Bytes received (head estimated from its serialized size).
+    /// Bytes received on the wire for this response.
     pub received: u64,
-    /// Bytes sent (head estimated from its serialized size).
+    /// Bytes sent on the wire for this request.
     pub transmitted: u64,
     /// Transport error or timeout; statuses ≥ 400 are judged by the caller.
     pub error: Option<String>,
 }
 
-/// A pooled client and the count of connections it opened.
+/// An idle connection is checked for a close by the server before reuse after this long.
+const PROBE_IDLE_AFTER: Duration = Duration::from_secs(1);
+/// Idle connections kept per authority.
+const MAX_IDLE_PER_HOST: usize = 1024;
+
+struct Conn {
+    stream: TcpStream,
+    buf: BytesMut,
+    idle_since: Instant,
+}
+
+/// Keep-alive connections of one worker, by URL authority, and how many it opened.
 pub(crate) struct HttpClient {
-    client: Client<CountingConnector, Full<Bytes>>,
-    connections: Arc<AtomicU64>,
+    idle: RefCell<HashMap<String, Vec<Conn>>>,
+    opened: Cell<u64>,
+}
+
+/// A response read off a connection.
+struct Exchanged {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Bytes,
+    begin: Duration,
+    received: u64,
+}
+
+enum ReadError {
+    /// The server closed the connection; `early` when not one byte of the response came.
+    Closed { early: bool },
+    Other(String),
 }
 
 impl HttpClient {
     pub fn new() -> Self {
-        let connections = Arc::new(AtomicU64::new(0));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(CountingConnector::new(connections.clone()));
-        HttpClient {
-            client,
-            connections,
-        }
+        HttpClient { idle: RefCell::new(HashMap::new()), opened: Cell::new(0) }
     }
 
     /// Connections opened since the last call (the count is then reset).
     pub fn take_connections(&self) -> u64 {
-        self.connections.swap(0, Ordering::Relaxed)
+        self.opened.replace(0)
     }
 
     pub async fn send(&self, req: HttpRequest) -> HttpOutcome {
         let start = Instant::now();
-        let transmitted = request_size(&req);
-        let timeout = req.timeout;
-        let mut builder = Request::builder().method(req.method).uri(req.uri);
-        for (k, v) in req.headers {
-            builder = builder.header(k, v);
-        }
-        let request = match builder.body(Full::new(req.body)) {
-            Ok(r) => r,
-            Err(e) => return failed(start, 0, format!("invalid request: {e}")),
+        let wire = request_bytes(&req.method, &req.uri, &req.headers, &req.body);
+        let transmitted = wire.len() as u64;
+        let Some(key) = req.uri.authority().map(|a| a.as_str()) else {
+            return failed(start, 0, format!("invalid url '{}': no host", req.uri));
         };
-        let work = async {
-            let response = self.client.request(request).await.map_err(describe)?;
-            let begin = start.elapsed();
-            let (parts, body) = response.into_parts();
-            let body = body
-                .collect()
-                .await
-                .map_err(|e| describe_hyper(&e))?
-                .to_bytes();
-            Ok::<_, String>((parts, body, begin))
-        };
-        match tokio::time::timeout(timeout, work).await {
+        let is_head = req.method == Method::HEAD;
+        let idempotent = !matches!(req.method, Method::POST | Method::PATCH);
+        match tokio::time::timeout(req.timeout, self.exchange(key, &wire, is_head, idempotent, start)).await {
             Err(_) => failed(start, transmitted, "timeout".to_string()),
             Ok(Err(e)) => failed(start, transmitted, e),
-            Ok(Ok((parts, body, begin))) => {
-                let mut head = 17u64; // "HTTP/1.1 200 OK\r\n"
-                let headers = parts
-                    .headers
-                    .iter()
-                    .map(|(k, v)| {
-                        head += (k.as_str().len() + v.len() + 4) as u64;
-                        (
-                            k.as_str().to_string(),
-                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                        )
-                    })
-                    .collect();
-                HttpOutcome {
-                    status: Some(parts.status.as_u16()),
-                    headers,
-                    received: head + 2 + body.len() as u64,
-                    body,
-                    begin,
-                    total: start.elapsed(),
-                    transmitted,
-                    error: None,
+            Ok(Ok(x)) => HttpOutcome {
+                status: Some(x.status),
+                headers: x.headers,
+                body: x.body,
+                begin: x.begin,
+                total: start.elapsed(),
+                received: x.received,
+                transmitted,
+                error: None,
+            },
+        }
+    }
+
+    async fn exchange(&self, key: &str, wire: &[u8], is_head: bool, idempotent: bool, start: Instant) -> Result<Exchanged, String> {
+        let mut retried = false;
+        loop {
+            let (mut conn, reused) = match self.checkout(key) {
+                Some(c) => (c, true),
+                None => (self.connect(key).await?, false),
+            };
+            // A reused connection the server had closed is retried once on a fresh one.
+            let may_retry = reused && !retried && idempotent;
+            if let Err(e) = conn.stream.write_all(wire).await {
+                if may_retry {
+                    retried = true;
+                    continue;
                 }
+                return Err(io_message(&e));
+            }
+            match read_response(&mut conn, is_head, start).await {
+                Ok((x, keep_alive)) => {
+                    if keep_alive && conn.buf.is_empty() {
+                        conn.idle_since = Instant::now();
+                        let mut idle = self.idle.borrow_mut();
+                        match idle.get_mut(key) {
+                            Some(list) if list.len() < MAX_IDLE_PER_HOST => list.push(conn),
+                            Some(_) => {}
+                            None => {
+                                idle.insert(key.to_string(), vec![conn]);
+                            }
+                        }
+                    }
+                    return Ok(x);
+                }
+                Err(ReadError::Closed { early: true }) if may_retry => retried = true,
+                Err(ReadError::Closed { .. }) => {
+                    return Err("ECONNRESET: connection closed before the message completed".into())
+                }
+                Err(ReadError::Other(e)) => return Err(e),
             }
         }
     }
+
+    /// An idle connection to `key`, skipping those the server closed meanwhile.
+    fn checkout(&self, key: &str) -> Option<Conn> {
+        let mut idle = self.idle.borrow_mut();
+        let list = idle.get_mut(key)?;
+        while let Some(conn) = list.pop() {
+            if conn.idle_since.elapsed() < PROBE_IDLE_AFTER {
+                return Some(conn);
+            }
+            let mut probe = [0u8; 1];
+            match conn.stream.try_read(&mut probe) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Some(conn),
+                _ => continue, // closed, or unexpected bytes: not reusable
+            }
+        }
+        None
+    }
+
+    async fn connect(&self, authority: &str) -> Result<Conn, String> {
+        let stream = match authority.rsplit_once(':') {
+            Some((_, port)) if !port.contains(']') => TcpStream::connect(authority).await,
+            _ => TcpStream::connect(format!("{authority}:80")).await,
+        }
+        .map_err(|e| io_message(&e))?;
+        let _ = stream.set_nodelay(true);
+        self.opened.set(self.opened.get() + 1);
+        Ok(Conn { stream, buf: BytesMut::with_capacity(8 * 1024), idle_since: Instant::now() })
+    }
+}
+
+/// Reads one response; returns it and whether the connection may be reused.
+async fn read_response(conn: &mut Conn, is_head: bool, start: Instant) -> Result<(Exchanged, bool), ReadError> {
+    let mut read_total = conn.buf.len() as u64;
+    let head = loop {
+        match parse_head(&conn.buf, is_head).map_err(ReadError::Other)? {
+            // Interim responses (100 Continue, …) come before the real one.
+            Some(h) if (100..200).contains(&h.status) && h.status != 101 => conn.buf.advance(h.len),
+            Some(h) => break h,
+            None => {
+                let early = read_total == 0;
+                if read_more(conn, &mut read_total).await? == 0 {
+                    return Err(ReadError::Closed { early });
+                }
+            }
+        }
+    };
+    let begin = start.elapsed();
+    conn.buf.advance(head.len);
+    let body = match head.framing {
+        Framing::Empty => Bytes::new(),
+        Framing::Length(n) => {
+            while conn.buf.len() < n {
+                if read_more(conn, &mut read_total).await? == 0 {
+                    return Err(ReadError::Closed { early: false });
+                }
+            }
+            conn.buf.split_to(n).freeze()
+        }
+        Framing::Chunked => {
+            let mut body = Vec::new();
+            let mut state = ChunkState::Size;
+            while !decode_chunks(&mut conn.buf, &mut body, &mut state).map_err(ReadError::Other)? {
+                if read_more(conn, &mut read_total).await? == 0 {
+                    return Err(ReadError::Closed { early: false });
+                }
+            }
+            Bytes::from(body)
+        }
+        Framing::UntilClose => {
+            while read_more(conn, &mut read_total).await? > 0 {}
+            conn.buf.split().freeze()
+        }
+    };
+    let received = read_total - conn.buf.len() as u64;
+    let x = Exchanged { status: head.status, headers: head.headers, body, begin, received };
+    Ok((x, head.keep_alive))
+}
+
+async fn read_more(conn: &mut Conn, total: &mut u64) -> Result<usize, ReadError> {
+    if conn.buf.capacity() - conn.buf.len() < 4096 {
+        conn.buf.reserve(8 * 1024);
+    }
+    let n = conn.stream.read_buf(&mut conn.buf).await.map_err(|e| ReadError::Other(io_message(&e)))?;
+    *total += n as u64;
+    Ok(n)
 }
 
 fn failed(start: Instant, transmitted: u64, error: String) -> HttpOutcome {
@@ -138,42 +258,13 @@ fn failed(start: Instant, transmitted: u64, error: String) -> HttpOutcome {
     }
 }
 
-fn request_size(req: &HttpRequest) -> u64 {
-    let line =
-        req.method.as_str().len() + req.uri.path_and_query().map_or(1, |p| p.as_str().len()) + 12;
-    let host = req.uri.authority().map_or(0, |a| a.as_str().len() + 8);
-    let headers: usize = req
-        .headers
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.len() + 4)
-        .sum();
-    (line + host + headers + 2 + req.body.len()) as u64
-}
-
 /// A short, node-like description of a transport error.
-fn describe(e: hyper_util::client::legacy::Error) -> String {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
-    while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            return match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => format!("ECONNREFUSED: {io}"),
-                std::io::ErrorKind::ConnectionReset => format!("ECONNRESET: {io}"),
-                std::io::ErrorKind::TimedOut => "timeout".to_string(),
-                _ => io.to_string(),
-            };
-        }
-        if let Some(h) = s.downcast_ref::<hyper::Error>() {
-            return describe_hyper(h);
-        }
-        source = s.source();
-    }
-    e.to_string()
-}
-
-fn describe_hyper(e: &hyper::Error) -> String {
-    if e.is_incomplete_message() {
-        "ECONNRESET: connection closed before the message completed".to_string()
-    } else {
-        format!("http error: {e}")
+fn io_message(e: &std::io::Error) -> String {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        ConnectionRefused => format!("ECONNREFUSED: {e}"),
+        ConnectionReset | BrokenPipe => format!("ECONNRESET: {e}"),
+        TimedOut => "timeout".to_string(),
+        _ => e.to_string(),
     }
 }

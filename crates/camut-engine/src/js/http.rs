@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
-use hyper::{Method, Uri};
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use http::{Method, Uri};
 use rquickjs::{Ctx, Exception, Object, Value};
 
 use crate::http::{HttpOutcome, HttpRequest};
@@ -175,11 +175,7 @@ pub(crate) fn value_text<'js>(ctx: &Ctx<'js>, v: &Value<'js>) -> String {
 }
 
 /// The `response` object handed to callbacks: `{ statusCode, headers, body }`.
-pub(crate) fn response_object<'js>(
-    ctx: &Ctx<'js>,
-    out: &HttpOutcome,
-    body: &str,
-) -> rquickjs::Result<Object<'js>> {
+pub(crate) fn response_object<'js>(ctx: &Ctx<'js>, out: &HttpOutcome, body: &Value<'js>) -> rquickjs::Result<Object<'js>> {
     let r = Object::new(ctx.clone())?;
     r.set("statusCode", out.status.map(i32::from))?;
     let h = Object::new(ctx.clone())?;
@@ -187,7 +183,7 @@ pub(crate) fn response_object<'js>(
         h.set(k.as_str(), v.as_str())?;
     }
     r.set("headers", h)?;
-    r.set("body", body)?;
+    r.set("body", body.clone())?;
     Ok(r)
 }
 

@@ -45,6 +45,39 @@ enum End {
     TimedOut(ScriptError),
 }
 
+/// Bounds one synchronous run of JS without reading the clock on every entry: entering
+/// JS only arms it; the interrupt handler (called by QuickJS every few thousand
+/// operations) takes the start time on its first call and compares afterwards.
+#[derive(Default)]
+struct SliceClock {
+    armed: Cell<bool>,
+    deadline: Cell<Option<Instant>>,
+}
+
+impl SliceClock {
+    fn begin(&self) {
+        self.armed.set(true);
+        self.deadline.set(None);
+    }
+
+    fn end(&self) {
+        self.armed.set(false);
+    }
+
+    fn expired(&self, slice: Duration) -> bool {
+        if !self.armed.get() {
+            return false;
+        }
+        match self.deadline.get() {
+            None => {
+                self.deadline.set(Some(Instant::now() + slice));
+                false
+            }
+            Some(t) => Instant::now() > t,
+        }
+    }
+}
+
 /// The open model's arrival schedule for this worker.
 struct Arrivals {
     rate: f64,
@@ -92,8 +125,7 @@ pub(crate) struct Worker {
     /// Host functions and frozen objects created once and shared by every VU context.
     pub(crate) shared_scope: RefCell<Option<crate::js::scope::SharedScope>>,
     lag: RefCell<hdrhistogram::Histogram<u64>>,
-    deadline: Rc<Cell<Option<Instant>>>,
-    slice: Duration,
+    slice_clock: Rc<SliceClock>,
     start: Cell<Instant>,
     self_ref: RefCell<Weak<Worker>>,
     rt: Runtime,
@@ -165,12 +197,10 @@ impl Worker {
         let rt = Runtime::new().map_err(|e| format!("cannot create a JavaScript runtime: {e}"))?;
         rt.set_memory_limit(shared.campaign.options.memory_limit);
         rt.set_max_stack_size(512 * 1024);
-        let deadline: Rc<Cell<Option<Instant>>> = Rc::new(Cell::new(None));
-        let d = deadline.clone();
-        rt.set_interrupt_handler(Some(Box::new(move || {
-            d.get().is_some_and(|t| Instant::now() > t)
-        })));
         let slice = shared.campaign.options.iteration_timeout.min(MAX_SLICE);
+        let slice_clock = Rc::new(SliceClock::default());
+        let clock = slice_clock.clone();
+        rt.set_interrupt_handler(Some(Box::new(move || clock.expired(slice))));
         let worker = Rc::new(Worker {
             index,
             shared: shared.clone(),
@@ -190,8 +220,7 @@ impl Worker {
             current: Cell::new(0),
             shared_scope: RefCell::new(None),
             lag: RefCell::new(camut_stats::histogram()),
-            deadline,
-            slice,
+            slice_clock,
             start: Cell::new(Instant::now()),
             self_ref: RefCell::new(Weak::new()),
             rt,
@@ -230,7 +259,7 @@ impl Worker {
                 warned_done_twice: false,
                 last_timed_out: 0,
             };
-            worker.deadline.set(Some(Instant::now() + worker.slice));
+            worker.slice_clock.begin();
             worker.current.set(slot);
             let setup = ctx.with(|ctx| -> Result<(), String> {
                 let installed = install(&ctx, &weak, &ids)
@@ -243,7 +272,7 @@ impl Worker {
                 vu.vu_obj = Some(Persistent::save(&ctx, installed.vu));
                 Ok(())
             });
-            worker.deadline.set(None);
+            worker.slice_clock.end();
             if let Err(message) = setup {
                 // This VU cannot run; the others can. Counted, not fatal.
                 worker
@@ -462,15 +491,11 @@ impl Worker {
         }
     }
 
-    fn set_deadline(&self) {
-        self.deadline.set(Some(Instant::now() + self.slice));
-    }
-
     /// Runs queued promise jobs (inside the current `ctx.with`).
     fn run_jobs(&self, ctx: &Ctx<'_>) {
-        self.set_deadline();
+        self.slice_clock.begin();
         while ctx.execute_pending_job() {}
-        self.deadline.set(None);
+        self.slice_clock.end();
     }
 
     fn start_iteration(&self, slot: u32, intended: Instant) {
@@ -527,9 +552,9 @@ impl Worker {
                 })?;
                 let test = test.restore(&ctx)?;
                 let window = window.restore(&ctx)?;
-                self.set_deadline();
+                self.slice_clock.begin();
                 let r = test.call((This(window), done));
-                self.deadline.set(None);
+                self.slice_clock.end();
                 r
             })();
             match outcome {
@@ -813,15 +838,15 @@ impl Worker {
         self.current.set(slot);
         ctx.with(|ctx| {
             let r = (|| -> rquickjs::Result<()> {
-                let body = String::from_utf8_lossy(&out.body);
+                let body = rquickjs::String::from_str(ctx.clone(), &String::from_utf8_lossy(&out.body))?.into_value();
                 let response = response_object(&ctx, &out, &body)?;
                 let err = error_value(&ctx, &out, &response)?;
-                self.set_deadline();
+                self.slice_clock.begin();
                 let r = match reply {
                     Reply::Callback(f) => {
                         let f = f.restore(&ctx)?;
                         let data: Value = if out.status.is_some() {
-                            rquickjs::String::from_str(ctx.clone(), &body)?.into_value()
+                            body
                         } else {
                             Value::new_undefined(ctx.clone())
                         };
@@ -832,7 +857,7 @@ impl Worker {
                         Some(e) => reject.restore(&ctx)?.call::<_, Value>((e,)).map(|_| ()),
                         None => {
                             let result = Object::new(ctx.clone())?;
-                            result.set("data", body.as_ref())?;
+                            result.set("data", body)?;
                             result.set("response", response)?;
                             resolve
                                 .restore(&ctx)?
@@ -841,7 +866,7 @@ impl Worker {
                         }
                     },
                 };
-                self.deadline.set(None);
+                self.slice_clock.end();
                 r
             })();
             if let Err(e) = r {
@@ -980,9 +1005,9 @@ impl Worker {
                 for v in args {
                     a.push_arg(v.restore(&ctx)?)?;
                 }
-                self.set_deadline();
+                self.slice_clock.begin();
                 let r = f.call_arg::<Value>(a).map(|_| ());
-                self.deadline.set(None);
+                self.slice_clock.end();
                 r
             })();
             if let Err(e) = r {
