@@ -79,13 +79,18 @@ struct Exchanged {
 
 enum ReadError {
     /// The server closed the connection; `early` when not one byte of the response came.
-    Closed { early: bool },
+    Closed {
+        early: bool,
+    },
     Other(String),
 }
 
 impl HttpClient {
     pub fn new() -> Self {
-        HttpClient { idle: RefCell::new(HashMap::new()), opened: Cell::new(0) }
+        HttpClient {
+            idle: RefCell::new(HashMap::new()),
+            opened: Cell::new(0),
+        }
     }
 
     /// Connections opened since the last call (the count is then reset).
@@ -102,7 +107,12 @@ impl HttpClient {
         };
         let is_head = req.method == Method::HEAD;
         let idempotent = !matches!(req.method, Method::POST | Method::PATCH);
-        match tokio::time::timeout(req.timeout, self.exchange(key, &wire, is_head, idempotent, start)).await {
+        match tokio::time::timeout(
+            req.timeout,
+            self.exchange(key, &wire, is_head, idempotent, start),
+        )
+        .await
+        {
             Err(_) => failed(start, transmitted, "timeout".to_string()),
             Ok(Err(e)) => failed(start, transmitted, e),
             Ok(Ok(x)) => HttpOutcome {
@@ -118,7 +128,14 @@ impl HttpClient {
         }
     }
 
-    async fn exchange(&self, key: &str, wire: &[u8], is_head: bool, idempotent: bool, start: Instant) -> Result<Exchanged, String> {
+    async fn exchange(
+        &self,
+        key: &str,
+        wire: &[u8],
+        is_head: bool,
+        idempotent: bool,
+        start: Instant,
+    ) -> Result<Exchanged, String> {
         let mut retried = false;
         loop {
             let (mut conn, reused) = match self.checkout(key) {
@@ -183,12 +200,20 @@ impl HttpClient {
         .map_err(|e| io_message(&e))?;
         let _ = stream.set_nodelay(true);
         self.opened.set(self.opened.get() + 1);
-        Ok(Conn { stream, buf: BytesMut::with_capacity(8 * 1024), idle_since: Instant::now() })
+        Ok(Conn {
+            stream,
+            buf: BytesMut::with_capacity(8 * 1024),
+            idle_since: Instant::now(),
+        })
     }
 }
 
 /// Reads one response; returns it and whether the connection may be reused.
-async fn read_response(conn: &mut Conn, is_head: bool, start: Instant) -> Result<(Exchanged, bool), ReadError> {
+async fn read_response(
+    conn: &mut Conn,
+    is_head: bool,
+    start: Instant,
+) -> Result<(Exchanged, bool), ReadError> {
     let mut read_total = conn.buf.len() as u64;
     let head = loop {
         match parse_head(&conn.buf, is_head).map_err(ReadError::Other)? {
@@ -231,7 +256,13 @@ async fn read_response(conn: &mut Conn, is_head: bool, start: Instant) -> Result
         }
     };
     let received = read_total - conn.buf.len() as u64;
-    let x = Exchanged { status: head.status, headers: head.headers, body, begin, received };
+    let x = Exchanged {
+        status: head.status,
+        headers: head.headers,
+        body,
+        begin,
+        received,
+    };
     Ok((x, head.keep_alive))
 }
 
@@ -239,7 +270,11 @@ async fn read_more(conn: &mut Conn, total: &mut u64) -> Result<usize, ReadError>
     if conn.buf.capacity() - conn.buf.len() < 4096 {
         conn.buf.reserve(8 * 1024);
     }
-    let n = conn.stream.read_buf(&mut conn.buf).await.map_err(|e| ReadError::Other(io_message(&e)))?;
+    let n = conn
+        .stream
+        .read_buf(&mut conn.buf)
+        .await
+        .map_err(|e| ReadError::Other(io_message(&e)))?;
     *total += n as u64;
     Ok(n)
 }
@@ -266,5 +301,119 @@ fn io_message(e: &std::io::Error) -> String {
         ConnectionReset | BrokenPipe => format!("ECONNRESET: {e}"),
         TimedOut => "timeout".to_string(),
         _ => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    /// A raw server on loopback: for each accepted connection, reads one request per
+    /// canned answer and writes the answer; closes the connection after its answers.
+    fn raw_server(connections: Vec<Vec<&'static str>>) -> (String, std::thread::JoinHandle<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let h = std::thread::spawn(move || {
+            for answers in connections {
+                let (mut s, _) = listener.accept().unwrap();
+                for answer in answers {
+                    let mut req = Vec::new();
+                    let mut b = [0u8; 1024];
+                    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                        let n = s.read(&mut b).unwrap();
+                        if n == 0 {
+                            return;
+                        }
+                        req.extend_from_slice(&b[..n]);
+                    }
+                    s.write_all(answer.as_bytes()).unwrap();
+                }
+            }
+        });
+        (addr, h)
+    }
+
+    fn request(method: Method, addr: &str) -> HttpRequest {
+        HttpRequest {
+            method,
+            uri: format!("http://{addr}/x").parse().unwrap(),
+            headers: Vec::new(),
+            body: Bytes::new(),
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn chunked_and_until_close_bodies() {
+        let (addr, h) = raw_server(vec![
+            vec!["HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n1\r\n!\r\n0\r\n\r\n"],
+            vec!["HTTP/1.1 201 Created\r\nConnection: close\r\n\r\nuntil close"],
+        ]);
+        let client = HttpClient::new();
+        block_on(async {
+            let a = client.send(request(Method::GET, &addr)).await;
+            assert_eq!(
+                (a.status, a.error.as_deref(), &a.body[..]),
+                (Some(200), None, &b"hello!"[..])
+            );
+            assert_eq!(a.received, 68, "every byte of the chunked response");
+            // The first connection is closed by the server after one answer: the second
+            // GET is retried on a fresh connection.
+            let b = client.send(request(Method::GET, &addr)).await;
+            assert_eq!(
+                (b.status, &b.body[..]),
+                (Some(201), &b"until close"[..]),
+                "{:?}",
+                b.error
+            );
+        });
+        assert_eq!(client.take_connections(), 2);
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn keep_alive_reuses_one_connection() {
+        let ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        let (addr, h) = raw_server(vec![vec![ok, ok, ok]]);
+        let client = HttpClient::new();
+        block_on(async {
+            for _ in 0..3 {
+                let r = client.send(request(Method::GET, &addr)).await;
+                assert_eq!((r.status, &r.body[..]), (Some(200), &b"ok"[..]));
+                assert_eq!(
+                    r.transmitted as usize,
+                    format!("GET /x HTTP/1.1\r\nhost: {addr}\r\n\r\n").len()
+                );
+            }
+        });
+        assert_eq!(client.take_connections(), 1);
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn post_on_a_closed_connection_is_not_replayed() {
+        let ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        let (addr, h) = raw_server(vec![vec![ok]]);
+        let client = HttpClient::new();
+        block_on(async {
+            assert_eq!(
+                client.send(request(Method::GET, &addr)).await.status,
+                Some(200)
+            );
+            let r = client.send(request(Method::POST, &addr)).await;
+            let err = r.error.expect("the server closed the connection");
+            assert!(err.starts_with("ECONNRESET"), "{err}");
+        });
+        h.join().unwrap();
     }
 }

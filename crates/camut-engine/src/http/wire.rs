@@ -9,7 +9,12 @@ pub(crate) const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 100;
 
 /// Serializes a request: request line, `Host`, the caller's headers, `Content-Length`, body.
-pub(crate) fn request_bytes(method: &Method, uri: &Uri, headers: &[(http::HeaderName, http::HeaderValue)], body: &[u8]) -> Vec<u8> {
+pub(crate) fn request_bytes(
+    method: &Method,
+    uri: &Uri,
+    headers: &[(http::HeaderName, http::HeaderValue)],
+    body: &[u8],
+) -> Vec<u8> {
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let mut out = Vec::with_capacity(64 + path.len() + body.len() + headers.len() * 32);
     out.extend_from_slice(method.as_str().as_bytes());
@@ -30,7 +35,8 @@ pub(crate) fn request_bytes(method: &Method, uri: &Uri, headers: &[(http::Header
         out.extend_from_slice(v.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    let sends_body = !body.is_empty() || matches!(*method, Method::POST | Method::PUT | Method::PATCH);
+    let sends_body =
+        !body.is_empty() || matches!(*method, Method::POST | Method::PUT | Method::PATCH);
     if sends_body && !has(&http::header::CONTENT_LENGTH) && !has(&http::header::TRANSFER_ENCODING) {
         out.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
     }
@@ -70,7 +76,9 @@ pub(crate) fn parse_head(buf: &[u8], is_head_request: bool) -> Result<Option<Hea
     let mut resp = httparse::Response::new(&mut raw);
     let len = match resp.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err("response head too large".into()),
+        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
+            return Err("response head too large".into())
+        }
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err(format!("invalid HTTP response: {e}")),
     };
@@ -85,7 +93,12 @@ pub(crate) fn parse_head(buf: &[u8], is_head_request: bool) -> Result<Option<Hea
         let value = String::from_utf8_lossy(h.value).into_owned();
         match name.as_str() {
             "content-length" => {
-                length = Some(value.trim().parse::<usize>().map_err(|_| format!("invalid content-length '{value}'"))?)
+                length = Some(
+                    value
+                        .trim()
+                        .parse::<usize>()
+                        .map_err(|_| format!("invalid content-length '{value}'"))?,
+                )
             }
             "transfer-encoding" => chunked = value.to_ascii_lowercase().contains("chunked"),
             "connection" => {
@@ -100,31 +113,50 @@ pub(crate) fn parse_head(buf: &[u8], is_head_request: bool) -> Result<Option<Hea
         }
         headers.push((name, value));
     }
-    let framing = if is_head_request || (100..200).contains(&status) || status == 204 || status == 304 {
-        Framing::Empty
-    } else if chunked {
-        Framing::Chunked
-    } else if let Some(n) = length {
-        Framing::Length(n)
-    } else {
-        keep_alive = false;
-        Framing::UntilClose
-    };
-    Ok(Some(Head { status, headers, framing, keep_alive, len }))
+    let framing =
+        if is_head_request || (100..200).contains(&status) || status == 204 || status == 304 {
+            Framing::Empty
+        } else if chunked {
+            Framing::Chunked
+        } else if let Some(n) = length {
+            Framing::Length(n)
+        } else {
+            keep_alive = false;
+            Framing::UntilClose
+        };
+    Ok(Some(Head {
+        status,
+        headers,
+        framing,
+        keep_alive,
+        len,
+    }))
 }
 
 /// Decodes as much of a chunked body as `buf` holds, appending data to `body`.
 /// Returns `Ok(true)` once the last chunk and the trailers are consumed.
-pub(crate) fn decode_chunks(buf: &mut BytesMut, body: &mut Vec<u8>, state: &mut ChunkState) -> Result<bool, String> {
+pub(crate) fn decode_chunks(
+    buf: &mut BytesMut,
+    body: &mut Vec<u8>,
+    state: &mut ChunkState,
+) -> Result<bool, String> {
     loop {
         match *state {
             ChunkState::Size => {
-                let Some(eol) = find_crlf(buf) else { return Ok(false) };
-                let line = std::str::from_utf8(&buf[..eol]).map_err(|_| "invalid chunk size".to_string())?;
+                let Some(eol) = find_crlf(buf) else {
+                    return Ok(false);
+                };
+                let line = std::str::from_utf8(&buf[..eol])
+                    .map_err(|_| "invalid chunk size".to_string())?;
                 let hex = line.split(';').next().unwrap_or("").trim();
-                let size = usize::from_str_radix(hex, 16).map_err(|_| format!("invalid chunk size '{hex}'"))?;
+                let size = usize::from_str_radix(hex, 16)
+                    .map_err(|_| format!("invalid chunk size '{hex}'"))?;
                 buf.advance(eol + 2);
-                *state = if size == 0 { ChunkState::Trailers } else { ChunkState::Data(size) };
+                *state = if size == 0 {
+                    ChunkState::Trailers
+                } else {
+                    ChunkState::Data(size)
+                };
             }
             ChunkState::Data(left) => {
                 if buf.is_empty() {
@@ -133,7 +165,11 @@ pub(crate) fn decode_chunks(buf: &mut BytesMut, body: &mut Vec<u8>, state: &mut 
                 let n = left.min(buf.len());
                 body.extend_from_slice(&buf[..n]);
                 buf.advance(n);
-                *state = if n == left { ChunkState::DataEnd } else { ChunkState::Data(left - n) };
+                *state = if n == left {
+                    ChunkState::DataEnd
+                } else {
+                    ChunkState::Data(left - n)
+                };
             }
             ChunkState::DataEnd => {
                 if buf.len() < 2 {
@@ -146,7 +182,9 @@ pub(crate) fn decode_chunks(buf: &mut BytesMut, body: &mut Vec<u8>, state: &mut 
                 *state = ChunkState::Size;
             }
             ChunkState::Trailers => {
-                let Some(eol) = find_crlf(buf) else { return Ok(false) };
+                let Some(eol) = find_crlf(buf) else {
+                    return Ok(false);
+                };
                 buf.advance(eol + 2);
                 if eol == 0 {
                     return Ok(true);
@@ -177,23 +215,42 @@ mod tests {
     fn request_has_host_and_length() {
         let uri: Uri = "http://127.0.0.1:8080/a?b=1".parse().unwrap();
         let r = request_bytes(&Method::POST, &uri, &[], b"xy");
-        assert_eq!(r, b"POST /a?b=1 HTTP/1.1\r\nhost: 127.0.0.1:8080\r\ncontent-length: 2\r\n\r\nxy");
+        assert_eq!(
+            r,
+            b"POST /a?b=1 HTTP/1.1\r\nhost: 127.0.0.1:8080\r\ncontent-length: 2\r\n\r\nxy"
+        );
         let r = request_bytes(&Method::GET, &uri, &[], b"");
         assert_eq!(r, b"GET /a?b=1 HTTP/1.1\r\nhost: 127.0.0.1:8080\r\n\r\n");
     }
 
     #[test]
     fn heads_and_framings() {
-        let h = parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello", false).unwrap().unwrap();
-        assert_eq!((h.status, h.framing, h.keep_alive), (200, Framing::Length(5), true));
+        let h = parse_head(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (h.status, h.framing, h.keep_alive),
+            (200, Framing::Length(5), true)
+        );
         assert_eq!(h.headers[1], ("x-a".to_string(), "b".to_string()));
         assert_eq!(h.len, 46);
-        assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Le", false).unwrap().is_none());
-        let h = parse_head(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", false).unwrap().unwrap();
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Le", false)
+            .unwrap()
+            .is_none());
+        let h = parse_head(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", false)
+            .unwrap()
+            .unwrap();
         assert_eq!((h.framing, h.keep_alive), (Framing::UntilClose, false));
-        let h = parse_head(b"HTTP/1.1 204 No Content\r\n\r\n", false).unwrap().unwrap();
+        let h = parse_head(b"HTTP/1.1 204 No Content\r\n\r\n", false)
+            .unwrap()
+            .unwrap();
         assert_eq!(h.framing, Framing::Empty);
-        let h = parse_head(b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", false).unwrap().unwrap();
+        let h = parse_head(b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", false)
+            .unwrap()
+            .unwrap();
         assert!(!h.keep_alive);
         assert!(parse_head(b"NOT HTTP\r\n\r\n", false).is_err());
     }

@@ -175,7 +175,11 @@ pub(crate) fn value_text<'js>(ctx: &Ctx<'js>, v: &Value<'js>) -> String {
 }
 
 /// The `response` object handed to callbacks: `{ statusCode, headers, body }`.
-pub(crate) fn response_object<'js>(ctx: &Ctx<'js>, out: &HttpOutcome, body: &Value<'js>) -> rquickjs::Result<Object<'js>> {
+pub(crate) fn response_object<'js>(
+    ctx: &Ctx<'js>,
+    out: &HttpOutcome,
+    body: &Value<'js>,
+) -> rquickjs::Result<Object<'js>> {
     let r = Object::new(ctx.clone())?;
     r.set("statusCode", out.status.map(i32::from))?;
     let h = Object::new(ctx.clone())?;

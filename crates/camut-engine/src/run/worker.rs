@@ -838,7 +838,9 @@ impl Worker {
         self.current.set(slot);
         ctx.with(|ctx| {
             let r = (|| -> rquickjs::Result<()> {
-                let body = rquickjs::String::from_str(ctx.clone(), &String::from_utf8_lossy(&out.body))?.into_value();
+                let body =
+                    rquickjs::String::from_str(ctx.clone(), &String::from_utf8_lossy(&out.body))?
+                        .into_value();
                 let response = response_object(&ctx, &out, &body)?;
                 let err = error_value(&ctx, &out, &response)?;
                 self.slice_clock.begin();
