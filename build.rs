@@ -2,7 +2,14 @@
 //! encoded descriptor set in OUT_DIR for gRPC server reflection.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/camut/v1/campaigns.proto"];
+    let files = [
+        "proto/camut/v1/campaigns.proto",
+        "proto/camut/v1/jobs.proto",
+        "proto/camut/v1/drones.proto",
+        "proto/camut/v1/deployer.proto",
+        "proto/camut/v1/logs.proto",
+        "proto/camut/v1/stats.proto",
+    ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
     }
@@ -12,6 +19,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out.join("camut_descriptor.bin"),
         prost::Message::encode_to_vec(&fds),
     )?;
-    tonic_prost_build::configure().compile_fds(fds)?;
+    // No transport helpers: the drone service has an rpc named `Connect`, which would
+    // clash with the generated `connect` constructors; clients use `new(channel)`.
+    tonic_prost_build::configure()
+        .build_transport(false)
+        .compile_fds(fds)?;
     Ok(())
 }

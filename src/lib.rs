@@ -1,7 +1,8 @@
-//! Camut's protobuf API (package `camut.v1`) and, with the control plane, the client
-//! that drives a Camut server.
+//! Camut's protobuf API (package `camut.v1`) and the wire form of statistics.
 
 #![warn(missing_docs)]
+
+pub mod stats;
 
 /// Generated protobuf messages and gRPC stubs of package `camut.v1`.
 #[allow(missing_docs, clippy::all)]

@@ -8,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+pub mod codec;
 pub mod set;
 pub mod summary;
 pub mod threshold;
