@@ -23,8 +23,11 @@ APT_NEEDS=(
 )
 
 # Python packages, as "module:package": installed with pip when
-# `python3 -c 'import module'` fails. None needed yet.
-PIP_NEEDS=()
+# `python3 -c 'import module'` fails.
+PIP_NEEDS=(
+  "grpc:grpcio"                          # generic gRPC client for the reflection test
+  "grpc_reflection:grpcio-reflection"
+)
 
 log() { printf '==> %s\n' "$*" >&2; }
 

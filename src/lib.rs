@@ -2,6 +2,8 @@
 
 #![warn(missing_docs)]
 
+pub mod client;
+pub use client::Client;
 pub mod stats;
 
 /// Generated protobuf messages and gRPC stubs of package `camut.v1`.

@@ -124,3 +124,152 @@ pub fn repo_root() -> PathBuf {
         .expect("integration/ is in the repo")
         .to_path_buf()
 }
+
+/// A `camut server` process on a free loopback port with its own data dir, killed on drop.
+pub struct ServerProcess {
+    child: Child,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    /// Its data dir.
+    pub data_dir: PathBuf,
+    config: Option<PathBuf>,
+}
+
+impl ServerProcess {
+    /// Starts a server in a fresh data dir named after `name`, with an optional camut.toml body.
+    pub fn start(name: &str, config: Option<&str>) -> ServerProcess {
+        let data_dir =
+            std::env::temp_dir().join(format!("camut-server-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data_dir);
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let config = config.map(|body| {
+            let p = data_dir.join("camut.toml");
+            std::fs::write(&p, body).unwrap();
+            p
+        });
+        Self::launch(data_dir, config, "127.0.0.1:0")
+    }
+
+    fn launch(data_dir: PathBuf, config: Option<PathBuf>, listen: &str) -> ServerProcess {
+        let mut cmd = Command::new(camut_bin());
+        cmd.arg("server")
+            .args(["--listen", listen])
+            .arg("--data-dir")
+            .arg(&data_dir);
+        if let Some(c) = &config {
+            cmd.arg("-c").arg(c);
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.join("server.log"))
+            .unwrap();
+        let mut child = cmd
+            .env("CAMUT_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", camut_bin().display()));
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped stdout"))
+            .read_line(&mut line)
+            .expect("first line");
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_else(|| {
+                panic!(
+                    "unexpected first line {line:?}; log: {}",
+                    std::fs::read_to_string(data_dir.join("server.log")).unwrap_or_default()
+                )
+            })
+            .to_string();
+        ServerProcess {
+            child,
+            addr,
+            data_dir,
+            config,
+        }
+    }
+
+    /// Kills the server with SIGKILL (nothing is flushed) and starts it again on the same
+    /// address and data dir.
+    pub fn kill9_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let fresh = Self::launch(
+            self.data_dir.clone(),
+            self.config.clone(),
+            &self.addr.clone(),
+        );
+        // The old value's drop kills a process that is already gone.
+        drop(std::mem::replace(self, fresh));
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// `camut -s ADDR ARGS…`.
+    pub fn camut(&self, args: &[&str]) -> Output {
+        let mut all = vec!["-s", self.addr.as_str()];
+        all.extend_from_slice(args);
+        camut(&all)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// PIDs of processes whose command line contains every one of `needles`.
+pub fn pids_with(needles: &[&str]) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if needles.iter().all(|n| cmd.contains(n)) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Polls `f` every 50 ms until it is true or `secs` pass; says whether it became true.
+pub fn wait_for(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::park_timeout(std::time::Duration::from_millis(50));
+    }
+    f()
+}
+
+/// A campaign file for the control-plane tests, aimed at `target`.
+pub fn control_campaign(
+    id: &str,
+    drones: u32,
+    users: u32,
+    iterations: u64,
+    extra: &str,
+    target: &str,
+) -> String {
+    format!(
+        "exports.campaign = {{ id: '{id}', drones: {drones}, users: {users}, iterations: {iterations}, deploy: {{ deployer: 'local' }}{extra} }};\n\
+         exports.test = function (done) {{\n\
+           camut.http({{ url: '{target}/', operation: 'home' }}, function (err) {{ done(); }});\n\
+         }};\n"
+    )
+}

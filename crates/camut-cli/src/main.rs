@@ -2,6 +2,8 @@
 //!
 //! Exit codes: 0 ok, 1 failed (thresholds broken, campaign could not run), 2 usage.
 
+mod daemons;
+mod manager;
 mod output;
 mod run;
 mod target;
@@ -16,6 +18,9 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    // Manager: -s/--server and --token before a manager command.
+    #[command(flatten)]
+    server: manager::Connection,
 }
 
 #[derive(Subcommand)]
@@ -26,6 +31,15 @@ enum Command {
     Target(target::TargetArgs),
     /// Quick start: runs a campaign (default: examples/commented.js) against a built-in target.
     Demo(target::DemoArgs),
+    /// The server daemon: control API, drone hub, job queue, built-in deployers.
+    Server(daemons::ServerArgs),
+    /// The drone daemon (what an instance runs): dials the server and runs its share.
+    Drone(daemons::DroneArgs),
+    /// A deployer as its own gRPC service: `camut deployer local|dummy --listen ADDR`.
+    Deployer(daemons::DeployerArgs),
+    // Manager: new, update, del, list, status, spawn, deploy, start, stop, kill, jobs, logs, results.
+    #[command(flatten)]
+    Manage(manager::ManageCommand),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +55,10 @@ fn main() -> ExitCode {
         Command::Run(args) => run::main(args),
         Command::Target(args) => target::main(args),
         Command::Demo(args) => target::demo(args),
+        Command::Server(args) => daemons::server(args),
+        Command::Drone(args) => daemons::drone(args),
+        Command::Deployer(args) => daemons::deployer(args),
+        Command::Manage(cmd) => manager::main(cli.server, cmd),
     };
     match result {
         Ok(code) => code,

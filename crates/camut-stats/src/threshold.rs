@@ -1,6 +1,6 @@
 //! Thresholds: pass/fail criteria such as `'p99 < 500'` on a metric, evaluated on a summary.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// A threshold that cannot be parsed; `option` names where it stands in the campaign.
@@ -21,7 +21,7 @@ fn invalid(option: &str, message: &str) -> ThresholdError {
 }
 
 /// What is computed from a metric before comparing.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Aggregate {
     /// Smallest value.
@@ -39,7 +39,7 @@ pub enum Aggregate {
 }
 
 /// A comparison operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Cmp {
     /// `<`
     Lt,
@@ -69,7 +69,7 @@ impl Cmp {
 }
 
 /// One threshold of a campaign.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Threshold {
     /// Metric name, e.g. `http.response_time`.
     pub metric: String,
@@ -88,7 +88,7 @@ pub struct Threshold {
 }
 
 /// The verdict of one threshold.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
     /// Metric as written in the campaign (with its filter).
     pub metric: String,

@@ -1,0 +1,168 @@
+//! What the drone owes the server: numbered statistics deltas until acknowledged, recent
+//! log lines, and the Finished message — bounded, resent after a reconnection.
+
+use std::collections::VecDeque;
+
+use camut::v1::{self, drone_message::Msg, DroneMessage};
+use camut_engine::stats::StatsSet;
+
+use crate::msg;
+
+/// Unacknowledged deltas kept before the oldest are merged together.
+const MAX_DELTAS: usize = 600;
+/// Log lines kept while disconnected.
+const MAX_LOGS: usize = 1000;
+
+#[derive(Default)]
+pub(crate) struct Outbox {
+    next_seq: u64,
+    /// Unacknowledged deltas, oldest first: number, delta, whether it was sent.
+    deltas: VecDeque<(u64, StatsSet, bool)>,
+    logs: VecDeque<v1::Log>,
+    dropped_logs: u64,
+    finished: Option<v1::Finished>,
+}
+
+impl Outbox {
+    pub fn is_empty(&self) -> bool {
+        self.deltas.is_empty() && self.logs.is_empty()
+    }
+
+    pub fn last_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Numbers a new delta and keeps it; returns the message to send. `sent` says
+    /// whether it goes out now.
+    pub fn push_stats(&mut self, delta: &StatsSet, sent: bool) -> DroneMessage {
+        self.next_seq += 1;
+        let seq = self.next_seq;
+        if self.deltas.len() >= MAX_DELTAS {
+            // Merge the two oldest deltas that never went out (exact). The merged one
+            // keeps the later number; the earlier number is never used, so the server,
+            // which stores each number once, cannot count anything twice.
+            let pair = (0..self.deltas.len().saturating_sub(1))
+                .find(|&i| !self.deltas[i].2 && !self.deltas[i + 1].2);
+            if let Some(i) = pair {
+                let (_, older, _) = self.deltas.remove(i).expect("index in range");
+                self.deltas[i].1.merge(&older);
+            }
+        }
+        self.deltas.push_back((seq, delta.clone(), sent));
+        stats_msg(seq, delta)
+    }
+
+    pub fn push_log(&mut self, level: &str, line: String) -> DroneMessage {
+        let log = v1::Log {
+            level: level.into(),
+            line,
+        };
+        if self.logs.len() >= MAX_LOGS {
+            self.logs.pop_front();
+            self.dropped_logs += 1;
+        }
+        self.logs.push_back(log.clone());
+        msg(Msg::Log(log))
+    }
+
+    pub fn finish(&mut self, summary_json: String) -> DroneMessage {
+        let f = v1::Finished {
+            last_seq: self.next_seq,
+            summary_json,
+        };
+        self.finished = Some(f.clone());
+        msg(Msg::Finished(f))
+    }
+
+    /// The server holds every delta up to `seq`.
+    pub fn ack(&mut self, seq: u64) {
+        while self.deltas.front().is_some_and(|(s, _, _)| *s <= seq) {
+            self.deltas.pop_front();
+        }
+        // Logs ride on the same ordered stream: an ack means they arrived too.
+        self.logs.clear();
+    }
+
+    /// Everything to resend after a reconnection, in order.
+    pub fn pending(&mut self) -> Vec<DroneMessage> {
+        let mut out: Vec<DroneMessage> = self
+            .deltas
+            .iter_mut()
+            .map(|(s, d, sent)| {
+                *sent = true;
+                stats_msg(*s, d)
+            })
+            .collect();
+        if self.dropped_logs > 0 {
+            out.push(msg(Msg::Log(v1::Log {
+                level: "warn".into(),
+                line: format!(
+                    "{} log lines were dropped while the server was unreachable",
+                    self.dropped_logs
+                ),
+            })));
+            self.dropped_logs = 0;
+        }
+        out.extend(self.logs.iter().cloned().map(|l| msg(Msg::Log(l))));
+        if let Some(f) = &self.finished {
+            out.push(msg(Msg::Finished(f.clone())));
+        }
+        out
+    }
+}
+
+fn stats_msg(seq: u64, delta: &StatsSet) -> DroneMessage {
+    msg(Msg::Stats(v1::Stats {
+        seq,
+        delta: Some(camut::stats::to_wire(delta)),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delta(n: u64) -> StatsSet {
+        let mut s = StatsSet::default();
+        s.iterations.completed = n;
+        s
+    }
+
+    #[test]
+    fn unacked_deltas_are_resent_and_bounded_exactly() {
+        let mut o = Outbox::default();
+        // Three went out before the connection dropped; the rest wait.
+        for _ in 0..3 {
+            o.push_stats(&delta(1), true);
+        }
+        for _ in 0..(MAX_DELTAS + 10) {
+            o.push_stats(&delta(1), false);
+        }
+        assert_eq!(o.deltas.len(), MAX_DELTAS);
+        let total: u64 = o
+            .deltas
+            .iter()
+            .map(|(_, d, _)| d.iterations.completed)
+            .sum();
+        assert_eq!(total, (MAX_DELTAS + 13) as u64, "merging keeps every count");
+        let sent: Vec<u64> = o
+            .deltas
+            .iter()
+            .take(3)
+            .map(|(s, d, _)| s * 100 + d.iterations.completed)
+            .collect();
+        assert_eq!(
+            sent,
+            vec![101, 201, 301],
+            "deltas that went out are never merged"
+        );
+        o.ack(100);
+        assert!(o.deltas.iter().all(|(s, _, _)| *s > 100));
+        o.finish(String::new());
+        let pending = o.pending();
+        assert!(matches!(
+            pending.last().unwrap().msg,
+            Some(Msg::Finished(_))
+        ));
+    }
+}

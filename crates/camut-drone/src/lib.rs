@@ -1,0 +1,370 @@
+//! Camut's drone: the agent an instance runs. It dials the server, says Hello with its
+//! campaign's join token, and follows the command stream: Configure (compile the
+//! campaign, answer Ready or the compile error), Start (run the engine at the shared
+//! time), Stop, Shutdown, Ping.
+//!
+//! Statistics deltas are numbered and kept until the server acknowledges them: if the
+//! server goes away the run goes on, deltas wait in a bounded buffer (the oldest ones
+//! are merged together when it fills — exact, never dropped) and are resent after
+//! reconnecting; the server stores each number once, so nothing is counted twice.
+
+#![warn(missing_docs)]
+
+mod buffer;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use camut::v1::{
+    self, drone_message::Msg, drones_client::DronesClient, server_command::Cmd, DroneMessage,
+};
+use camut_engine::stats::StatsSet;
+use camut_engine::{
+    Campaign, ConsoleLevel, DroneInfo, Observer, Point, Progress, RunConfig, StopHandle,
+};
+use thiserror::Error;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use buffer::Outbox;
+
+/// The protocol version this drone speaks.
+const PROTOCOL: i32 = v1::ProtocolVersion::ProtocolVersion1 as i32;
+/// Longest wait between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// How to reach the server.
+#[derive(Debug, Clone)]
+pub struct DroneConfig {
+    /// Server URL (`http://host:port`) or `host:port`.
+    pub server: String,
+    /// The campaign's join token.
+    pub token: String,
+    /// This drone's id (the instance id).
+    pub id: String,
+}
+
+/// Why the drone stopped.
+#[derive(Debug, Error)]
+pub enum DroneError {
+    /// The server refused the drone for good (bad token, wrong protocol).
+    #[error("the server refused this drone: {0}")]
+    Refused(String),
+}
+
+/// What the engine thread reports.
+enum EngineEvent {
+    Delta(Box<StatsSet>, Progress),
+    Log(&'static str, String),
+    Done(Result<String, String>),
+}
+
+struct EngineObserver(mpsc::UnboundedSender<EngineEvent>);
+
+impl Observer for EngineObserver {
+    fn point(&self, p: &Point) {
+        // Without a TSDB connector the points go to the log stream, as `camut run` prints them.
+        let tags: Vec<String> = p.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = self.0.send(EngineEvent::Log(
+            "debug",
+            format!(
+                "put {} {} {} {}",
+                p.metric,
+                p.timestamp_ms,
+                p.value,
+                tags.join(" ")
+            ),
+        ));
+    }
+    fn console(&self, vu: u64, level: ConsoleLevel, message: &str) {
+        let level = match level {
+            ConsoleLevel::Debug => "debug",
+            ConsoleLevel::Info => "info",
+            ConsoleLevel::Warn => "warn",
+            ConsoleLevel::Error => "error",
+        };
+        let _ = self
+            .0
+            .send(EngineEvent::Log(level, format!("vu {vu}: {message}")));
+    }
+    fn interval(&self, delta: &StatsSet, progress: &Progress) {
+        let _ = self.0.send(EngineEvent::Delta(
+            Box::new(delta.clone()),
+            progress.clone(),
+        ));
+    }
+}
+
+/// The drone's state across connections.
+struct Drone {
+    config: DroneConfig,
+    campaign: Option<(Campaign, u32, u32)>,
+    /// Campaign id of the run started (running or finished), for Hello.
+    run_campaign: String,
+    stop: Option<StopHandle>,
+    outbox: Outbox,
+    events_tx: mpsc::UnboundedSender<EngineEvent>,
+}
+
+enum SessionEnd {
+    Shutdown,
+    Lost(String),
+}
+
+/// Runs the drone until the server says Shutdown (or refuses it).
+pub async fn run(config: DroneConfig) -> Result<(), DroneError> {
+    raise_open_file_limit();
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let mut drone = Drone {
+        config,
+        campaign: None,
+        run_campaign: String::new(),
+        stop: None,
+        outbox: Outbox::default(),
+        events_tx,
+    };
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match drone.session(&mut events).await {
+            Ok(SessionEnd::Shutdown) => return Ok(()),
+            Err(e) => return Err(e),
+            Ok(SessionEnd::Lost(why)) => {
+                tracing::warn!(server = %drone.config.server, "connection lost ({why}); retrying in {backoff:?}");
+                let wake = tokio::time::sleep(backoff);
+                tokio::pin!(wake);
+                loop {
+                    tokio::select! {
+                        _ = &mut wake => break,
+                        Some(ev) = events.recv() => drone.on_engine(ev, None).await,
+                    }
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+        if drone.outbox.is_empty() {
+            backoff = backoff.min(Duration::from_secs(1));
+        }
+    }
+}
+
+fn url(server: &str) -> String {
+    if server.contains("://") {
+        server.to_string()
+    } else {
+        format!("http://{server}")
+    }
+}
+
+impl Drone {
+    async fn session(
+        &mut self,
+        events: &mut mpsc::UnboundedReceiver<EngineEvent>,
+    ) -> Result<SessionEnd, DroneError> {
+        let endpoint = match tonic::transport::Endpoint::from_shared(url(&self.config.server)) {
+            Ok(e) => e.connect_timeout(Duration::from_secs(5)).tcp_nodelay(true),
+            Err(e) => {
+                return Err(DroneError::Refused(format!(
+                    "bad server address '{}': {e}",
+                    self.config.server
+                )))
+            }
+        };
+        let channel = match endpoint.connect().await {
+            Ok(c) => c,
+            Err(e) => return Ok(SessionEnd::Lost(e.to_string())),
+        };
+        let (tx, rx) = mpsc::channel::<DroneMessage>(1024);
+        let hello = v1::Hello {
+            protocol: PROTOCOL,
+            drone_id: self.config.id.clone(),
+            token: self.config.token.clone(),
+            running_campaign: self.run_campaign.clone(),
+            last_seq_sent: self.outbox.last_seq(),
+        };
+        let _ = tx.send(msg(Msg::Hello(hello))).await;
+        let mut inbound = match DronesClient::new(channel)
+            .connect(ReceiverStream::new(rx))
+            .await
+        {
+            Ok(r) => r.into_inner(),
+            Err(s)
+                if matches!(
+                    s.code(),
+                    tonic::Code::Unauthenticated
+                        | tonic::Code::FailedPrecondition
+                        | tonic::Code::InvalidArgument
+                ) =>
+            {
+                return Err(DroneError::Refused(s.message().to_string()))
+            }
+            Err(s) => return Ok(SessionEnd::Lost(s.message().to_string())),
+        };
+        loop {
+            tokio::select! {
+                cmd = inbound.message() => match cmd {
+                    Ok(Some(v1::ServerCommand { cmd: Some(cmd) })) => {
+                        if let Some(end) = self.on_command(cmd, &tx).await {
+                            return Ok(end);
+                        }
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) => return Ok(SessionEnd::Lost("the server closed the stream".into())),
+                    Err(s) => return Ok(SessionEnd::Lost(s.message().to_string())),
+                },
+                Some(ev) = events.recv() => self.on_engine(ev, Some(&tx)).await,
+            }
+        }
+    }
+
+    async fn on_command(
+        &mut self,
+        cmd: Cmd,
+        tx: &mpsc::Sender<DroneMessage>,
+    ) -> Option<SessionEnd> {
+        match cmd {
+            Cmd::Welcome(w) => {
+                self.outbox.ack(w.acked_seq);
+                for m in self.outbox.pending() {
+                    let _ = tx.send(m).await;
+                }
+            }
+            Cmd::Configure(c) => {
+                let file = c.file.clone();
+                let source = c.source.clone();
+                let compiled =
+                    tokio::task::spawn_blocking(move || Campaign::from_source(&file, &source))
+                        .await;
+                let reply = match compiled {
+                    Ok(Ok(campaign)) => {
+                        self.campaign = Some((campaign, c.drone_index, c.drone_count));
+                        self.run_campaign.clear();
+                        self.outbox = Outbox::default();
+                        Msg::Ready(v1::Ready {})
+                    }
+                    Ok(Err(e)) => Msg::CompileError(v1::CompileError {
+                        message: e.to_string(),
+                    }),
+                    Err(e) => Msg::CompileError(v1::CompileError {
+                        message: format!("compiler crashed: {e}"),
+                    }),
+                };
+                let _ = tx.send(msg(reply)).await;
+            }
+            Cmd::Start(s) => self.start(s.at_ms),
+            Cmd::Stop(_) => {
+                if let Some(stop) = &self.stop {
+                    stop.stop();
+                }
+            }
+            Cmd::Shutdown(_) => {
+                if let Some(stop) = &self.stop {
+                    stop.stop();
+                }
+                return Some(SessionEnd::Shutdown);
+            }
+            Cmd::Ping(p) => {
+                let _ = tx.send(msg(Msg::Pong(v1::Pong { nonce: p.nonce }))).await;
+            }
+            Cmd::Ack(a) => self.outbox.ack(a.seq),
+        }
+        None
+    }
+
+    fn start(&mut self, at_ms: i64) {
+        let Some((campaign, index, count)) = self.campaign.clone() else {
+            tracing::warn!("Start without a configured campaign: ignored");
+            return;
+        };
+        if self.stop.is_some() {
+            tracing::warn!("Start while a run is going on: ignored");
+            return;
+        }
+        let stop = StopHandle::new();
+        self.stop = Some(stop.clone());
+        self.run_campaign = campaign.options.id.clone();
+        let observer = Arc::new(EngineObserver(self.events_tx.clone()));
+        let done = self.events_tx.clone();
+        let config = RunConfig {
+            drone: DroneInfo {
+                id: self.config.id.clone(),
+                index,
+                count,
+            },
+            ..RunConfig::default()
+        };
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let wait = Duration::from_millis((at_ms - now_ms).clamp(0, 60_000) as u64);
+        let started = std::thread::Builder::new()
+            .name("camut-run".into())
+            .spawn(move || {
+                std::thread::sleep(wait);
+                let result = camut_engine::run(&campaign, config, observer, stop)
+                    .map(|r| serde_json::to_string(&r.summary).unwrap_or_default())
+                    .map_err(|e| e.to_string());
+                let _ = done.send(EngineEvent::Done(result));
+            });
+        if let Err(e) = started {
+            let _ = self
+                .events_tx
+                .send(EngineEvent::Done(Err(format!("cannot start the run: {e}"))));
+        }
+    }
+
+    /// Handles what the engine reported; sends it when connected, keeps it until acked.
+    async fn on_engine(&mut self, ev: EngineEvent, tx: Option<&mpsc::Sender<DroneMessage>>) {
+        let out: Vec<DroneMessage> = match ev {
+            EngineEvent::Delta(delta, p) => {
+                let stats = self.outbox.push_stats(&delta, tx.is_some());
+                let progress = msg(Msg::Progress(v1::Progress {
+                    iterations_done: p.iterations_done,
+                    requests: p.requests,
+                    errors: p.errors,
+                }));
+                vec![stats, progress]
+            }
+            EngineEvent::Log(level, line) => vec![self.outbox.push_log(level, line)],
+            EngineEvent::Done(result) => {
+                self.stop = None;
+                let summary_json = match result {
+                    Ok(json) => json,
+                    Err(e) => {
+                        let log = self
+                            .outbox
+                            .push_log("error", format!("the run failed: {e}"));
+                        if let Some(tx) = tx {
+                            let _ = tx.send(log).await;
+                        }
+                        String::new()
+                    }
+                };
+                vec![self.outbox.finish(summary_json)]
+            }
+        };
+        if let Some(tx) = tx {
+            for m in out {
+                let _ = tx.send(m).await;
+            }
+        }
+    }
+}
+
+pub(crate) fn msg(m: Msg) -> DroneMessage {
+    DroneMessage { msg: Some(m) }
+}
+
+/// Raises the soft open-file limit to the hard limit: each VU may hold connections.
+fn raise_open_file_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}

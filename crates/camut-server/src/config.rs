@@ -1,0 +1,113 @@
+//! `camut.toml`: the server's configuration. With no file at all the server starts on
+//! loopback with a ./ data dir and the local deployer.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::ServerError;
+
+/// Default listen address: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7200";
+
+/// The server's configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// One address for gRPC, /healthz, /metrics and the UI (default 127.0.0.1:7200).
+    pub listen: Option<SocketAddr>,
+    /// Where the store lives (default: the current directory).
+    pub data_dir: Option<PathBuf>,
+    /// Bearer token of the control API; required when listening beyond loopback.
+    pub token: Option<String>,
+    /// The URL drones dial (default: http://LISTEN).
+    pub public_url: Option<String>,
+    /// Deployer used when a campaign names none (default: local).
+    pub default_deployer: Option<String>,
+    /// Deployers by name: built-in (`kind = "local" | "dummy"`) or external (`address`).
+    #[serde(default)]
+    pub deployers: BTreeMap<String, DeployerConfig>,
+    /// A drone silent for this long is lost (seconds, default 10).
+    pub drone_timeout_s: Option<f64>,
+}
+
+/// One deployer entry.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployerConfig {
+    /// Built-in kind: `local` or `dummy`.
+    pub kind: Option<String>,
+    /// Address of an external Deployer service (`http://host:port`).
+    pub address: Option<String>,
+    /// For `dummy`: how many instances it can make.
+    pub capacity: Option<u32>,
+}
+
+impl ServerConfig {
+    /// Reads a config file.
+    pub fn load(path: &Path) -> Result<ServerConfig, ServerError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ServerError::InvalidArgument {
+            field: "config".into(),
+            message: format!("cannot read {}: {e}", path.display()),
+        })?;
+        toml::from_str(&text).map_err(|e| ServerError::InvalidArgument {
+            field: "config".into(),
+            message: format!("{}: {e}", path.display()),
+        })
+    }
+
+    /// The listen address.
+    pub fn listen(&self) -> SocketAddr {
+        self.listen
+            .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("default address parses"))
+    }
+
+    /// The data dir.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    /// The deployer a campaign without one uses.
+    pub fn default_deployer(&self) -> String {
+        self.default_deployer
+            .clone()
+            .unwrap_or_else(|| "local".into())
+    }
+
+    /// Refuses a config that would expose the control API without a token.
+    pub fn check(&self) -> Result<(), ServerError> {
+        if !self.listen().ip().is_loopback() && self.token.as_deref().unwrap_or("").is_empty() {
+            return Err(ServerError::InvalidArgument {
+                field: "token".into(),
+                message: format!("listening on {} (beyond loopback) needs an API token: set `token` in camut.toml", self.listen()),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_token_rule() {
+        let c = ServerConfig::default();
+        assert_eq!(c.listen().to_string(), DEFAULT_LISTEN);
+        assert!(c.check().is_ok());
+        let c: ServerConfig = toml::from_str("listen = \"0.0.0.0:7200\"").unwrap();
+        assert!(c.check().unwrap_err().to_string().contains("token"));
+        let c: ServerConfig = toml::from_str(
+            "listen = \"0.0.0.0:7200\"\ntoken = \"s\"\n[deployers.aws]\naddress = \"http://127.0.0.1:7300\"\n[deployers.d]\nkind = \"dummy\"\ncapacity = 2\n",
+        )
+        .unwrap();
+        assert!(c.check().is_ok());
+        assert_eq!(c.deployers["d"].capacity, Some(2));
+        assert!(
+            toml::from_str::<ServerConfig>("lissten = 1").is_err(),
+            "typos are refused"
+        );
+    }
+}

@@ -1,0 +1,99 @@
+//! Camut's server: the control API (Campaigns, Jobs, Logs), the drone hub (Drones), the
+//! job queue, the durable store and the merged results — on one listener that also
+//! answers `/healthz`.
+//!
+//! It knows nothing of QuickJS: campaign files are read through an [`Inspector`] that
+//! the binary provides, and deployers are any implementation of the `Deployer` service,
+//! in-process or remote.
+
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod campaign;
+pub mod config;
+pub mod core;
+pub mod error;
+pub mod hub;
+pub mod logs;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use camut::v1::{
+    campaigns_server::CampaignsServer, drones_server::DronesServer, jobs_server::JobsServer,
+    logs_server::LogsServer,
+};
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+use tonic::{Request, Status};
+
+pub use campaign::{CampaignInfo, Inspector};
+pub use config::ServerConfig;
+pub use core::{Core, CoreParts};
+pub use error::ServerError;
+pub use store::Store;
+
+/// Checks the bearer token of a control call (when the server has one).
+fn check_token(
+    expected: Option<Arc<str>>,
+) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone {
+    move |req: Request<()>| {
+        let Some(expected) = expected.as_deref() else {
+            return Ok(req);
+        };
+        let given = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        match given.and_then(|v| v.strip_prefix("Bearer ")) {
+            Some(t) if t == expected => Ok(req),
+            Some(_) => Err(Status::unauthenticated("wrong API token")),
+            None => Err(Status::unauthenticated(
+                "this server needs an API token: pass --token or set CAMUT_TOKEN (header `authorization: Bearer <token>`)",
+            )),
+        }
+    }
+}
+
+/// Serves everything on `listener` until `shutdown` completes. Call [`Core::resume`]
+/// first after a restart.
+pub async fn serve(
+    core: Arc<Core>,
+    token: Option<String>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let api = api::Api(core.clone());
+    let token: Option<Arc<str>> = token.filter(|t| !t.is_empty()).map(Arc::from);
+    let auth = check_token(token);
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(camut::v1::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServerError::Store(format!("reflection: {e}")))?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(camut::v1::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| ServerError::Store(format!("reflection: {e}")))?;
+    let mut builder = Routes::builder();
+    builder
+        .add_service(CampaignsServer::with_interceptor(api.clone(), auth.clone()))
+        .add_service(JobsServer::with_interceptor(api.clone(), auth.clone()))
+        .add_service(LogsServer::with_interceptor(api.clone(), auth))
+        .add_service(DronesServer::new(api))
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+    let routes = builder.routes();
+    let router = routes
+        .into_axum_router()
+        .route("/healthz", axum::routing::get(|| async { "ok\n" }));
+    let ticker = tokio::spawn(core.clone().tick_forever());
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let r = tonic::transport::Server::builder()
+        .accept_http1(true)
+        .add_routes(Routes::from(router))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await;
+    ticker.abort();
+    r.map_err(|e| ServerError::Store(format!("server stopped: {e}")))
+}

@@ -1,0 +1,559 @@
+//! The durable store: campaigns, jobs, instances, drones, statistics deltas and results
+//! in one SQLite file (WAL mode, synchronous writes), so that a server killed and
+//! restarted loses nothing it acknowledged.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::error::ServerError;
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE campaigns (
+    id TEXT PRIMARY KEY,
+    file TEXT NOT NULL,
+    source TEXT NOT NULL,
+    info TEXT NOT NULL,
+    state TEXT NOT NULL,
+    join_token TEXT NOT NULL UNIQUE,
+    error TEXT NOT NULL DEFAULT '',
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+);
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    campaign TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL,
+    progress_done INTEGER NOT NULL DEFAULT 0,
+    progress_total INTEGER NOT NULL DEFAULT 0,
+    error TEXT NOT NULL DEFAULT '',
+    log TEXT NOT NULL DEFAULT '[]',
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+);
+CREATE INDEX jobs_campaign ON jobs (campaign);
+CREATE TABLE instances (
+    id TEXT PRIMARY KEY,
+    campaign TEXT NOT NULL,
+    deployer TEXT NOT NULL,
+    address TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL
+);
+CREATE TABLE drones (
+    id TEXT PRIMARY KEY,
+    campaign TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    error TEXT NOT NULL DEFAULT '',
+    summary TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE stats (
+    campaign TEXT NOT NULL,
+    drone TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    delta BLOB NOT NULL,
+    PRIMARY KEY (campaign, drone, seq)
+);
+CREATE TABLE results (
+    campaign TEXT PRIMARY KEY,
+    summary TEXT NOT NULL,
+    thresholds_ok INTEGER NOT NULL
+);
+"#];
+
+/// A stored campaign row.
+#[derive(Debug, Clone)]
+pub struct CampaignRow {
+    /// Id.
+    pub id: String,
+    /// File name.
+    pub file: String,
+    /// Source.
+    pub source: String,
+    /// The inspected options, as JSON ([`crate::campaign::CampaignInfo`]).
+    pub info: String,
+    /// Lifecycle state.
+    pub state: String,
+    /// Drones' join token.
+    pub join_token: String,
+    /// Last error.
+    pub error: String,
+    /// Created, Unix ms.
+    pub created_ms: i64,
+    /// Updated, Unix ms.
+    pub updated_ms: i64,
+}
+
+/// A stored job row.
+#[derive(Debug, Clone)]
+pub struct JobRow {
+    /// Id.
+    pub id: u64,
+    /// Campaign.
+    pub campaign: String,
+    /// Kind.
+    pub kind: String,
+    /// State.
+    pub state: String,
+    /// Steps done.
+    pub progress_done: u32,
+    /// Steps in all.
+    pub progress_total: u32,
+    /// Error.
+    pub error: String,
+    /// Log lines.
+    pub log: Vec<String>,
+    /// Created, Unix ms.
+    pub created_ms: i64,
+    /// Updated, Unix ms.
+    pub updated_ms: i64,
+}
+
+/// A stored drone row.
+#[derive(Debug, Clone)]
+pub struct DroneRow {
+    /// Drone id.
+    pub id: String,
+    /// Campaign.
+    pub campaign: String,
+    /// Index within the campaign.
+    pub index: u32,
+    /// State.
+    pub state: String,
+    /// Error.
+    pub error: String,
+}
+
+/// The SQLite store.
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+/// Current time, Unix ms.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Store {
+    /// Opens (or creates) `camut.db` in `dir` and applies pending migrations.
+    pub fn open(dir: &Path) -> Result<Store, ServerError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            ServerError::Store(format!("cannot create data dir {}: {e}", dir.display()))
+        })?;
+        let conn = Connection::open(dir.join("camut.db"))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        )?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            conn.execute_batch(&format!(
+                "BEGIN; {m}; PRAGMA user_version = {}; COMMIT;",
+                i + 1
+            ))?;
+        }
+        Ok(Store {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, ServerError> {
+        let conn = self
+            .conn
+            .lock()
+            .map_err(|_| ServerError::Store("store lock poisoned".into()))?;
+        Ok(f(&conn)?)
+    }
+
+    /// Inserts a campaign; false when the id exists.
+    pub fn insert_campaign(&self, c: &CampaignRow) -> Result<bool, ServerError> {
+        self.with(|db| {
+            let n = db.execute(
+                "INSERT OR IGNORE INTO campaigns (id, file, source, info, state, join_token, error, created_ms, updated_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![c.id, c.file, c.source, c.info, c.state, c.join_token, c.error, c.created_ms, c.updated_ms],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    /// Replaces a campaign's source and options.
+    pub fn update_campaign_source(
+        &self,
+        id: &str,
+        file: &str,
+        source: &str,
+        info: &str,
+    ) -> Result<(), ServerError> {
+        self.with(|db| {
+            db.execute(
+                "UPDATE campaigns SET file = ?2, source = ?3, info = ?4, updated_ms = ?5 WHERE id = ?1",
+                params![id, file, source, info, now_ms()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Sets a campaign's state (and error).
+    pub fn set_campaign_state(
+        &self,
+        id: &str,
+        state: &str,
+        error: &str,
+    ) -> Result<(), ServerError> {
+        self.with(|db| {
+            db.execute(
+                "UPDATE campaigns SET state = ?2, error = ?3, updated_ms = ?4 WHERE id = ?1",
+                params![id, state, error, now_ms()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// One campaign.
+    pub fn campaign(&self, id: &str) -> Result<Option<CampaignRow>, ServerError> {
+        self.with(|db| {
+            db.query_row("SELECT * FROM campaigns WHERE id = ?1", [id], campaign_row)
+                .optional()
+        })
+    }
+
+    /// The campaign a join token belongs to.
+    pub fn campaign_by_token(&self, token: &str) -> Result<Option<CampaignRow>, ServerError> {
+        self.with(|db| {
+            db.query_row(
+                "SELECT * FROM campaigns WHERE join_token = ?1",
+                [token],
+                campaign_row,
+            )
+            .optional()
+        })
+    }
+
+    /// All campaigns, newest first.
+    pub fn campaigns(&self, limit: u32) -> Result<Vec<CampaignRow>, ServerError> {
+        let limit = if limit == 0 { -1 } else { limit as i64 };
+        self.with(|db| {
+            let mut st =
+                db.prepare("SELECT * FROM campaigns ORDER BY created_ms DESC, id LIMIT ?1")?;
+            let rows = st.query_map([limit], campaign_row)?;
+            rows.collect()
+        })
+    }
+
+    /// Deletes a campaign and everything that belongs to it.
+    pub fn delete_campaign(&self, id: &str) -> Result<(), ServerError> {
+        self.with(|db| {
+            for table in ["stats", "results"] {
+                db.execute(&format!("DELETE FROM {table} WHERE campaign = ?1"), [id])?;
+            }
+            for table in ["jobs", "instances", "drones"] {
+                db.execute(&format!("DELETE FROM {table} WHERE campaign = ?1"), [id])?;
+            }
+            db.execute("DELETE FROM campaigns WHERE id = ?1", [id])
+                .map(|_| ())
+        })
+    }
+
+    /// Adds a job; returns it.
+    pub fn insert_job(&self, campaign: &str, kind: &str) -> Result<JobRow, ServerError> {
+        let now = now_ms();
+        let id = self.with(|db| {
+            db.execute(
+                "INSERT INTO jobs (campaign, kind, state, created_ms, updated_ms) VALUES (?1, ?2, 'queued', ?3, ?3)",
+                params![campaign, kind, now],
+            )?;
+            Ok(db.last_insert_rowid() as u64)
+        })?;
+        self.job(id)?
+            .ok_or_else(|| ServerError::Store("job vanished after insert".into()))
+    }
+
+    /// Saves a job's mutable fields.
+    pub fn save_job(&self, j: &JobRow) -> Result<(), ServerError> {
+        let log = serde_json::to_string(&j.log).unwrap_or_else(|_| "[]".into());
+        self.with(|db| {
+            db.execute(
+                "UPDATE jobs SET state = ?2, progress_done = ?3, progress_total = ?4, error = ?5, log = ?6, updated_ms = ?7 WHERE id = ?1",
+                params![j.id, j.state, j.progress_done, j.progress_total, j.error, log, j.updated_ms],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// One job.
+    pub fn job(&self, id: u64) -> Result<Option<JobRow>, ServerError> {
+        self.with(|db| {
+            db.query_row("SELECT * FROM jobs WHERE id = ?1", [id], job_row)
+                .optional()
+        })
+    }
+
+    /// Jobs, newest first.
+    pub fn jobs(
+        &self,
+        campaign: &str,
+        state: &str,
+        limit: u32,
+    ) -> Result<Vec<JobRow>, ServerError> {
+        let limit = if limit == 0 { 100 } else { limit as i64 };
+        self.with(|db| {
+            let mut st = db.prepare(
+                "SELECT * FROM jobs WHERE (?1 = '' OR campaign = ?1) AND (?2 = '' OR state = ?2) ORDER BY id DESC LIMIT ?3",
+            )?;
+            let rows = st.query_map(params![campaign, state, limit], job_row)?;
+            rows.collect()
+        })
+    }
+
+    /// Deletes a job.
+    pub fn delete_job(&self, id: u64) -> Result<(), ServerError> {
+        self.with(|db| {
+            db.execute("DELETE FROM jobs WHERE id = ?1", [id])
+                .map(|_| ())
+        })
+    }
+
+    /// Replaces the instances of a campaign.
+    pub fn set_instances(
+        &self,
+        campaign: &str,
+        deployer: &str,
+        list: &[(String, String, String)],
+    ) -> Result<(), ServerError> {
+        self.with(|db| {
+            db.execute("DELETE FROM instances WHERE campaign = ?1", [campaign])?;
+            for (id, address, state) in list {
+                db.execute(
+                    "INSERT OR REPLACE INTO instances (id, campaign, deployer, address, state) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![id, campaign, deployer, address, state],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Instances of a campaign: (id, address, state).
+    pub fn instances(&self, campaign: &str) -> Result<Vec<(String, String, String)>, ServerError> {
+        self.with(|db| {
+            let mut st = db.prepare(
+                "SELECT id, address, state FROM instances WHERE campaign = ?1 ORDER BY id",
+            )?;
+            let rows = st.query_map([campaign], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect()
+        })
+    }
+
+    /// Records a drone (keeps its index when it is known).
+    pub fn upsert_drone(&self, d: &DroneRow) -> Result<(), ServerError> {
+        self.with(|db| {
+            db.execute(
+                "INSERT INTO drones (id, campaign, idx, state, error) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (id) DO UPDATE SET campaign = ?2, idx = ?3, state = ?4, error = ?5",
+                params![d.id, d.campaign, d.index, d.state, d.error],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Sets a drone's final summary JSON.
+    pub fn set_drone_summary(&self, id: &str, summary: &str) -> Result<(), ServerError> {
+        self.with(|db| {
+            db.execute(
+                "UPDATE drones SET summary = ?2 WHERE id = ?1",
+                params![id, summary],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Drones of a campaign, by index.
+    pub fn drones(&self, campaign: &str) -> Result<Vec<DroneRow>, ServerError> {
+        self.with(|db| {
+            let mut st = db.prepare("SELECT id, campaign, idx, state, error FROM drones WHERE campaign = ?1 ORDER BY idx")?;
+            let rows = st.query_map([campaign], |r| {
+                Ok(DroneRow { id: r.get(0)?, campaign: r.get(1)?, index: r.get(2)?, state: r.get(3)?, error: r.get(4)? })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Forgets a campaign's drones and statistics (before a new deployment).
+    pub fn clear_run(&self, campaign: &str) -> Result<(), ServerError> {
+        self.with(|db| {
+            db.execute("DELETE FROM drones WHERE campaign = ?1", [campaign])?;
+            db.execute("DELETE FROM stats WHERE campaign = ?1", [campaign])?;
+            db.execute("DELETE FROM results WHERE campaign = ?1", [campaign])
+                .map(|_| ())
+        })
+    }
+
+    /// Stores a statistics delta; false when that sequence number was already stored.
+    pub fn insert_stats(
+        &self,
+        campaign: &str,
+        drone: &str,
+        seq: u64,
+        delta: &[u8],
+    ) -> Result<bool, ServerError> {
+        self.with(|db| {
+            let n = db.execute(
+                "INSERT OR IGNORE INTO stats (campaign, drone, seq, delta) VALUES (?1, ?2, ?3, ?4)",
+                params![campaign, drone, seq as i64, delta],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    /// Highest stored sequence number of a drone's deltas.
+    pub fn max_seq(&self, campaign: &str, drone: &str) -> Result<u64, ServerError> {
+        self.with(|db| {
+            db.query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM stats WHERE campaign = ?1 AND drone = ?2",
+                params![campaign, drone],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|v| v as u64)
+        })
+    }
+
+    /// Every stored delta of a campaign: (drone, encoded delta).
+    pub fn stats(&self, campaign: &str) -> Result<Vec<(String, Vec<u8>)>, ServerError> {
+        self.with(|db| {
+            let mut st = db.prepare(
+                "SELECT drone, delta FROM stats WHERE campaign = ?1 ORDER BY drone, seq",
+            )?;
+            let rows = st.query_map([campaign], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+    }
+
+    /// Saves the final results.
+    pub fn set_results(
+        &self,
+        campaign: &str,
+        summary: &str,
+        thresholds_ok: bool,
+    ) -> Result<(), ServerError> {
+        self.with(|db| {
+            db.execute(
+                "INSERT OR REPLACE INTO results (campaign, summary, thresholds_ok) VALUES (?1, ?2, ?3)",
+                params![campaign, summary, thresholds_ok],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// The final results, when there are.
+    pub fn results(&self, campaign: &str) -> Result<Option<(String, bool)>, ServerError> {
+        self.with(|db| {
+            db.query_row(
+                "SELECT summary, thresholds_ok FROM results WHERE campaign = ?1",
+                [campaign],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+        })
+    }
+
+    /// Size of the database file, bytes.
+    pub fn size_bytes(&self) -> Result<u64, ServerError> {
+        self.with(|db| {
+            db.query_row(
+                "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|v| v as u64)
+        })
+    }
+}
+
+fn campaign_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CampaignRow> {
+    Ok(CampaignRow {
+        id: r.get("id")?,
+        file: r.get("file")?,
+        source: r.get("source")?,
+        info: r.get("info")?,
+        state: r.get("state")?,
+        join_token: r.get("join_token")?,
+        error: r.get("error")?,
+        created_ms: r.get("created_ms")?,
+        updated_ms: r.get("updated_ms")?,
+    })
+}
+
+fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
+    let log: String = r.get("log")?;
+    Ok(JobRow {
+        id: r.get::<_, i64>("id")? as u64,
+        campaign: r.get("campaign")?,
+        kind: r.get("kind")?,
+        state: r.get("state")?,
+        progress_done: r.get("progress_done")?,
+        progress_total: r.get("progress_total")?,
+        error: r.get("error")?,
+        log: serde_json::from_str(&log).unwrap_or_default(),
+        created_ms: r.get("created_ms")?,
+        updated_ms: r.get("updated_ms")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str) -> CampaignRow {
+        CampaignRow {
+            id: id.into(),
+            file: "f.js".into(),
+            source: "s".into(),
+            info: "{}".into(),
+            state: "created".into(),
+            join_token: format!("tok-{id}"),
+            error: String::new(),
+            created_ms: now_ms(),
+            updated_ms: now_ms(),
+        }
+    }
+
+    #[test]
+    fn survives_reopen() {
+        let dir = std::env::temp_dir().join(format!("camut-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        {
+            let s = Store::open(&dir).unwrap();
+            assert!(s.insert_campaign(&row("a")).unwrap());
+            assert!(!s.insert_campaign(&row("a")).unwrap(), "ids are unique");
+            let mut j = s.insert_job("a", "spawn").unwrap();
+            j.state = "complete".into();
+            j.log.push("done".into());
+            s.save_job(&j).unwrap();
+            assert!(s.insert_stats("a", "d1", 1, b"x").unwrap());
+            assert!(
+                !s.insert_stats("a", "d1", 1, b"x").unwrap(),
+                "a resent delta is stored once"
+            );
+        }
+        let s = Store::open(&dir).unwrap();
+        assert_eq!(s.campaign("a").unwrap().unwrap().join_token, "tok-a");
+        assert_eq!(s.campaign_by_token("tok-a").unwrap().unwrap().id, "a");
+        let jobs = s.jobs("a", "", 0).unwrap();
+        assert_eq!(
+            (jobs[0].state.as_str(), jobs[0].log.clone()),
+            ("complete", vec!["done".to_string()])
+        );
+        assert_eq!(s.max_seq("a", "d1").unwrap(), 1);
+        s.delete_campaign("a").unwrap();
+        assert!(s.campaign("a").unwrap().is_none());
+        assert!(s.stats("a").unwrap().is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
