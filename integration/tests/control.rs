@@ -186,3 +186,201 @@ fn reflection_serves_a_generic_client() {
         "{text}"
     );
 }
+
+/// A campaign whose iterations take a while (paced by a timer), so that things can
+/// happen mid-run.
+fn slow_campaign(id: &str, drones: u32, iterations: u64, extra: &str, target: &str) -> String {
+    format!(
+        "exports.campaign = {{ id: '{id}', drones: {drones}, users: 2, iterations: {iterations}, deploy: {{ deployer: 'local' }}{extra} }};\n\
+         exports.test = function (done) {{\n\
+           camut.http({{ url: '{target}/?delay_ms=20', operation: 'slow' }}, function (err) {{ setTimeout(done, 80); }});\n\
+         }};\n"
+    )
+}
+
+async fn until_running(c: &Client, id: &str) {
+    for _ in 0..200 {
+        if c.get(id).await.unwrap().state == "running" {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("campaign {id} never ran");
+}
+
+#[test]
+fn a_drone_killed_mid_run_is_lost_and_the_others_finish() {
+    let target = TargetProcess::start();
+    let server = ServerProcess::start("loss", Some("drone_timeout_s = 2\n"));
+    // ~40 iterations of 0.1 s per VU: about 4 s.
+    let source = slow_campaign("loss", 2, 40, "", &target.url);
+    rt().block_on(async {
+        let c = Client::connect(&server.addr, None).await.unwrap();
+        c.create("loss.js", &source).await.unwrap();
+        for job in [
+            c.spawn("loss").await.unwrap(),
+            c.deploy("loss").await.unwrap(),
+        ] {
+            assert_eq!(
+                c.wait_job(job.id).await.unwrap().state,
+                "complete",
+                "{}",
+                server.log()
+            );
+        }
+        let start = c.start("loss").await.unwrap();
+        until_running(&c, "loss").await;
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let victim = pids_with(&["drone", "--id", "local-loss-1"]);
+        assert_eq!(victim.len(), 1);
+        std::process::Command::new("kill")
+            .args(["-9", &victim[0].to_string()])
+            .status()
+            .unwrap();
+        let start = c.wait_job(start.id).await.unwrap();
+        assert_eq!(start.state, "complete", "{start:?}\n{}", server.log());
+        let r = c.results("loss").await.unwrap();
+        assert!(r.degraded, "results are marked degraded");
+        assert_eq!(r.lost.len(), 1);
+        assert!(r.lost[0].starts_with("local-loss-1"), "{:?}", r.lost);
+        let s = summary(&r);
+        let drones = s["drones"].as_array().unwrap();
+        let survivor = drones.iter().find(|d| d["id"] == "local-loss-0").unwrap();
+        assert_eq!(
+            survivor["iterations"], 80,
+            "the other drone finished all its iterations: {s}"
+        );
+        assert!(!drones.iter().find(|d| d["id"] == "local-loss-1").unwrap()["lost"].is_null());
+        let _ = c.kill("loss").await;
+    });
+}
+
+#[test]
+fn the_server_killed_mid_run_restarts_and_the_campaign_completes_exactly() {
+    let target = TargetProcess::start();
+    let mut server = ServerProcess::start("restart", None);
+    let source = slow_campaign("rs", 2, 30, "", &target.url);
+    let start_id = rt().block_on(async {
+        let c = Client::connect(&server.addr, None).await.unwrap();
+        c.create("rs.js", &source).await.unwrap();
+        for job in [c.spawn("rs").await.unwrap(), c.deploy("rs").await.unwrap()] {
+            assert_eq!(
+                c.wait_job(job.id).await.unwrap().state,
+                "complete",
+                "{}",
+                server.log()
+            );
+        }
+        let start = c.start("rs").await.unwrap();
+        until_running(&c, "rs").await;
+        tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+        start.id
+    });
+    server.kill9_and_restart();
+    rt().block_on(async {
+        let c = Client::connect(&server.addr, None).await.unwrap();
+        let campaign = c.get("rs").await.unwrap();
+        assert_eq!(
+            campaign.state, "running",
+            "the campaign survived the restart"
+        );
+        let start = c.wait_job(start_id).await.unwrap();
+        assert_eq!(start.state, "complete", "{start:?}\n{}", server.log());
+        let r = c.results("rs").await.unwrap();
+        let s = summary(&r);
+        assert_eq!(s["requests"], 2 * 2 * 30, "{s}");
+        assert_eq!(
+            s["iterations"]["completed"],
+            2 * 2 * 30,
+            "nothing lost, nothing counted twice"
+        );
+        assert_eq!(target.served(), 2 * 2 * 30);
+        assert!(!r.degraded, "{:?}", r.lost);
+        let jobs = c.jobs(Some("rs")).await.unwrap();
+        assert!(
+            jobs.iter()
+                .any(|j| j.kind == "spawn" && j.state == "complete"),
+            "jobs survived: {jobs:?}"
+        );
+        let _ = c.kill("rs").await;
+    });
+}
+
+#[test]
+fn a_deployer_run_as_its_own_process_works_the_same() {
+    let target = TargetProcess::start();
+    let mut deployer = std::process::Command::new(camut_integration::camut_bin())
+        .args(["deployer", "local", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(deployer.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("deployer address")
+        .to_string();
+    let server = ServerProcess::start(
+        "remote",
+        Some(&format!("[deployers.apart]\naddress = \"{url}\"\n")),
+    );
+    let source = control_campaign("apart", 2, 2, 3, "", &target.url)
+        .replace("deployer: 'local'", "deployer: 'apart'");
+    rt().block_on(async {
+        let c = Client::connect(&server.addr, None).await.unwrap();
+        let r = c
+            .run_campaign("apart.js", &source)
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
+        assert_eq!(summary(&r)["requests"], 12);
+        assert_eq!(target.served(), 12);
+        let kill = c.kill("apart").await.unwrap();
+        assert_eq!(c.wait_job(kill.id).await.unwrap().state, "complete");
+    });
+    let _ = deployer.kill();
+    let _ = deployer.wait();
+}
+
+#[test]
+fn an_abort_on_fail_threshold_stops_every_drone() {
+    let target = TargetProcess::start();
+    let server = ServerProcess::start("abort", None);
+    // Every call fails (status 500): the error-rate threshold breaks within a second or two.
+    let source = format!(
+        "exports.campaign = {{ id: 'ab', drones: 2, users: 2, duration: '60s', deploy: {{ deployer: 'local' }},\n\
+           thresholds: {{ 'http.errors': [{{ expr: 'rate < 0.5', abortOnFail: true }}] }} }};\n\
+         exports.test = function (done) {{ camut.http('{}/?status=500', function () {{ setTimeout(done, 50); }}); }};\n",
+        target.url
+    );
+    rt().block_on(async {
+        let c = Client::connect(&server.addr, None).await.unwrap();
+        c.create("ab.js", &source).await.unwrap();
+        for job in [c.spawn("ab").await.unwrap(), c.deploy("ab").await.unwrap()] {
+            assert_eq!(
+                c.wait_job(job.id).await.unwrap().state,
+                "complete",
+                "{}",
+                server.log()
+            );
+        }
+        let started = std::time::Instant::now();
+        let start = c.start("ab").await.unwrap();
+        let start = c.wait_job(start.id).await.unwrap();
+        assert_eq!(start.state, "complete", "{start:?}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "stopped long before its 60 s"
+        );
+        let campaign = c.get("ab").await.unwrap();
+        assert_eq!(campaign.state, "stopped");
+        assert!(campaign.error.contains("abortOnFail"), "{}", campaign.error);
+        let r = c.results("ab").await.unwrap();
+        assert!(!r.thresholds_ok);
+        let _ = c.kill("ab").await;
+    });
+}
