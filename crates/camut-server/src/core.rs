@@ -259,6 +259,15 @@ impl Core {
             source,
             &serde_json::to_string(&info).expect("info serializes"),
         )?;
+        if row.state == state::DEPLOYED {
+            // The drones compiled the old source: the new one needs a new deploy.
+            lock(&self.projected).remove(&info.id);
+            self.set_state(
+                &info.id,
+                state::SPAWNED,
+                "updated after deploy: deploy again",
+            );
+        }
         self.logs.push(
             "info",
             "server",
@@ -926,7 +935,12 @@ impl Core {
                 .into_iter()
                 .map(|(id, address, state)| v1::Instance { id, address, state })
                 .collect(),
-            iterations_planned: info.iterations_per_drone * drone_status.len().max(1) as u64,
+            iterations_planned: info.iterations_per_drone
+                * if drone_status.is_empty() {
+                    info.drones as u64
+                } else {
+                    drone_status.len() as u64
+                },
             drone_status,
             created_ms: row.created_ms,
             updated_ms: row.updated_ms,
