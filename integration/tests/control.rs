@@ -384,3 +384,92 @@ fn an_abort_on_fail_threshold_stops_every_drone() {
         let _ = c.kill("ab").await;
     });
 }
+
+#[test]
+fn quickstart_runs_the_whole_workflow() {
+    let out = camut_integration::camut(&[
+        "quickstart",
+        camut_integration::repo_root()
+            .join("examples/quickstart.js")
+            .to_str()
+            .unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", show(&out));
+    for step in [
+        "$ camut new",
+        "[spawn] complete",
+        "[deploy] complete",
+        "[start] complete",
+        "$ camut results",
+        "[kill] complete",
+    ] {
+        assert!(text.contains(step), "missing {step:?}: {}", show(&out));
+    }
+    // 2 drones × 10 users × 40 iterations × 2 calls.
+    assert!(
+        text.contains("requests    1600 (0 errors"),
+        "{}",
+        show(&out)
+    );
+    assert!(text.contains("thresholds ok"), "{}", show(&out));
+}
+
+#[test]
+fn healthz_answers_on_the_grpc_port() {
+    use std::io::{Read, Write};
+    let server = ServerProcess::start("healthz", None);
+    let mut s = std::net::TcpStream::connect(&server.addr).unwrap();
+    write!(
+        s,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert!(body.ends_with("ok\n"), "{body}");
+}
+
+#[test]
+fn manager_cli_drives_a_campaign() {
+    let target = TargetProcess::start();
+    let server = ServerProcess::start("cli", None);
+    let file = temp_file("cli.js", &control_campaign("cli", 1, 2, 3, "", &target.url));
+    let f = file.to_str().unwrap();
+    let ok = |args: &[&str]| {
+        let out = server.camut(args);
+        assert!(out.status.success(), "{args:?}: {}", show(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    ok(&["new", f]);
+    assert!(ok(&["list"]).contains("cli"));
+    let out = server.camut(&["start", "cli"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "start before deploy fails: {}",
+        show(&out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("deploy first"),
+        "{}",
+        show(&out)
+    );
+    ok(&["spawn", "cli"]);
+    ok(&["deploy", "cli"]);
+    ok(&["start", "cli"]);
+    let results: serde_json::Value =
+        serde_json::from_str(&ok(&["results", "cli", "--json"])).unwrap();
+    assert_eq!(results["summary"]["requests"], 6, "{results}");
+    assert_eq!(target.served(), 6);
+    let jobs: serde_json::Value =
+        serde_json::from_str(ok(&["jobs", "cli", "--json"]).trim()).unwrap();
+    assert_eq!(jobs.as_array().map(|a| a.len()), Some(3), "{jobs}");
+    ok(&["kill", "cli"]);
+    let out = server.camut(&["del", "cli"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(!ok(&["list"]).contains("cli "));
+    let out = server.camut(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -58,7 +58,7 @@ pub struct DeployerArgs {
 }
 
 /// Reads campaign files with the engine, for the server (which knows no JavaScript).
-struct EngineInspector;
+pub(crate) struct EngineInspector;
 
 impl Inspector for EngineInspector {
     fn inspect(&self, file: &str, source: &str) -> Result<CampaignInfo, String> {
@@ -93,7 +93,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-fn builtin(
+pub(crate) fn builtin(
     kind: &str,
     capacity: Option<u32>,
     data_dir: &std::path::Path,

@@ -5,6 +5,7 @@
 mod daemons;
 mod manager;
 mod output;
+mod quickstart;
 mod run;
 mod target;
 
@@ -29,7 +30,10 @@ enum Command {
     Run(run::RunArgs),
     /// A small built-in HTTP target for examples, tests and benchmarks.
     Target(target::TargetArgs),
-    /// Quick start: runs a campaign (default: examples/commented.js) against a built-in target.
+    /// Quick start: server, local deployer, two drones and a target on this machine; a
+    /// campaign through new → spawn → deploy → start → results → kill.
+    Quickstart(quickstart::QuickstartArgs),
+    /// Test-drive a campaign (default: examples/commented.js) against a built-in target.
     Demo(target::DemoArgs),
     /// The server daemon: control API, drone hub, job queue, built-in deployers.
     Server(daemons::ServerArgs),
@@ -54,6 +58,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::main(args),
         Command::Target(args) => target::main(args),
+        Command::Quickstart(args) => quickstart::main(args),
         Command::Demo(args) => target::demo(args),
         Command::Server(args) => daemons::server(args),
         Command::Drone(args) => daemons::drone(args),

@@ -301,7 +301,7 @@ impl Core {
         };
         let Some(s) = removed else { return };
         self.logs.push(
-            "warn",
+            if s.state == "running" { "warn" } else { "info" },
             drone,
             campaign,
             format!("drone {drone} disconnected"),

@@ -1,7 +1,7 @@
 //! The manager: `camut [-s SERVER] new|update|del|list|status|spawn|deploy|start|stop|kill|jobs|logs|results`,
 //! commands that drive a Camut server over its gRPC API.
 
-mod show;
+pub(crate) mod show;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -336,6 +336,22 @@ async fn job_command(client: &Client, kind: &str, a: JobArgs) -> anyhow::Result<
         }
         return Ok(ExitCode::SUCCESS);
     }
+    let end = follow_job(client, job, &a.id, a.json).await?;
+    if end.state == "complete" {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(anyhow!("{}", show::job_failure(&end)))
+    }
+}
+
+/// Follows a job to its end with a progress line, then prints its log and end line (or
+/// its JSON). Ctrl-C leaves it running on the server and exits 130.
+pub(crate) async fn follow_job(
+    client: &Client,
+    job: v1::Job,
+    campaign: &str,
+    json: bool,
+) -> anyhow::Result<v1::Job> {
     let mut progress = show::ProgressLine::new(std::io::stderr().is_terminal());
     let end = if job_finished(&job) {
         progress.update(&job);
@@ -346,14 +362,14 @@ async fn job_command(client: &Client, kind: &str, a: JobArgs) -> anyhow::Result<
             r = client.wait_job_with(id, |j| progress.update(j)) => r,
             _ = tokio::signal::ctrl_c() => {
                 progress.clear();
-                eprintln!("camut: job {id} goes on on the server; see `camut jobs {}`", a.id);
-                return Ok(ExitCode::from(130));
+                eprintln!("camut: job {id} goes on on the server; see `camut jobs {campaign}`");
+                std::process::exit(130);
             }
         }
     };
     progress.clear();
     let end = end?;
-    if a.json {
+    if json {
         print_json(&show::job_json(&end))?;
     } else {
         for line in &end.log {
@@ -361,11 +377,7 @@ async fn job_command(client: &Client, kind: &str, a: JobArgs) -> anyhow::Result<
         }
         println!("{}", show::job_end_line(&end));
     }
-    if end.state == "complete" {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        Err(anyhow!("{}", show::job_failure(&end)))
-    }
+    Ok(end)
 }
 
 /// The file name and source of a campaign file.
