@@ -473,3 +473,59 @@ fn manager_cli_drives_a_campaign() {
     let out = server.camut(&["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn stuck_and_queued_jobs_can_be_cancelled_and_deleted() {
+    let server = ServerProcess::start("jobs", None);
+    // The dummy deployer starts no drone: the deploy job waits for drones that never come.
+    let source = control_campaign("stuck", 2, 1, 1, "", "http://127.0.0.1:9")
+        .replace("deployer: 'local'", "deployer: 'dummy'");
+    rt().block_on(async {
+        let c = Client::connect(&server.addr, None).await.unwrap();
+        c.create("stuck.js", &source).await.unwrap();
+        let spawn = c.spawn("stuck").await.unwrap();
+        assert_eq!(c.wait_job(spawn.id).await.unwrap().state, "complete");
+        let deploy = c.deploy("stuck").await.unwrap();
+        let start = c.start("stuck").await.unwrap();
+        assert_eq!(
+            c.job(start.id).await.unwrap().state,
+            "queued",
+            "start waits behind deploy"
+        );
+        for _ in 0..100 {
+            if c.job(deploy.id).await.unwrap().state == "active" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let e = c.delete_job(deploy.id).await.unwrap_err();
+        assert_eq!(
+            e.code(),
+            Some(Code::FailedPrecondition),
+            "an active job must be cancelled first: {e}"
+        );
+        c.cancel_job(start.id).await.unwrap();
+        assert_eq!(c.wait_job(start.id).await.unwrap().state, "cancelled");
+        c.cancel_job(deploy.id).await.unwrap();
+        assert_eq!(c.wait_job(deploy.id).await.unwrap().state, "cancelled");
+        c.delete_job(deploy.id).await.unwrap();
+        assert_eq!(
+            c.job(deploy.id).await.unwrap_err().code(),
+            Some(Code::NotFound)
+        );
+        assert_eq!(
+            c.get("stuck").await.unwrap().state,
+            "spawned",
+            "the campaign is back where it was"
+        );
+        let mut logs = c.logs(1000, false).await.unwrap();
+        let mut lines = Vec::new();
+        while let Some(l) = logs.message().await.unwrap() {
+            lines.push(l.message);
+        }
+        assert!(
+            lines.iter().any(|l| l.contains("campaign stuck created")),
+            "{lines:?}"
+        );
+    });
+}

@@ -363,8 +363,12 @@ impl Core {
             // Spawn, deploy and start run one after the other; stop and kill act at once.
             let queue = matches!(cmd, Command::Spawn | Command::Deploy | Command::Start)
                 .then(|| core.queue(&ctx.campaign()));
+            // A queued job can be cancelled while it waits for its turn.
             let _guard = match &queue {
-                Some(q) => Some(q.lock().await),
+                Some(q) => tokio::select! {
+                    g = q.lock() => Some(g),
+                    _ = ctx.cancel.cancelled() => None,
+                },
                 None => None,
             };
             if ctx.cancel.is_cancelled() {
