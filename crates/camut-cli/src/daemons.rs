@@ -36,8 +36,9 @@ pub struct DroneArgs {
     /// The campaign's join token.
     #[arg(long, env = "CAMUT_TOKEN")]
     token: String,
-    /// This drone's id (default: drone-HOSTNAME-PID).
-    #[arg(long)]
+    /// This drone's id, stable across restarts so that it resumes its place (default:
+    /// drone-HOSTNAME; give distinct ids to several drones on one host).
+    #[arg(long, env = "CAMUT_DRONE_ID")]
     id: Option<String>,
 }
 
@@ -176,7 +177,7 @@ pub fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
 pub fn drone(args: DroneArgs) -> anyhow::Result<ExitCode> {
     let id = args.id.unwrap_or_else(|| {
         let host = std::fs::read_to_string("/etc/hostname").unwrap_or_else(|_| "host".into());
-        format!("drone-{}-{}", host.trim(), std::process::id())
+        format!("drone-{}", host.trim())
     });
     let rt = runtime()?;
     rt.block_on(camut_drone::run(camut_drone::DroneConfig {
