@@ -143,8 +143,10 @@ impl Core {
             let running = campaign.as_ref().is_some_and(|c| c.state == state::RUNNING);
             if job.kind == "start" && running {
                 // Rebuild the live totals from the stored deltas, then wait for the drones.
+                // The run started when its start job was asked for.
+                let since = Duration::from_millis((now_ms() - job.created_ms).max(0) as u64);
                 let mut live = Live {
-                    started: Some(Instant::now()),
+                    started: Instant::now().checked_sub(since),
                     ..Live::default()
                 };
                 for (drone, bytes) in self.store.stats(&job.campaign)? {
@@ -152,17 +154,23 @@ impl Core {
                         live.totals.merge(&set);
                         live.per_drone.entry(drone.clone()).or_default().merge(&set);
                     }
-                    *live.acked.entry(drone).or_default() += 0;
                 }
                 for d in self.store.drones(&job.campaign)? {
                     let seq = self.store.max_seq(&job.campaign, &d.id)?;
                     live.acked.insert(d.id.clone(), seq);
-                    if d.state == "finished" {
-                        live.finished.insert(d.id.clone());
+                    match d.state.as_str() {
+                        "finished" => {
+                            live.finished.insert(d.id.clone());
+                        }
+                        "lost" => {
+                            live.lost.insert(d.id.clone(), d.error.clone());
+                        }
+                        // A drone that does not come back in time is lost.
+                        _ => {
+                            lock(&self.disconnected)
+                                .insert(d.id.clone(), (job.campaign.clone(), Instant::now()));
+                        }
                     }
-                    // A drone that does not come back in time is lost.
-                    lock(&self.disconnected)
-                        .insert(d.id.clone(), (job.campaign.clone(), Instant::now()));
                 }
                 lock(&self.live).insert(job.campaign.clone(), live);
                 self.logs.push(
