@@ -415,7 +415,12 @@ fn quickstart_runs_the_whole_workflow() {
     assert!(text.contains("thresholds ok"), "{}", show(&out));
     // Live progress comes from the campaign's Watch stream while the run goes on.
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.lines().any(|l| l.contains("iterations ") && l.contains("req/s")), "{}", show(&out));
+    assert!(
+        err.lines()
+            .any(|l| l.contains("iterations ") && l.contains("req/s")),
+        "{}",
+        show(&out)
+    );
 }
 
 #[test]

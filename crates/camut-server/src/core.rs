@@ -43,7 +43,6 @@ pub(crate) struct Session {
 pub(crate) struct Live {
     pub totals: StatsSet,
     pub interval: StatsSet,
-    pub per_drone: HashMap<String, StatsSet>,
     pub acked: HashMap<String, u64>,
     pub finished: HashSet<String>,
     pub lost: BTreeMap<String, String>,
@@ -149,10 +148,9 @@ impl Core {
                     started: Instant::now().checked_sub(since),
                     ..Live::default()
                 };
-                for (drone, bytes) in self.store.stats(&job.campaign)? {
+                for (_, bytes) in self.store.stats(&job.campaign)? {
                     if let Some(set) = decode(&bytes) {
                         live.totals.merge(&set);
-                        live.per_drone.entry(drone.clone()).or_default().merge(&set);
                     }
                 }
                 for d in self.store.drones(&job.campaign)? {
@@ -642,9 +640,6 @@ impl Core {
         if targets.is_empty() {
             return Err(JobEnd::Failed("no drone is ready: deploy again".into()));
         }
-        for (id, _) in &targets {
-            self.save_drone_state(&campaign, id, "running", "");
-        }
         {
             let mut live = lock(&self.live);
             let l = live.entry(campaign.clone()).or_default();
@@ -656,6 +651,10 @@ impl Core {
                     cmd: Some(Cmd::Start(v1::Start { at_ms })),
                 }))
                 .await;
+        }
+        // Stored after the commands went out, so that disk syncs never delay a start.
+        for (id, _) in &targets {
+            self.save_drone_state(&campaign, id, "running", "");
         }
         ctx.log(format!(
             "{} drones start together at {at_ms} (Unix ms)",
@@ -735,11 +734,16 @@ impl Core {
         let row = self.campaign_row(campaign)?;
         let info = self.info(&row)?;
         let mut totals = StatsSet::default();
-        let mut per_drone: BTreeMap<String, StatsSet> = BTreeMap::new();
+        // Per drone only the counts are shown: (requests, errors, iterations).
+        let mut per_drone: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
         for (drone, bytes) in self.store.stats(campaign)? {
             if let Some(set) = decode(&bytes) {
+                let (r, e) = set.request_totals();
+                let row = per_drone.entry(drone).or_default();
+                row.0 += r;
+                row.1 += e;
+                row.2 += set.iterations.completed + set.iterations.failed;
                 totals.merge(&set);
-                per_drone.entry(drone).or_default().merge(&set);
             }
         }
         let drones = self.store.drones(campaign)?;
@@ -764,15 +768,15 @@ impl Core {
         let rows: Vec<serde_json::Value> = drones
             .iter()
             .map(|d| {
-                let s = per_drone.get(&d.id);
-                let (requests, errors) = s.map_or((0, 0), |s| s.request_totals());
+                let (requests, errors, iterations) =
+                    per_drone.get(&d.id).copied().unwrap_or_default();
                 serde_json::json!({
                     "id": d.id,
                     "index": d.index,
                     "state": d.state,
                     "requests": requests,
                     "errors": errors,
-                    "iterations": s.map_or(0, |s| s.iterations.completed + s.iterations.failed),
+                    "iterations": iterations,
                     "lost": lost.get(&d.id),
                 })
             })

@@ -276,10 +276,6 @@ impl Core {
         let l = live.entry(campaign.to_string()).or_default();
         l.totals.merge(&set);
         l.interval.merge(&set);
-        l.per_drone
-            .entry(drone.to_string())
-            .or_default()
-            .merge(&set);
         l.acked.insert(drone.to_string(), s.seq);
         s.seq
     }

@@ -404,10 +404,10 @@ impl Store {
         delta: &[u8],
     ) -> Result<bool, ServerError> {
         self.with(|db| {
-            let n = db.execute(
+            let mut st = db.prepare_cached(
                 "INSERT OR IGNORE INTO stats (campaign, drone, seq, delta) VALUES (?1, ?2, ?3, ?4)",
-                params![campaign, drone, seq as i64, delta],
             )?;
+            let n = st.execute(params![campaign, drone, seq as i64, delta])?;
             Ok(n == 1)
         })
     }
