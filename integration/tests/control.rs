@@ -211,7 +211,7 @@ async fn until_running(c: &Client, id: &str) {
 #[test]
 fn a_drone_killed_mid_run_is_lost_and_the_others_finish() {
     let target = TargetProcess::start();
-    let server = ServerProcess::start("loss", Some("drone_timeout_s = 2\n"));
+    let server = ServerProcess::start("loss", Some("drone_timeout_s = 3\n"));
     // ~40 iterations of 0.1 s per VU: about 4 s.
     let source = slow_campaign("loss", 2, 40, "", &target.url);
     rt().block_on(async {
@@ -535,5 +535,46 @@ fn stuck_and_queued_jobs_can_be_cancelled_and_deleted() {
             lines.iter().any(|l| l.contains("campaign stuck created")),
             "{lines:?}"
         );
+    });
+}
+
+#[test]
+fn stop_ends_a_run_gracefully_and_keeps_the_drones() {
+    let target = TargetProcess::start();
+    let server = ServerProcess::start("stop", None);
+    let source = slow_campaign("st", 2, 1000, "", &target.url);
+    rt().block_on(async {
+        let c = Client::connect(&server.addr, None).await.unwrap();
+        c.create("st.js", &source).await.unwrap();
+        for job in [c.spawn("st").await.unwrap(), c.deploy("st").await.unwrap()] {
+            assert_eq!(
+                c.wait_job(job.id).await.unwrap().state,
+                "complete",
+                "{}",
+                server.log()
+            );
+        }
+        let start = c.start("st").await.unwrap();
+        until_running(&c, "st").await;
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let stop = c.stop("st").await.unwrap();
+        assert_eq!(c.wait_job(stop.id).await.unwrap().state, "complete");
+        assert_eq!(c.wait_job(start.id).await.unwrap().state, "complete");
+        assert_eq!(c.get("st").await.unwrap().state, "stopped");
+        let s = summary(&c.results("st").await.unwrap());
+        let done = s["iterations"]["completed"].as_u64().unwrap();
+        assert!(done > 0 && done < 2 * 2 * 1000, "stopped part-way: {done}");
+        assert_eq!(
+            s["iterations"]["failed"], 0,
+            "open iterations finished within the grace period"
+        );
+        assert_eq!(s["requests"].as_u64().unwrap(), target.served());
+        assert_eq!(
+            pids_with(&["drone", "--id", "local-st-"]).len(),
+            2,
+            "drones stay after stop"
+        );
+        let kill = c.kill("st").await.unwrap();
+        assert_eq!(c.wait_job(kill.id).await.unwrap().state, "complete");
     });
 }
