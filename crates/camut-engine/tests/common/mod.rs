@@ -20,8 +20,8 @@ pub struct Capture {
 }
 
 impl Observer for Capture {
-    fn point(&self, p: &Point) {
-        self.points.lock().unwrap().push(p.clone());
+    fn point(&self, p: Point) {
+        self.points.lock().unwrap().push(p);
     }
     fn console(&self, vu: u64, level: ConsoleLevel, message: &str) {
         self.console
