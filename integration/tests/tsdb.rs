@@ -274,3 +274,46 @@ fn camut_run_reports_a_bad_tsdb_option() {
         show(&out)
     );
 }
+
+#[test]
+fn drones_send_aggregates_and_the_results_count_the_points() {
+    let target = TargetProcess::start();
+    let vm = Victoria::start("drones");
+    let server = camut_integration::ServerProcess::start("tsdb-drones", None);
+    let (host, port) = vm.telnet.split_once(':').unwrap();
+    let extra = format!(", tsdb: {{ host: '{host}', port: {port}, precision: 's', interval: 300 }}");
+    let source = camut_integration::control_campaign("tsdbd", 2, 3, 5, &extra, &target.url);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = camut::Client::connect(&server.addr, None).await.unwrap();
+        let results = c
+            .run_campaign("tsdbd.js", &source)
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
+        assert_eq!(results.state, "finished");
+        let s: serde_json::Value = serde_json::from_str(&results.summary_json).unwrap();
+        let [produced, sent, _, dropped, _, unsent] = tsdb_counts(&s);
+        assert!(produced > 0, "{s}");
+        assert_eq!((sent, dropped, unsent), (produced, 0, 0), "merged over drones: {s}");
+        let all = vm.export_at_least("{campaign=\"tsdbd\"}", produced);
+        assert_eq!(
+            all.iter().map(|s| s.values.len() as u64).sum::<u64>(),
+            produced
+        );
+        let requests: f64 = all
+            .iter()
+            .filter(|s| s.label("__name__") == Some("http.requests.count"))
+            .flat_map(|s| s.values.iter())
+            .sum();
+        assert_eq!(requests, 2.0 * 3.0 * 5.0);
+        let mut clients: Vec<_> = all.iter().filter_map(|s| s.label("client")).collect();
+        clients.sort();
+        clients.dedup();
+        assert_eq!(clients.len(), 2, "one client tag per drone: {clients:?}");
+        let kill = c.kill("tsdbd").await.unwrap();
+        c.wait_job(kill.id).await.unwrap();
+    });
+}
