@@ -20,6 +20,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # command is not found.
 APT_NEEDS=(
   "cc:build-essential"     # C compiler for QuickJS (rquickjs)
+  "victoria-metrics:victoria-metrics"  # OpenTSDB peer of the TSDB tests
 )
 
 # Python packages, as "module:package": installed with pip when
@@ -27,6 +28,7 @@ APT_NEEDS=(
 PIP_NEEDS=(
   "grpc:grpcio"                          # generic gRPC client for the reflection test
   "grpc_reflection:grpcio-reflection"
+  "prometheus_client:prometheus-client"  # OpenMetrics parser for the /metrics test
 )
 
 log() { printf '==> %s\n' "$*" >&2; }

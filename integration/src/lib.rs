@@ -63,7 +63,12 @@ impl TargetProcess {
 
     /// Requests the target has served, from `/_camut/stats`.
     pub fn served(&self) -> u64 {
-        let (_, body) = http_request(self.url.trim_start_matches("http://"), "GET", "/_camut/stats", "");
+        let (_, body) = http_request(
+            self.url.trim_start_matches("http://"),
+            "GET",
+            "/_camut/stats",
+            "",
+        );
         let v: serde_json::Value = serde_json::from_str(body.trim()).expect("stats json");
         v["requests"].as_u64().expect("requests count")
     }
@@ -89,7 +94,10 @@ pub fn http_request(addr: &str, method: &str, path: &str, body: &str) -> (u16, S
         .and_then(|c| c.parse().ok())
         .unwrap_or_else(|| panic!("not an HTTP answer from {addr}{path}: {raw:?}"));
     let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_string()

@@ -74,7 +74,10 @@ impl Victoria {
             .arg(format!("-opentsdbListenAddr={}", self.telnet))
             .arg(format!("-opentsdbHTTPListenAddr={}", self.http_put))
             .arg(format!("-httpListenAddr={}", self.http))
-            .arg(format!("-storageDataPath={}", self.dir.join("data").display()))
+            .arg(format!(
+                "-storageDataPath={}",
+                self.dir.join("data").display()
+            ))
             .arg("-dedup.minScrapeInterval=1ms")
             .arg("-retentionPeriod=100y")
             .stdout(Stdio::null())

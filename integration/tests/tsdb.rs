@@ -1,5 +1,6 @@
 //! Points to a real TSDB: Debian's victoria-metrics with its OpenTSDB listeners, fed by
-//! `camut run --tsdb` and by drones, through outages, full queues and stuck servers.
+//! `camut run --tsdb` and by drones, through outages, full queues and stuck servers;
+//! and the server's `/metrics`, read by prometheus_client's OpenMetrics parser.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -41,20 +42,38 @@ fn run(target: &TargetProcess, name: &str, source: &str, addr: &str) -> serde_js
     let json = file.with_extension("json");
     let out = target.run(
         &file,
-        &["--tsdb", addr, "-q", "--summary-json", json.to_str().unwrap()],
+        &[
+            "--tsdb",
+            addr,
+            "-q",
+            "--summary-json",
+            json.to_str().unwrap(),
+        ],
     );
-    assert!(out.status.success() || out.status.code() == Some(1), "{}", show(&out));
+    assert!(
+        out.status.success() || out.status.code() == Some(1),
+        "{}",
+        show(&out)
+    );
     serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap()
 }
 
 fn tsdb_counts(summary: &serde_json::Value) -> [u64; 6] {
     let t = &summary["tsdb"];
-    ["produced", "sent", "retried", "dropped", "rejected", "unsent"]
-        .map(|k| t[k].as_u64().unwrap_or_else(|| panic!("tsdb.{k} in {summary}")))
+    [
+        "produced", "sent", "retried", "dropped", "rejected", "unsent",
+    ]
+    .map(|k| {
+        t[k].as_u64()
+            .unwrap_or_else(|| panic!("tsdb.{k} in {summary}"))
+    })
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }
 
 #[test]
@@ -69,7 +88,11 @@ fn per_call_points_arrive_exactly_over_telnet_and_http() {
         // 12 calls × 4 points, 3 failed calls × 1 `http.errors`, 12 `shop.cart`.
         let [produced, sent, _, dropped, rejected, unsent] = tsdb_counts(&s);
         assert_eq!(produced, 12 * 4 + 3 + 12, "{id}: {s}");
-        assert_eq!((sent, dropped, rejected, unsent), (produced, 0, 0, 0), "{id}");
+        assert_eq!(
+            (sent, dropped, rejected, unsent),
+            (produced, 0, 0, 0),
+            "{id}"
+        );
         let all = vm.export_at_least(&format!("{{campaign=\"{id}\"}}"), produced);
         let samples: usize = all.iter().map(|s| s.values.len()).sum();
         assert_eq!(samples as u64, produced, "{id}: every point arrived once");
@@ -83,7 +106,10 @@ fn per_call_points_arrive_exactly_over_telnet_and_http() {
         for s in &times {
             assert_eq!(s.label("client"), Some("local"));
             assert_eq!(s.label("operation"), Some("home"));
-            assert!(s.label("url").unwrap().contains("127.0.0.1_"), "sanitised url");
+            assert!(
+                s.label("url").unwrap().contains("127.0.0.1_"),
+                "sanitised url"
+            );
             assert!(matches!(s.label("status"), Some("200") | Some("500")));
             assert!(s.label("vu").is_some());
             assert!(s.values[0] > 0.0);
@@ -130,7 +156,11 @@ fn aggregates_count_every_call_over_telnet_and_http() {
         assert_eq!(sum("http.errors.count", None), 3.0, "{id}");
         assert_eq!(sum("iterations.count", None), 12.0, "{id}");
         assert_eq!(sum("shop.cart.count", None), 12.0, "{id}");
-        for m in ["http.response_time.p99", "http.response_time.max", "shop.cart.p50"] {
+        for m in [
+            "http.response_time.p99",
+            "http.response_time.max",
+            "shop.cart.p50",
+        ] {
             assert!(sum(m, None) > 0.0, "{id}: {m}");
         }
         let cart_max = all
@@ -140,7 +170,10 @@ fn aggregates_count_every_call_over_telnet_and_http() {
             .fold(0.0, f64::max);
         assert_eq!(cart_max, 4.0);
         for s in &all {
-            assert!(s.label("callId").is_none() && s.label("vu").is_none(), "{s:?}");
+            assert!(
+                s.label("callId").is_none() && s.label("vu").is_none(),
+                "{s:?}"
+            );
             assert_eq!(s.label("client"), Some("local"));
         }
     }
@@ -159,7 +192,12 @@ fn a_tsdb_outage_delays_points_but_loses_none() {
     let env = format!("TARGET={}", target.url);
     let mut child = Command::new(camut_bin())
         .args(["run", file.to_str().unwrap(), "--env", &env, "-q"])
-        .args(["--tsdb", &vm.http_put, "--summary-json", json.to_str().unwrap()])
+        .args([
+            "--tsdb",
+            &vm.http_put,
+            "--summary-json",
+            json.to_str().unwrap(),
+        ])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
@@ -174,7 +212,11 @@ fn a_tsdb_outage_delays_points_but_loses_none() {
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let [produced, sent, _, dropped, rejected, unsent] = tsdb_counts(&s);
     assert!(produced > 4 * 5 * 20, "{s}");
-    assert_eq!((sent, dropped, rejected, unsent), (produced, 0, 0, 0), "{s}");
+    assert_eq!(
+        (sent, dropped, rejected, unsent),
+        (produced, 0, 0, 0),
+        "{s}"
+    );
     let all = vm.export_at_least(&format!("{{campaign=\"{id}\"}}"), produced);
     let samples: usize = all.iter().map(|s| s.values.len()).sum();
     assert_eq!(samples as u64, produced, "every point arrived exactly once");
@@ -183,7 +225,10 @@ fn a_tsdb_outage_delays_points_but_loses_none() {
         .flat_map(|s| s.timestamps.iter())
         .filter(|t| (down + 200..up.saturating_sub(200)).contains(*t))
         .count();
-    assert!(during > 50, "points made while the TSDB was down arrived after: {during}");
+    assert!(
+        during > 50,
+        "points made while the TSDB was down arrived after: {during}"
+    );
 }
 
 #[test]
@@ -194,13 +239,23 @@ fn a_full_queue_drops_the_oldest_and_counts_exactly() {
     let id = "drops";
     let file = temp_file(
         "drops.js",
-        &paced_campaign(id, 4, 3.0, "mode: 'call', protocol: 'http', queue: 40, flushTimeout: 30000"),
+        &paced_campaign(
+            id,
+            4,
+            3.0,
+            "mode: 'call', protocol: 'http', queue: 40, flushTimeout: 30000",
+        ),
     );
     let json = file.with_extension("json");
     let env = format!("TARGET={}", target.url);
     let mut child = Command::new(camut_bin())
         .args(["run", file.to_str().unwrap(), "--env", &env, "-q"])
-        .args(["--tsdb", &vm.http_put, "--summary-json", json.to_str().unwrap()])
+        .args([
+            "--tsdb",
+            &vm.http_put,
+            "--summary-json",
+            json.to_str().unwrap(),
+        ])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
@@ -210,7 +265,10 @@ fn a_full_queue_drops_the_oldest_and_counts_exactly() {
     let s: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let [produced, sent, _, dropped, rejected, unsent] = tsdb_counts(&s);
-    assert!(dropped > 0, "the queue overflowed while the TSDB was down: {s}");
+    assert!(
+        dropped > 0,
+        "the queue overflowed while the TSDB was down: {s}"
+    );
     assert_eq!((rejected, unsent), (0, 0));
     assert_eq!(sent + dropped, produced, "{s}");
     let all = vm.export_at_least(&format!("{{campaign=\"{id}\"}}"), sent);
@@ -230,7 +288,11 @@ fn an_unreachable_or_stuck_tsdb_never_slows_the_vus() {
     };
     let opts = "mode: 'call', queue: 1000, flushTimeout: 300";
     let mut iterations = Vec::new();
-    for (name, addr) in [("up", &vm.telnet), ("stuck", &stuck_addr), ("refused", &refused)] {
+    for (name, addr) in [
+        ("up", &vm.telnet),
+        ("stuck", &stuck_addr),
+        ("refused", &refused),
+    ] {
         let started = Instant::now();
         let s = run(&target, name, &paced_campaign(name, 5, 2.0, opts), addr);
         let n = s["iterations"]["completed"].as_u64().unwrap();
@@ -281,7 +343,8 @@ fn drones_send_aggregates_and_the_results_count_the_points() {
     let vm = Victoria::start("drones");
     let server = camut_integration::ServerProcess::start("tsdb-drones", None);
     let (host, port) = vm.telnet.split_once(':').unwrap();
-    let extra = format!(", tsdb: {{ host: '{host}', port: {port}, precision: 's', interval: 300 }}");
+    let extra =
+        format!(", tsdb: {{ host: '{host}', port: {port}, precision: 's', interval: 300 }}");
     let source = camut_integration::control_campaign("tsdbd", 2, 3, 5, &extra, &target.url);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -297,7 +360,11 @@ fn drones_send_aggregates_and_the_results_count_the_points() {
         let s: serde_json::Value = serde_json::from_str(&results.summary_json).unwrap();
         let [produced, sent, _, dropped, _, unsent] = tsdb_counts(&s);
         assert!(produced > 0, "{s}");
-        assert_eq!((sent, dropped, unsent), (produced, 0, 0), "merged over drones: {s}");
+        assert_eq!(
+            (sent, dropped, unsent),
+            (produced, 0, 0),
+            "merged over drones: {s}"
+        );
         let all = vm.export_at_least("{campaign=\"tsdbd\"}", produced);
         assert_eq!(
             all.iter().map(|s| s.values.len() as u64).sum::<u64>(),
@@ -316,4 +383,127 @@ fn drones_send_aggregates_and_the_results_count_the_points() {
         let kill = c.kill("tsdbd").await.unwrap();
         c.wait_job(kill.id).await.unwrap();
     });
+}
+
+/// `/metrics` of `server`, parsed by prometheus_client's OpenMetrics parser.
+fn scrape(addr: &str, token: Option<&str>) -> Result<Vec<serde_json::Value>, (u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let status: u16 = raw.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    if status != 200 {
+        return Err((status, body.to_string()));
+    }
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/openmetrics-text"),
+        "{head}"
+    );
+    let file = temp_file("metrics.txt", body);
+    let script = camut_integration::repo_root().join("integration/scripts/parse_metrics.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the exposition does not parse: {}\n{body}",
+        show(&out)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect())
+}
+
+fn sample<'a>(
+    samples: &'a [serde_json::Value],
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Option<&'a serde_json::Value> {
+    samples
+        .iter()
+        .find(|s| s["name"] == name && labels.iter().all(|(k, v)| s["labels"][*k] == *v))
+}
+
+#[test]
+fn metrics_parse_as_openmetrics_with_live_campaign_series() {
+    let target = TargetProcess::start();
+    let server = camut_integration::ServerProcess::start("metrics", Some("token = \"s3cret\"\n"));
+    let before = scrape(&server.addr, Some("s3cret")).unwrap();
+    assert_eq!(
+        sample(&before, "camut_drones_connected", &[]).unwrap()["value"],
+        0.0
+    );
+    let (status, body) = scrape(&server.addr, None).unwrap_err();
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("Bearer"), "{body}");
+    assert_eq!(scrape(&server.addr, Some("wrong")).unwrap_err().0, 401);
+
+    let source = camut_integration::control_campaign("prom", 2, 3, 4, "", &target.url);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = camut::Client::connect(&server.addr, Some("s3cret".into()))
+            .await
+            .unwrap();
+        let results = c.run_campaign("prom.js", &source).await.unwrap();
+        assert_eq!(results.state, "finished");
+    });
+    let m = scrape(&server.addr, Some("s3cret")).unwrap();
+    let campaign = [("campaign", "prom")];
+    let value = |name: &str, labels: &[(&str, &str)]| {
+        sample(&m, name, labels).unwrap_or_else(|| panic!("{name} {labels:?} in {m:?}"))["value"]
+            .as_f64()
+            .unwrap()
+    };
+    assert_eq!(value("camut_campaign_requests_total", &campaign), 24.0);
+    assert_eq!(value("camut_campaign_iterations_total", &campaign), 24.0);
+    assert_eq!(value("camut_campaign_errors_total", &campaign), 0.0);
+    assert_eq!(
+        value("camut_campaign_response_time_seconds_count", &campaign),
+        24.0
+    );
+    let p99 = value(
+        "camut_campaign_response_time_seconds",
+        &[("campaign", "prom"), ("quantile", "0.99")],
+    );
+    assert!(p99 > 0.0 && p99 < 5.0, "{p99}");
+    assert!(value("camut_campaign_response_time_seconds_sum", &campaign) > 0.0);
+    assert_eq!(
+        value(
+            "camut_campaign_info",
+            &[("campaign", "prom"), ("state", "finished")]
+        ),
+        1.0
+    );
+    assert_eq!(value("camut_drones_connected", &[]), 2.0);
+    assert_eq!(
+        value(
+            "camut_campaign_drones",
+            &[("campaign", "prom"), ("state", "finished")]
+        ),
+        2.0
+    );
+    assert!(
+        value("camut_jobs", &[("state", "complete")]) >= 3.0,
+        "spawn, deploy, start"
+    );
+    assert!(value("camut_store_size_bytes", &[]) > 0.0);
+    let summary = m
+        .iter()
+        .find(|s| s["name"] == "camut_campaign_response_time_seconds")
+        .unwrap();
+    assert_eq!(summary["type"], "summary");
 }

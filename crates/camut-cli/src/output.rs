@@ -19,11 +19,7 @@ pub struct StdoutObserver {
 }
 
 impl StdoutObserver {
-    pub fn new(
-        show_progress: bool,
-        lines_to_stderr: bool,
-        tsdb: Option<Arc<Connector>>,
-    ) -> Self {
+    pub fn new(show_progress: bool, lines_to_stderr: bool, tsdb: Option<Arc<Connector>>) -> Self {
         let sink: Box<dyn Write + Send> = if lines_to_stderr {
             Box::new(std::io::stderr())
         } else {

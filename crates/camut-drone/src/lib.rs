@@ -25,8 +25,7 @@ use camut::v1::{
 };
 use camut_engine::stats::StatsSet;
 use camut_engine::{
-    CallPoint, Campaign, ConsoleLevel, DroneInfo, Observer, Point, Progress, RunConfig,
-    StopHandle,
+    CallPoint, Campaign, ConsoleLevel, DroneInfo, Observer, Point, Progress, RunConfig, StopHandle,
 };
 use camut_tsdb::Connector;
 use thiserror::Error;

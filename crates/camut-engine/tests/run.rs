@@ -368,7 +368,9 @@ fn per_call_records_when_asked() {
     assert_eq!(ids.len(), 12, "call ids are distinct across workers");
     let failed: Vec<_> = calls.iter().filter(|c| !c.error.is_empty()).collect();
     assert_eq!(failed.len(), 3);
-    assert!(failed.iter().all(|c| c.status == 500 && c.error == "HTTP 500"));
+    assert!(failed
+        .iter()
+        .all(|c| c.status == 500 && c.error == "HTTP 500"));
     for c in calls.iter() {
         assert_eq!((&*c.campaign, &*c.client), ("calls", "local"));
         assert!(c.url.starts_with(&env.target.url()));

@@ -463,6 +463,20 @@ impl Store {
         })
     }
 
+    /// Rows of `table` (`jobs` or `campaigns`) counted by state.
+    pub fn count_by_state(&self, table: &str) -> Result<Vec<(String, u64)>, ServerError> {
+        let sql = match table {
+            "jobs" => "SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state",
+            "campaigns" => "SELECT state, COUNT(*) FROM campaigns GROUP BY state ORDER BY state",
+            other => return Err(ServerError::Store(format!("no table '{other}' to count"))),
+        };
+        self.with(|db| {
+            let mut st = db.prepare(sql)?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+            rows.collect()
+        })
+    }
+
     /// Size of the database file, bytes.
     pub fn size_bytes(&self) -> Result<u64, ServerError> {
         self.with(|db| {

@@ -44,7 +44,10 @@ impl Aggregator {
             .filter(|(k, _)| !PER_CALL_TAGS.contains(&k.as_str()))
             .collect();
         tags.sort();
-        self.custom.entry((p.metric, tags)).or_default().push(p.value);
+        self.custom
+            .entry((p.metric, tags))
+            .or_default()
+            .push(p.value);
     }
 
     /// The interval's aggregate points, stamped `timestamp_ms`, over `seconds`; resets.
@@ -83,7 +86,11 @@ impl Aggregator {
             tags.push(("operation".into(), key.operation.clone()));
             tags.push(("status".into(), key.status_label()));
             put("http.requests.count".into(), c.requests as f64, &tags);
-            put("http.requests.rate".into(), c.requests as f64 / seconds, &tags);
+            put(
+                "http.requests.rate".into(),
+                c.requests as f64 / seconds,
+                &tags,
+            );
             if c.errors > 0 {
                 put("http.errors.count".into(), c.errors as f64, &tags);
                 put("http.errors.rate".into(), c.errors as f64 / seconds, &tags);

@@ -194,8 +194,10 @@ mod tests {
         let c = parse(serde_json::json!({"host": "tsdb"})).unwrap();
         assert_eq!(c, TsdbConfig::new("tsdb", 4242));
         assert_eq!(c.mode, Mode::Aggregate);
-        let c = parse(serde_json::json!({"host": "h", "port": 4243, "protocol": "http",
-            "precision": "s", "mode": "call", "queue": 10, "batch": 5, "interval": 500}))
+        let c = parse(
+            serde_json::json!({"host": "h", "port": 4243, "protocol": "http",
+            "precision": "s", "mode": "call", "queue": 10, "batch": 5, "interval": 500}),
+        )
         .unwrap();
         assert_eq!(
             (c.protocol, c.precision, c.mode, c.queue, c.batch),

@@ -46,8 +46,8 @@ pub struct Connector {
 impl Connector {
     /// Starts the sender thread for `campaign` as seen from drone `client`.
     pub fn start(config: TsdbConfig, campaign: &str, client: &str) -> std::io::Result<Connector> {
-        let aggregator = (config.mode == Mode::Aggregate)
-            .then(|| Mutex::new(Aggregator::new(campaign, client)));
+        let aggregator =
+            (config.mode == Mode::Aggregate).then(|| Mutex::new(Aggregator::new(campaign, client)));
         let inner = Arc::new(Inner {
             queue: Mutex::new(Queue::new(config.queue)),
             config,
@@ -201,14 +201,18 @@ async fn send_loop(inner: Arc<Inner>) {
             if deadline.is_some() {
                 break;
             }
-            let wait = cfg.interval.saturating_sub(last_tick.elapsed()).max(Duration::from_millis(5));
+            let wait = cfg
+                .interval
+                .saturating_sub(last_tick.elapsed())
+                .max(Duration::from_millis(5));
             let _ = tokio::time::timeout(wait, inner.wake.notified()).await;
             continue;
         }
         let n: u64 = batch.iter().map(|e| e.points() as u64).sum();
         if conn.is_none() {
             let limit = deadline.map_or(CONNECT_TIMEOUT, |d| {
-                d.saturating_duration_since(Instant::now()).min(CONNECT_TIMEOUT)
+                d.saturating_duration_since(Instant::now())
+                    .min(CONNECT_TIMEOUT)
             });
             match tokio::time::timeout(limit, Conn::connect(cfg)).await {
                 Ok(Ok(c)) => {

@@ -240,7 +240,11 @@ mod tests {
         let mut s = String::new();
         telnet(&mut s, &call("HTTP 500"), Precision::S);
         assert_eq!(s.lines().count(), 5);
-        assert!(s.lines().last().unwrap().starts_with("put http.errors 1735000000 1 "));
+        assert!(s
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("put http.errors 1735000000 1 "));
         assert!(s.contains(" error=HTTP_500\n"));
     }
 
@@ -252,7 +256,10 @@ mod tests {
             metric: "shop.cart".into(),
             timestamp_ms: 5_000,
             value: 2.5,
-            tags: vec![("page".into(), "a b".into()), ("empty".into(), String::new())],
+            tags: vec![
+                ("page".into(), "a b".into()),
+                ("empty".into(), String::new()),
+            ],
         };
         json(&mut s, &Entry::Point(p.clone()), Precision::S);
         let v: serde_json::Value = serde_json::from_str(&format!("[{s}]")).unwrap();

@@ -21,8 +21,8 @@ mod queue;
 mod transport;
 
 pub use aggregate::Aggregator;
+pub use camut_stats::TsdbCounts;
 pub use config::{ConfigError, Mode, Precision, Protocol, TsdbConfig};
 pub use connector::Connector;
 pub use encode::{put_line, sanitize};
 pub use point::{validate_metric, CallPoint, Entry, MetricError, Point};
-pub use camut_stats::TsdbCounts;

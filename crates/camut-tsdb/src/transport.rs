@@ -51,7 +51,12 @@ impl Conn {
         })
     }
 
-    pub async fn send(&mut self, batch: &[Entry], c: &TsdbConfig, buf: &mut String) -> Result<(), SendError> {
+    pub async fn send(
+        &mut self,
+        batch: &[Entry],
+        c: &TsdbConfig,
+        buf: &mut String,
+    ) -> Result<(), SendError> {
         buf.clear();
         match self {
             Conn::Telnet { writer, closed } => {

@@ -223,9 +223,9 @@ impl CampaignOptions {
         };
         let tsdb = match obj.get("tsdb") {
             None | Some(Value::Null) => None,
-            Some(Value::Object(m)) => Some(
-                TsdbOptions::from_options(m).map_err(|e| invalid(&e.option, &e.message))?,
-            ),
+            Some(Value::Object(m)) => {
+                Some(TsdbOptions::from_options(m).map_err(|e| invalid(&e.option, &e.message))?)
+            }
             Some(_) => {
                 return Err(invalid(
                     "tsdb",

@@ -883,7 +883,14 @@ impl Worker {
     }
 
     /// Hands one finished call to the observer as a per-call TSDB record.
-    fn call_point(&self, slot: u32, call_id: u64, operation: &str, delay_us: u64, out: &HttpOutcome) {
+    fn call_point(
+        &self,
+        slot: u32,
+        call_id: u64,
+        operation: &str,
+        delay_us: u64,
+        out: &HttpOutcome,
+    ) {
         let (vu, url) = {
             let vus = self.vus.borrow();
             let vu = &vus[slot as usize];
@@ -938,7 +945,10 @@ impl Worker {
                 )
             })?;
         if let Err(e) = camut_tsdb::validate_metric(&metric) {
-            return Err(rquickjs::Exception::throw_type(ctx, &format!("camut.tsdb: {e}")));
+            return Err(rquickjs::Exception::throw_type(
+                ctx,
+                &format!("camut.tsdb: {e}"),
+            ));
         }
         let value = value.as_number().filter(|v| v.is_finite()).ok_or_else(|| {
             rquickjs::Exception::throw_type(ctx, "camut.tsdb: the value must be a finite number")

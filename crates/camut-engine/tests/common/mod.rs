@@ -7,8 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use camut_engine::stats::StatsSet;
 use camut_engine::{
-    CallPoint, Campaign, ConsoleLevel, Observer, Point, Progress, RunConfig, RunResult,
-    StopHandle,
+    CallPoint, Campaign, ConsoleLevel, Observer, Point, Progress, RunConfig, RunResult, StopHandle,
 };
 use camut_target::Target;
 
