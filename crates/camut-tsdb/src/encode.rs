@@ -115,6 +115,22 @@ pub(crate) fn telnet(out: &mut String, e: &Entry, precision: Precision) {
     match e {
         Entry::Point(p) => point_line(out, p, precision),
         Entry::Call(c) => {
+            // The tags are the same for every point of a call: written once.
+            let mut tags = String::with_capacity(160);
+            for (k, v) in call_tags(c) {
+                match v {
+                    TagValue::Str("") => {}
+                    TagValue::Str(s) => {
+                        tags.push(' ');
+                        tags.push_str(k);
+                        tags.push('=');
+                        push_sanitized(&mut tags, s);
+                    }
+                    TagValue::Num(n) => {
+                        let _ = write!(tags, " {k}={n}");
+                    }
+                }
+            }
             for f in call_points(c) {
                 let _ = write!(
                     out,
@@ -123,20 +139,7 @@ pub(crate) fn telnet(out: &mut String, e: &Entry, precision: Precision) {
                     stamp(f.timestamp_ms, precision),
                     f.value
                 );
-                for (k, v) in call_tags(c) {
-                    match v {
-                        TagValue::Str("") => {}
-                        TagValue::Str(s) => {
-                            out.push(' ');
-                            out.push_str(k);
-                            out.push('=');
-                            push_sanitized(out, s);
-                        }
-                        TagValue::Num(n) => {
-                            let _ = write!(out, " {k}={n}");
-                        }
-                    }
-                }
+                out.push_str(&tags);
                 out.push('\n');
             }
         }
@@ -175,28 +178,24 @@ pub(crate) fn json(out: &mut String, e: &Entry, precision: Precision) {
             out.push_str("}}");
         }
         Entry::Call(c) => {
-            for f in call_points(c) {
-                open(out, f.metric, f.timestamp_ms, f.value);
-                let mut first = true;
-                for (k, v) in call_tags(c) {
-                    if matches!(v, TagValue::Str("")) {
-                        continue;
+            let mut tags = String::with_capacity(200);
+            for (k, v) in call_tags(c) {
+                match v {
+                    TagValue::Str("") => continue,
+                    TagValue::Str(s) => {
+                        let _ = write!(tags, ",\"{k}\":\"");
+                        push_sanitized(&mut tags, s);
+                        tags.push('"');
                     }
-                    if !first {
-                        out.push(',');
-                    }
-                    first = false;
-                    match v {
-                        TagValue::Str(s) => {
-                            let _ = write!(out, "\"{k}\":\"");
-                            push_sanitized(out, s);
-                            out.push('"');
-                        }
-                        TagValue::Num(n) => {
-                            let _ = write!(out, "\"{k}\":\"{n}\"");
-                        }
+                    TagValue::Num(n) => {
+                        let _ = write!(tags, ",\"{k}\":\"{n}\"");
                     }
                 }
+            }
+            let tags = tags.strip_prefix(',').unwrap_or(&tags);
+            for f in call_points(c) {
+                open(out, f.metric, f.timestamp_ms, f.value);
+                out.push_str(tags);
                 out.push_str("}}");
             }
         }
