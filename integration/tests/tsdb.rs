@@ -455,7 +455,7 @@ fn metrics_parse_as_openmetrics_with_live_campaign_series() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let c = camut::Client::connect(&server.addr, Some("s3cret".into()))
+        let c = camut::Client::connect(&server.addr, Some("s3cret"))
             .await
             .unwrap();
         let results = c.run_campaign("prom.js", &source).await.unwrap();

@@ -126,7 +126,8 @@ pub fn render(core: &Core) -> String {
             1.0,
         );
     }
-    let counters: [(&str, &str, fn(&CampaignFigures) -> u64); 6] = [
+    type Counter = (&'static str, &'static str, fn(&CampaignFigures) -> u64);
+    let counters: [Counter; 6] = [
         (
             "camut_campaign_requests",
             "HTTP calls of the current run.",

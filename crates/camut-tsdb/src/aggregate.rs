@@ -11,6 +11,9 @@ use crate::point::Point;
 /// them out, since they would make one series per VU or per call.
 const PER_CALL_TAGS: [&str; 4] = ["vu", "url", "error", "callId"];
 
+/// A custom metric and the test's own tags: one aggregated series.
+type SeriesKey = (String, Vec<(String, String)>);
+
 /// Collects one interval's statistics and `camut.tsdb` points, and turns them into
 /// aggregate points tagged with campaign, client (the drone), operation and status.
 #[derive(Default)]
@@ -18,7 +21,7 @@ pub struct Aggregator {
     campaign: String,
     client: String,
     stats: StatsSet,
-    custom: BTreeMap<(String, Vec<(String, String)>), Vec<f64>>,
+    custom: BTreeMap<SeriesKey, Vec<f64>>,
 }
 
 impl Aggregator {
