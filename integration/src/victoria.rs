@@ -34,6 +34,7 @@ pub struct Victoria {
     pub http_put: String,
     /// Query API.
     pub http: String,
+    dedup: bool,
 }
 
 fn free_port() -> u16 {
@@ -44,10 +45,20 @@ fn free_port() -> u16 {
 }
 
 impl Victoria {
-    /// Starts one in a fresh data dir named after `name`. Samples with the same series
-    /// and millisecond are kept once (`-dedup.minScrapeInterval=1ms`), so a batch
-    /// written twice after a lost answer counts once.
+    /// Starts one in a fresh data dir named after `name`. It keeps every sample, also
+    /// several of one series with the same timestamp (second-precision telnet points).
     pub fn start(name: &str) -> Victoria {
+        Self::start_with(name, false)
+    }
+
+    /// Like [`Victoria::start`], but samples with the same series and millisecond are
+    /// kept once (`-dedup.minScrapeInterval=1ms`), so that an HTTP batch sent again
+    /// after a lost answer counts once.
+    pub fn start_dedup(name: &str) -> Victoria {
+        Self::start_with(name, true)
+    }
+
+    fn start_with(name: &str, dedup: bool) -> Victoria {
         let dir = std::env::temp_dir().join(format!("camut-vm-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -57,6 +68,7 @@ impl Victoria {
             telnet: format!("127.0.0.1:{}", free_port()),
             http_put: format!("127.0.0.1:{}", free_port()),
             http: format!("127.0.0.1:{}", free_port()),
+            dedup,
         };
         vm.resume();
         vm
@@ -70,7 +82,11 @@ impl Victoria {
             .append(true)
             .open(self.dir.join("vm.log"))
             .unwrap();
-        let child = Command::new("victoria-metrics")
+        let mut cmd = Command::new("victoria-metrics");
+        if self.dedup {
+            cmd.arg("-dedup.minScrapeInterval=1ms");
+        }
+        let child = cmd
             .arg(format!("-opentsdbListenAddr={}", self.telnet))
             .arg(format!("-opentsdbHTTPListenAddr={}", self.http_put))
             .arg(format!("-httpListenAddr={}", self.http))
@@ -78,7 +94,6 @@ impl Victoria {
                 "-storageDataPath={}",
                 self.dir.join("data").display()
             ))
-            .arg("-dedup.minScrapeInterval=1ms")
             .arg("-retentionPeriod=100y")
             .stdout(Stdio::null())
             .stderr(log)

@@ -182,7 +182,7 @@ fn aggregates_count_every_call_over_telnet_and_http() {
 #[test]
 fn a_tsdb_outage_delays_points_but_loses_none() {
     let target = TargetProcess::start();
-    let mut vm = Victoria::start("outage");
+    let mut vm = Victoria::start_dedup("outage");
     let id = "outage";
     let file = temp_file(
         "outage.js",
@@ -234,7 +234,7 @@ fn a_tsdb_outage_delays_points_but_loses_none() {
 #[test]
 fn a_full_queue_drops_the_oldest_and_counts_exactly() {
     let target = TargetProcess::start();
-    let mut vm = Victoria::start("drops");
+    let mut vm = Victoria::start_dedup("drops");
     vm.stop();
     let id = "drops";
     let file = temp_file(
