@@ -166,9 +166,13 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// A `camut server` process on a free loopback port with its own data dir, killed on drop.
+/// A `camut server` process on a free loopback port with its own data dir. It runs in
+/// a process group of its own, which the drones its local deployer starts share: on
+/// drop the server and those drones are killed.
 pub struct ServerProcess {
     child: Child,
+    /// Process groups to kill on drop (one per launch: drones outlive a restart).
+    groups: Vec<u32>,
     /// `127.0.0.1:PORT`.
     pub addr: String,
     /// Its data dir.
@@ -193,6 +197,7 @@ impl ServerProcess {
 
     fn launch(data_dir: PathBuf, config: Option<PathBuf>, listen: &str) -> ServerProcess {
         let mut cmd = Command::new(camut_bin());
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         cmd.arg("server")
             .args(["--listen", listen])
             .arg("--data-dir")
@@ -227,6 +232,7 @@ impl ServerProcess {
             })
             .to_string();
         ServerProcess {
+            groups: vec![child.id()],
             child,
             addr,
             data_dir,
@@ -239,11 +245,13 @@ impl ServerProcess {
     pub fn kill9_and_restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let fresh = Self::launch(
+        let mut fresh = Self::launch(
             self.data_dir.clone(),
             self.config.clone(),
             &self.addr.clone(),
         );
+        // The drones of the first launch go on (they reconnect): killed with the new one.
+        fresh.groups.append(&mut self.groups);
         // The old value's drop kills a process that is already gone.
         drop(std::mem::replace(self, fresh));
     }
@@ -265,6 +273,12 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        for g in &self.groups {
+            // SAFETY: kill(2) with a negative pid signals the process group we created.
+            unsafe {
+                libc::kill(-(*g as libc::pid_t), libc::SIGKILL);
+            }
+        }
     }
 }
 
