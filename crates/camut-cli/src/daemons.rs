@@ -168,7 +168,14 @@ pub fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
         );
         use std::io::Write as _;
         std::io::stdout().flush()?;
-        camut_server::serve(core, config.token.clone(), listener, ctrl_c()).await?;
+        camut_server::serve(
+            core,
+            config.token.clone(),
+            &config.ui_path(),
+            listener,
+            ctrl_c(),
+        )
+        .await?;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -1,6 +1,6 @@
 //! Camut's server: the control API (Campaigns, Jobs, Logs), the drone hub (Drones), the
-//! job queue, the durable store and the merged results — on one listener that also
-//! answers `/healthz`.
+//! job queue, the durable store, the merged results and the web console ([`ui`]) — on
+//! one listener that also answers `/healthz`.
 //!
 //! It knows nothing of QuickJS: campaign files are read through an [`Inspector`] that
 //! the binary provides, and deployers are any implementation of the `Deployer` service,
@@ -16,6 +16,7 @@ pub mod error;
 pub mod hub;
 pub mod logs;
 pub mod store;
+pub mod ui;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -56,17 +57,19 @@ fn check_token(
     }
 }
 
-/// Serves everything on `listener` until `shutdown` completes. Call [`Core::resume`]
-/// first after a restart.
+/// Serves everything on `listener` until `shutdown` completes: gRPC, `/healthz` and
+/// the web console under `ui_path` (none when empty). Call [`Core::resume`] first
+/// after a restart.
 pub async fn serve(
     core: Arc<Core>,
     token: Option<String>,
+    ui_path: &str,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let api = api::Api(core.clone());
     let token: Option<Arc<str>> = token.filter(|t| !t.is_empty()).map(Arc::from);
-    let auth = check_token(token);
+    let auth = check_token(token.clone());
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(camut::v1::FILE_DESCRIPTOR_SET)
         .build_v1()
@@ -84,9 +87,12 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
     let routes = builder.routes();
-    let router = routes
+    let mut router = routes
         .into_axum_router()
         .route("/healthz", axum::routing::get(|| async { "ok\n" }));
+    if !ui_path.is_empty() {
+        router = router.nest(ui_path, ui::router(core.clone(), token, ui_path));
+    }
     let ticker = tokio::spawn(core.clone().tick_forever());
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let r = tonic::transport::Server::builder()

@@ -1,0 +1,215 @@
+//! The web console: campaigns, live charts, the job queue, the command log and the
+//! service logs, as server-rendered HTML with a little plain JavaScript, served on the
+//! server's own port under a configurable path (`/ui` by default).
+//!
+//! Every action goes through the gRPC services of [`crate::api`] (the very methods a
+//! remote client reaches), marked as coming from the console so that the command log
+//! tells them apart. Charts are SVG drawn here ([`chart`]); nothing is fetched from
+//! elsewhere.
+//!
+//! When the server has an API token, the console asks for it once and keeps it in an
+//! `HttpOnly; SameSite=Strict` cookie scoped to the console's path; it never appears in
+//! a URL. Form posts are refused when the browser says they come from another site
+//! (`Sec-Fetch-Site`, or an `Origin` that is not this host), which together with the
+//! `SameSite=Strict` cookie keeps other sites from posting on the operator's behalf.
+
+mod chart;
+mod html;
+mod pages;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tonic::metadata::MetadataValue;
+
+use crate::api::{Api, FromConsole, USER_HEADER};
+use crate::core::Core;
+
+/// The cookie that holds the API token (hex-encoded).
+const COOKIE: &str = "camut_token";
+
+/// What every handler of the console shares.
+#[derive(Clone)]
+pub(crate) struct Ui {
+    core: Arc<Core>,
+    api: Api,
+    token: Option<Arc<str>>,
+    /// The console's path, e.g. `/ui`.
+    base: Arc<str>,
+}
+
+impl Ui {
+    /// A gRPC request as the console makes it: principal `ui`, marked [`FromConsole`].
+    fn request<T>(&self, message: T, peer: Peer) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(message);
+        r.metadata_mut()
+            .insert(USER_HEADER, MetadataValue::from_static("ui"));
+        r.extensions_mut().insert(FromConsole { peer: peer.0 });
+        r
+    }
+}
+
+/// The browser's address, when the transport knows it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer(Option<SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(
+            parts
+                .extensions
+                .get::<tonic::transport::server::TcpConnectInfo>()
+                .and_then(|i| i.remote_addr()),
+        ))
+    }
+}
+
+/// The console's routes, to be nested under `base` on the server's router.
+pub fn router(core: Arc<Core>, token: Option<Arc<str>>, base: &str) -> Router {
+    let ui = Ui {
+        api: Api(core.clone()),
+        core,
+        token,
+        base: Arc::from(base),
+    };
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/campaigns", get(pages::campaigns).post(pages::create))
+        .route("/campaigns/{id}", get(pages::campaign))
+        .route("/campaigns/{id}/live", get(pages::campaign_live))
+        .route("/campaigns/{id}/{action}", post(pages::campaign_action))
+        .route("/jobs", get(pages::jobs))
+        .route("/jobs/table", get(pages::jobs_table))
+        .route("/jobs/{id}/{action}", post(pages::job_action))
+        .route("/commands", get(pages::commands))
+        .route("/logs", get(pages::logs))
+        .route("/logs/lines", get(pages::log_lines))
+        .route("/login", get(pages::login_page).post(pages::login))
+        .route("/logout", post(pages::logout))
+        .route("/assets/console.css", get(css))
+        .route("/assets/console.js", get(js))
+        .layer(axum::middleware::from_fn_with_state(ui.clone(), guard))
+        .with_state(ui)
+}
+
+async fn css() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("assets/console.css"),
+    )
+}
+
+async fn js() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("assets/console.js"),
+    )
+}
+
+/// Hex of the token, as the cookie holds it.
+fn cookie_value(token: &str) -> String {
+    token.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Compares without stopping at the first difference.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// Whether the request carries the token (always true when the server has none).
+fn signed_in(ui: &Ui, req: &Request) -> bool {
+    let Some(token) = ui.token.as_deref() else {
+        return true;
+    };
+    let want = cookie_value(token);
+    req.headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .any(|(k, v)| k == COOKIE && same(v, &want))
+}
+
+/// Whether a post comes from another site.
+fn cross_site(req: &Request) -> bool {
+    let h = req.headers();
+    if let Some(site) = h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        return !matches!(site, "same-origin" | "none");
+    }
+    let host = h.get(header::HOST).and_then(|v| v.to_str().ok());
+    match h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        Some(origin) => {
+            let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+            Some(origin_host) != host
+        }
+        None => false,
+    }
+}
+
+/// Refuses cross-site posts and, when the server has a token, requests without it.
+async fn guard(State(ui): State<Ui>, req: Request, next: Next) -> Response {
+    if req.method() == Method::POST && cross_site(&req) {
+        return (
+            StatusCode::FORBIDDEN,
+            "cross-site form posts are refused by the Camut console\n",
+        )
+            .into_response();
+    }
+    let path = req.uri().path();
+    let open = path.ends_with("/login") || path.contains("/assets/");
+    if open || signed_in(&ui, &req) {
+        return next.run(req).await;
+    }
+    let mut res = pages::login_form(&ui, None).into_response();
+    *res.status_mut() = StatusCode::UNAUTHORIZED;
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookie_checks() {
+        assert_eq!(cookie_value("a;b"), "613b62");
+        assert!(same("abc", "abc"));
+        assert!(!same("abc", "abd"));
+        assert!(!same("abc", "ab"));
+    }
+
+    #[test]
+    fn cross_site_posts_are_seen() {
+        let req = |pairs: &[(&str, &str)]| {
+            let mut b = Request::builder().method("POST").uri("/ui/x");
+            for (k, v) in pairs {
+                b = b.header(*k, *v);
+            }
+            b.body(axum::body::Body::empty()).unwrap()
+        };
+        assert!(!cross_site(&req(&[("host", "127.0.0.1:7200")])));
+        assert!(!cross_site(&req(&[
+            ("host", "127.0.0.1:7200"),
+            ("origin", "http://127.0.0.1:7200")
+        ])));
+        assert!(cross_site(&req(&[
+            ("host", "127.0.0.1:7200"),
+            ("origin", "http://evil.example")
+        ])));
+        assert!(cross_site(&req(&[("sec-fetch-site", "cross-site")])));
+        assert!(!cross_site(&req(&[("sec-fetch-site", "same-origin")])));
+    }
+}
