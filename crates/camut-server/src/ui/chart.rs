@@ -99,7 +99,7 @@ fn draw(title: &str, unit: &str, lines: &[Line]) -> Result<String, String> {
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 15))
             .margin(8)
-            .x_label_area_size(26)
+            .x_label_area_size(40)
             .y_label_area_size(50)
             .build_cartesian_2d(0f64..x_max, 0f64..y_max)
             .map_err(|e| e.to_string())?;
@@ -109,7 +109,9 @@ fn draw(title: &str, unit: &str, lines: &[Line]) -> Result<String, String> {
             .y_desc(unit)
             .x_labels(6)
             .y_labels(5)
-            .light_line_style(RGBColor(235, 235, 235))
+            .x_max_light_lines(1)
+            .y_max_light_lines(1)
+            .light_line_style(RGBColor(240, 240, 240))
             .draw()
             .map_err(|e| e.to_string())?;
         for line in lines {
