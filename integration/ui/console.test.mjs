@@ -243,6 +243,9 @@ try {
   await until("the kill in the followed log", 20_000, async () => /kill:/.test(await jobs.locator("#log").textContent()));
   await jobs.goto(`${BASE}/logs`);
   await jobs.locator("#log").waitFor();
+  const all = await jobs.locator("#log").textContent();
+  assert.match(all, /deployer local.*drone started/, "the local deployer's own lines");
+  assert.match(all, /deployer dummy.*ui-stuck/, "the dummy deployer's lines, by campaign");
   await shot(jobs, "logs");
   await jobs.selectOption("#level", "warn");
   await jobs.waitForURL(/level=warn/);

@@ -333,7 +333,7 @@ impl Jobs for Api {
             .map(|j| Response::new(job_view(j)))
             .map_err(Status::from);
         self.audited(who, "cancel-job", &format!("job {id}"), out, |j| {
-            format!("job {id} is {}", j.state)
+            format!("cancel asked while job {id} was {}", j.state)
         })
     }
 

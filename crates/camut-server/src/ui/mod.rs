@@ -97,6 +97,7 @@ pub fn router(core: Arc<Core>, token: Option<Arc<str>>, base: &str) -> Router {
         .route("/logout", post(pages::logout))
         .route("/assets/console.css", get(css))
         .route("/assets/console.js", get(js))
+        .fallback(pages::not_found)
         .layer(axum::middleware::from_fn_with_state(ui.clone(), guard))
         .with_state(ui)
 }

@@ -64,6 +64,18 @@ pub(crate) async fn home(State(ui): State<Ui>) -> Redirect {
     Redirect::to(&format!("{}/campaigns", ui.base))
 }
 
+/// Any other path under the console: its root goes to the campaigns, the rest is 404.
+pub(crate) async fn not_found(State(ui): State<Ui>, uri: axum::http::Uri) -> Response {
+    if uri.path().trim_end_matches('/').is_empty() {
+        return Redirect::to(&format!("{}/campaigns", ui.base)).into_response();
+    }
+    failure(
+        &ui,
+        StatusCode::NOT_FOUND,
+        &format!("no page {} in the console", uri.path()),
+    )
+}
+
 // ----- campaigns -----
 
 /// The create form's fields.
