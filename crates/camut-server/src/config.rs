@@ -145,6 +145,9 @@ mod tests {
             let c: ServerConfig = toml::from_str(&format!("ui_path = {bad:?}")).unwrap();
             assert!(c.check().is_err(), "{bad}");
         }
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/camut.toml");
+        let c = ServerConfig::load(&example).unwrap();
+        assert_eq!((c.ui_path().as_str(), c.check().is_ok()), ("/ui", true));
         assert!(
             toml::from_str::<ServerConfig>("lissten = 1").is_err(),
             "typos are refused"

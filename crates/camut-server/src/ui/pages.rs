@@ -1060,7 +1060,9 @@ mod tests {
     }
 
     fn body(res: Response) -> String {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let bytes = rt
             .block_on(axum::body::to_bytes(res.into_body(), usize::MAX))
             .unwrap();
@@ -1098,10 +1100,18 @@ mod tests {
         assert!(second.contains("c000"), "the oldest is on the last page");
         let live = live_html(&ui, "c042");
         assert!(live.contains("1000 drones"), "counted");
-        assert_eq!(live.matches("<code>d").count(), DRONE_ROWS, "listed: a page of them");
+        assert_eq!(
+            live.matches("<code>d").count(),
+            DRONE_ROWS,
+            "listed: a page of them"
+        );
         assert!(live.contains("950 more drones not listed"));
         let first_row = live.find("<code>d").unwrap();
-        assert_eq!(&live[first_row..first_row + 11], "<code>d0500", "problems first");
+        assert_eq!(
+            &live[first_row..first_row + 11],
+            "<code>d0500",
+            "problems first"
+        );
         assert!(live.len() < 100_000, "{} bytes", live.len());
         assert!(list.len() < 100_000, "{} bytes", list.len());
         assert!(
