@@ -441,7 +441,7 @@ impl Core {
                 }
                 l.history.push_back(LivePoint {
                     time_ms: now_ms(),
-                    stats: stats.clone(),
+                    stats,
                     active_vus: it.started.saturating_sub(it.completed + it.failed),
                 });
                 events.push((campaign.clone(), stats));
