@@ -87,12 +87,10 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
     let routes = builder.routes();
-    let mut router = routes
+    let router = routes
         .into_axum_router()
         .route("/healthz", axum::routing::get(|| async { "ok\n" }));
-    if !ui_path.is_empty() {
-        router = router.nest(ui_path, ui::router(core.clone(), token, ui_path));
-    }
+    let router = ui::mount(router, core.clone(), token, ui_path);
     let ticker = tokio::spawn(core.clone().tick_forever());
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let r = tonic::transport::Server::builder()

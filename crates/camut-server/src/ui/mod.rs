@@ -73,6 +73,19 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
     }
 }
 
+/// Adds the console under `base` to the server's router (nothing when `base` is
+/// empty); `base/` leads to it too.
+pub fn mount(server: Router, core: Arc<Core>, token: Option<Arc<str>>, base: &str) -> Router {
+    if base.is_empty() {
+        return server;
+    }
+    let home = format!("{base}/campaigns");
+    server.nest(base, router(core, token, base)).route(
+        &format!("{base}/"),
+        get(move || async move { axum::response::Redirect::to(&home) }),
+    )
+}
+
 /// The console's routes, to be nested under `base` on the server's router.
 pub fn router(core: Arc<Core>, token: Option<Arc<str>>, base: &str) -> Router {
     let ui = Ui {
@@ -161,6 +174,13 @@ fn cross_site(req: &Request) -> bool {
     }
 }
 
+/// Whether a path is served without the token: the sign-in page and the assets. The
+/// path may come with or without the console's prefix.
+fn open_path(base: &str, path: &str) -> bool {
+    let rel = path.strip_prefix(base).unwrap_or(path);
+    rel == "/login" || rel == "/assets/console.css" || rel == "/assets/console.js"
+}
+
 /// Refuses cross-site posts and, when the server has a token, requests without it.
 async fn guard(State(ui): State<Ui>, req: Request, next: Next) -> Response {
     if req.method() == Method::POST && cross_site(&req) {
@@ -170,9 +190,7 @@ async fn guard(State(ui): State<Ui>, req: Request, next: Next) -> Response {
         )
             .into_response();
     }
-    let path = req.uri().path();
-    let open = path.ends_with("/login") || path.contains("/assets/");
-    if open || signed_in(&ui, &req) {
+    if open_path(&ui.base, req.uri().path()) || signed_in(&ui, &req) {
         return next.run(req).await;
     }
     let mut res = pages::login_form(&ui, None).into_response();
@@ -190,6 +208,27 @@ mod tests {
         assert!(same("abc", "abc"));
         assert!(!same("abc", "abd"));
         assert!(!same("abc", "ab"));
+    }
+
+    #[test]
+    fn only_sign_in_and_assets_are_open() {
+        for open in [
+            "/login",
+            "/ui/login",
+            "/ui/assets/console.js",
+            "/assets/console.css",
+        ] {
+            assert!(open_path("/ui", open), "{open}");
+        }
+        for closed in [
+            "/campaigns/login",
+            "/ui/campaigns/login",
+            "/ui/jobs",
+            "/ui/assets/../jobs",
+            "/ui/campaigns/assets/x",
+        ] {
+            assert!(!open_path("/ui", closed), "{closed}");
+        }
     }
 
     #[test]
