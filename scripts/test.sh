@@ -20,6 +20,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # command is not found.
 APT_NEEDS=(
   "cc:build-essential"     # C compiler for QuickJS (rquickjs)
+  "victoria-metrics:victoria-metrics"  # OpenTSDB peer of the TSDB tests
   "chromium:chromium"      # headless browser for the web console test
   "node:nodejs"            # runs the console test (Playwright)
   "npm:npm"
@@ -30,6 +31,7 @@ APT_NEEDS=(
 PIP_NEEDS=(
   "grpc:grpcio"                          # generic gRPC client for the reflection test
   "grpc_reflection:grpcio-reflection"
+  "prometheus_client:prometheus-client"  # OpenMetrics parser for the /metrics test
 )
 
 log() { printf '==> %s\n' "$*" >&2; }

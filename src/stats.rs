@@ -2,7 +2,7 @@
 
 use camut_stats::codec::{decode_histogram, encode_histogram, CodecError};
 use camut_stats::set::ErrorCount;
-use camut_stats::{CallKey, CallStats, IterationStats, StatsSet};
+use camut_stats::{CallKey, CallStats, IterationStats, StatsSet, TsdbCounts};
 
 use crate::v1;
 
@@ -44,6 +44,14 @@ pub fn to_wire(s: &StatsSet) -> v1::StatsDelta {
                 stack: e.stack.clone().unwrap_or_default(),
             })
             .collect(),
+        tsdb: (!s.tsdb.is_empty()).then_some(v1::TsdbCounts {
+            produced: s.tsdb.produced,
+            sent: s.tsdb.sent,
+            retried: s.tsdb.retried,
+            dropped: s.tsdb.dropped,
+            rejected: s.tsdb.rejected,
+            unsent: s.tsdb.unsent,
+        }),
     }
 }
 
@@ -80,6 +88,16 @@ pub fn from_wire(d: &v1::StatsDelta) -> Result<StatsSet, CodecError> {
         };
     }
     s.connections = d.connections;
+    if let Some(t) = &d.tsdb {
+        s.tsdb = TsdbCounts {
+            produced: t.produced,
+            sent: t.sent,
+            retried: t.retried,
+            dropped: t.dropped,
+            rejected: t.rejected,
+            unsent: t.unsent,
+        };
+    }
     for e in &d.errors {
         s.errors.insert(
             e.message.clone(),
@@ -109,6 +127,8 @@ mod tests {
         s.iterations.duration.record(99).unwrap();
         s.error("boom", Some("at x"));
         s.connections = 2;
+        s.tsdb.produced = 7;
+        s.tsdb.dropped = 3;
         let back = from_wire(&to_wire(&s)).unwrap();
         let (r, e) = back.request_totals();
         assert_eq!((r, e), (3, 0));
@@ -116,6 +136,7 @@ mod tests {
         assert_eq!(back.iterations.duration.len(), 1);
         assert_eq!(back.errors["boom"].stack.as_deref(), Some("at x"));
         assert_eq!(back.connections, 2);
+        assert_eq!((back.tsdb.produced, back.tsdb.dropped), (7, 3));
         assert_eq!(
             back.calls.values().next().unwrap().response_time.max(),
             s.calls.values().next().unwrap().response_time.max()

@@ -4,6 +4,8 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 
+pub mod victoria;
+
 /// Path of the `camut` binary built for this test run.
 pub fn camut_bin() -> PathBuf {
     if let Ok(p) = std::env::var("CAMUT_BIN") {
@@ -61,20 +63,59 @@ impl TargetProcess {
 
     /// Requests the target has served, from `/_camut/stats`.
     pub fn served(&self) -> u64 {
-        let addr = self.url.trim_start_matches("http://");
-        let mut s = std::net::TcpStream::connect(addr).expect("connect to target");
-        use std::io::{Read, Write};
-        write!(
-            s,
-            "GET /_camut/stats HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut body = String::new();
-        s.read_to_string(&mut body).unwrap();
-        let json = &body[body.find('{').expect("json body")..];
-        let v: serde_json::Value = serde_json::from_str(json.trim()).expect("stats json");
+        let (_, body) = http_request(
+            self.url.trim_start_matches("http://"),
+            "GET",
+            "/_camut/stats",
+            "",
+        );
+        let v: serde_json::Value = serde_json::from_str(body.trim()).expect("stats json");
         v["requests"].as_u64().expect("requests count")
     }
+}
+
+/// One HTTP/1.1 request to `addr` (`host:port`) with `Connection: close`: status and body.
+pub fn http_request(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)
+        .unwrap_or_else(|e| panic!("cannot connect to {addr}: {e}"));
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let raw = String::from_utf8_lossy(&raw).to_string();
+    let status = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer from {addr}{path}: {raw:?}"));
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    (status, body)
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || tail.len() < n {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = tail[n..].trim_start_matches("\r\n");
+    }
+    out
 }
 
 impl Drop for TargetProcess {

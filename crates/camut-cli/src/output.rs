@@ -1,22 +1,25 @@
 //! What `camut run` writes: tsdb points as OpenTSDB `put` lines and console lines on
-//! stdout, a progress line on stderr when it is a terminal.
+//! stdout (or the points to a TSDB with `--tsdb`), a progress line on stderr when it
+//! is a terminal.
 
 use std::io::{BufWriter, IsTerminal, Write};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use camut_engine::stats::StatsSet;
-use camut_engine::{ConsoleLevel, Observer, Point, Progress};
+use camut_engine::{CallPoint, ConsoleLevel, Observer, Point, Progress};
+use camut_tsdb::{put_line, Connector};
 
 /// Writes points and console lines to stdout (or stderr when stdout is reserved for
 /// the JSON summary), progress to stderr.
 pub struct StdoutObserver {
     out: Mutex<BufWriter<Box<dyn Write + Send>>>,
     progress: bool,
+    tsdb: Option<Arc<Connector>>,
 }
 
 impl StdoutObserver {
-    pub fn new(show_progress: bool, lines_to_stderr: bool) -> Self {
+    pub fn new(show_progress: bool, lines_to_stderr: bool, tsdb: Option<Arc<Connector>>) -> Self {
         let sink: Box<dyn Write + Send> = if lines_to_stderr {
             Box::new(std::io::stderr())
         } else {
@@ -25,6 +28,7 @@ impl StdoutObserver {
         StdoutObserver {
             out: Mutex::new(BufWriter::with_capacity(64 * 1024, sink)),
             progress: show_progress && std::io::stderr().is_terminal(),
+            tsdb,
         }
     }
 
@@ -45,37 +49,18 @@ impl StdoutObserver {
     }
 }
 
-/// An OpenTSDB telnet `put` line: `put <metric> <timestamp-ms> <value> k=v …`.
-pub fn put_line(p: &Point) -> String {
-    let mut s = format!("put {} {} {}", sanitize(&p.metric), p.timestamp_ms, p.value);
-    for (k, v) in &p.tags {
-        let (k, v) = (sanitize(k), sanitize(v));
-        if !k.is_empty() && !v.is_empty() {
-            s.push(' ');
-            s.push_str(&k);
-            s.push('=');
-            s.push_str(&v);
+impl Observer for StdoutObserver {
+    fn point(&self, point: Point) {
+        match &self.tsdb {
+            Some(t) => t.point(point),
+            None => self.line(&put_line(&point)),
         }
     }
-    s
-}
 
-/// OpenTSDB allows letters, digits and `-_./` in names and tag values.
-fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_./".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-impl Observer for StdoutObserver {
-    fn point(&self, point: &Point) {
-        self.line(&put_line(point));
+    fn call(&self, call: CallPoint) {
+        if let Some(t) = &self.tsdb {
+            t.call(call);
+        }
     }
 
     fn console(&self, _vu: u64, level: ConsoleLevel, message: &str) {
@@ -87,7 +72,10 @@ impl Observer for StdoutObserver {
         }
     }
 
-    fn interval(&self, _delta: &StatsSet, p: &Progress) {
+    fn interval(&self, delta: &StatsSet, p: &Progress) {
+        if let Some(t) = &self.tsdb {
+            t.stats(delta);
+        }
         if let Ok(mut out) = self.out.lock() {
             let _ = out.flush();
         }
@@ -118,27 +106,4 @@ impl Observer for StdoutObserver {
 fn fmt_elapsed(d: Duration) -> String {
     let s = d.as_secs();
     format!("{:02}:{:02}", s / 60, s % 60)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn put_lines_are_opentsdb_telnet() {
-        let p = Point {
-            metric: "shop.cart size".into(),
-            timestamp_ms: 1_700_000_000_123,
-            value: 3.5,
-            tags: vec![
-                ("campaign".into(), "a b".into()),
-                ("url".into(), "http://h:1/x?y=1".into()),
-                ("e".into(), String::new()),
-            ],
-        };
-        assert_eq!(
-            put_line(&p),
-            "put shop.cart_size 1700000000123 3.5 campaign=a_b url=http_//h_1/x_y_1"
-        );
-    }
 }

@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use camut_engine::campaign::options::parse_duration;
 use camut_engine::campaign::RunLength;
 use camut_engine::{Campaign, RunConfig, StopHandle};
+use camut_tsdb::{Connector, TsdbConfig};
 
 use crate::output::StdoutObserver;
 
@@ -39,6 +40,10 @@ pub struct RunArgs {
     /// No progress line on stderr.
     #[arg(long, short)]
     quiet: bool,
+    /// Send the points to this OpenTSDB server (HOST:PORT) instead of stdout; the
+    /// file's `tsdb` section sets protocol, precision, mode and queue.
+    #[arg(long, value_name = "HOST:PORT")]
+    tsdb: Option<String>,
 }
 
 impl RunArgs {
@@ -53,6 +58,7 @@ impl RunArgs {
             env: vec![("TARGET".to_string(), target)],
             summary_json: None,
             quiet: false,
+            tsdb: None,
         }
     }
 }
@@ -60,6 +66,21 @@ impl RunArgs {
 fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
     parse_duration(s)
         .ok_or_else(|| format!("'{s}' is not a duration; use e.g. 30s, 5m, 1h30m, 250ms"))
+}
+
+/// `host:port` or `[v6]:port`.
+fn split_host_port(s: &str) -> anyhow::Result<(String, u16)> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .with_context(|| format!("--tsdb '{s}' is not HOST:PORT"))?;
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p > 0)
+        .with_context(|| format!("--tsdb '{s}': '{port}' is not a port number"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    anyhow::ensure!(!host.is_empty(), "--tsdb '{s}' has no host");
+    Ok((host.to_string(), port))
 }
 
 fn parse_env(s: &str) -> Result<(String, String), String> {
@@ -77,7 +98,23 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
+    let tsdb = match &args.tsdb {
+        None => None,
+        Some(addr) => {
+            let (host, port) = split_host_port(addr)?;
+            let mut cfg = campaign
+                .options
+                .tsdb
+                .clone()
+                .unwrap_or_else(|| TsdbConfig::new(host.clone(), port));
+            (cfg.host, cfg.port) = (host, port);
+            let connector = Connector::start(cfg, &campaign.options.id, "local")
+                .context("cannot start the TSDB connector")?;
+            Some(Arc::new(connector))
+        }
+    };
     let config = RunConfig {
+        call_points: tsdb.as_ref().is_some_and(|t| t.wants_calls()),
         threads: args.threads,
         users: args.users,
         length: match (args.iterations, args.duration) {
@@ -92,7 +129,11 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
         .summary_json
         .as_deref()
         .is_some_and(|p| p.as_os_str() == "-");
-    let observer = Arc::new(StdoutObserver::new(!args.quiet, json_to_stdout));
+    let observer = Arc::new(StdoutObserver::new(
+        !args.quiet,
+        json_to_stdout,
+        tsdb.clone(),
+    ));
     let stop = StopHandle::new();
     let signal_stop = stop.clone();
     // First Ctrl-C stops gracefully (open iterations get their grace period); a second one exits.
@@ -113,7 +154,12 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
     let result = camut_engine::run(&campaign, config, observer.clone(), stop);
     observer.flush();
     let result = match result {
-        Ok(r) => r,
+        Ok(mut r) => {
+            if let Some(t) = &tsdb {
+                r.summary.tsdb = Some(t.finish());
+            }
+            r
+        }
         Err(e) => {
             eprintln!("camut: the campaign could not run: {e}");
             return Ok(ExitCode::from(1));

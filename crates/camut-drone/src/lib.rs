@@ -3,6 +3,11 @@
 //! campaign, answer Ready or the compile error), Start (run the engine at the shared
 //! time), Stop, Shutdown, Ping.
 //!
+//! With a `tsdb` section in the campaign, points go to that OpenTSDB server through
+//! `camut_tsdb::Connector` (per-call points or per-interval aggregates); at the run's
+//! end the connector is flushed (bounded by `flushTimeout`) and its counts — sent,
+//! retried, dropped — are shipped with the statistics and logged.
+//!
 //! Statistics deltas are numbered and kept until the server acknowledges them: if the
 //! server goes away the run goes on, deltas wait in a bounded buffer (the oldest ones
 //! are merged together when it fills — exact, never dropped) and are resent after
@@ -20,8 +25,9 @@ use camut::v1::{
 };
 use camut_engine::stats::StatsSet;
 use camut_engine::{
-    Campaign, ConsoleLevel, DroneInfo, Observer, Point, Progress, RunConfig, StopHandle,
+    CallPoint, Campaign, ConsoleLevel, DroneInfo, Observer, Point, Progress, RunConfig, StopHandle,
 };
+use camut_tsdb::Connector;
 use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -56,25 +62,29 @@ pub enum DroneError {
 enum EngineEvent {
     Delta(Box<StatsSet>, Progress),
     Log(&'static str, String),
+    /// The TSDB connector's final counts.
+    Tsdb(camut_tsdb::TsdbCounts),
     Done(Result<String, String>),
 }
 
-struct EngineObserver(mpsc::UnboundedSender<EngineEvent>);
+struct EngineObserver(mpsc::UnboundedSender<EngineEvent>, Option<Arc<Connector>>);
 
 impl Observer for EngineObserver {
-    fn point(&self, p: &Point) {
-        // Without a TSDB connector the points go to the log stream, as `camut run` prints them.
-        let tags: Vec<String> = p.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let _ = self.0.send(EngineEvent::Log(
-            "debug",
-            format!(
-                "put {} {} {} {}",
-                p.metric,
-                p.timestamp_ms,
-                p.value,
-                tags.join(" ")
-            ),
-        ));
+    fn point(&self, p: Point) {
+        match &self.1 {
+            Some(tsdb) => tsdb.point(p),
+            // Without a `tsdb` section the points go to the log stream, as `camut run` prints them.
+            None => {
+                let _ = self
+                    .0
+                    .send(EngineEvent::Log("debug", camut_tsdb::put_line(&p)));
+            }
+        }
+    }
+    fn call(&self, c: CallPoint) {
+        if let Some(tsdb) = &self.1 {
+            tsdb.call(c);
+        }
     }
     fn console(&self, vu: u64, level: ConsoleLevel, message: &str) {
         let level = match level {
@@ -88,6 +98,9 @@ impl Observer for EngineObserver {
             .send(EngineEvent::Log(level, format!("vu {vu}: {message}")));
     }
     fn interval(&self, delta: &StatsSet, progress: &Progress) {
+        if let Some(tsdb) = &self.1 {
+            tsdb.stats(delta);
+        }
         let _ = self.0.send(EngineEvent::Delta(
             Box::new(delta.clone()),
             progress.clone(),
@@ -282,9 +295,23 @@ impl Drone {
         let stop = StopHandle::new();
         self.stop = Some(stop.clone());
         self.run_campaign = campaign.options.id.clone();
-        let observer = Arc::new(EngineObserver(self.events_tx.clone()));
+        let tsdb = match campaign.options.tsdb.clone() {
+            None => None,
+            Some(cfg) => match Connector::start(cfg, &campaign.options.id, &self.config.id) {
+                Ok(c) => Some(Arc::new(c)),
+                Err(e) => {
+                    let _ = self.events_tx.send(EngineEvent::Log(
+                        "error",
+                        format!("cannot start the TSDB connector, points are lost: {e}"),
+                    ));
+                    None
+                }
+            },
+        };
+        let observer = Arc::new(EngineObserver(self.events_tx.clone(), tsdb.clone()));
         let done = self.events_tx.clone();
         let config = RunConfig {
+            call_points: tsdb.as_ref().is_some_and(|t| t.wants_calls()),
             drone: DroneInfo {
                 id: self.config.id.clone(),
                 index,
@@ -300,8 +327,22 @@ impl Drone {
             .name("camut-run".into())
             .spawn(move || {
                 std::thread::sleep(wait);
-                let result = camut_engine::run(&campaign, config, observer, stop)
-                    .map(|r| serde_json::to_string(&r.summary).unwrap_or_default())
+                let result = camut_engine::run(&campaign, config, observer, stop);
+                let counts = tsdb.map(|t| t.finish());
+                if let Some(c) = counts {
+                    let line = format!(
+                        "TSDB points: {} produced, {} sent, {} dropped (queue full), {} rejected, {} unsent, {} retried",
+                        c.produced, c.sent, c.dropped, c.rejected, c.unsent, c.retried
+                    );
+                    let level = if c.dropped + c.rejected + c.unsent > 0 { "warn" } else { "info" };
+                    let _ = done.send(EngineEvent::Log(level, line));
+                    let _ = done.send(EngineEvent::Tsdb(c));
+                }
+                let result = result
+                    .map(|mut r| {
+                        r.summary.tsdb = counts;
+                        serde_json::to_string(&r.summary).unwrap_or_default()
+                    })
                     .map_err(|e| e.to_string());
                 let _ = done.send(EngineEvent::Done(result));
             });
@@ -325,6 +366,13 @@ impl Drone {
                 vec![stats, progress]
             }
             EngineEvent::Log(level, line) => vec![self.outbox.push_log(level, line)],
+            EngineEvent::Tsdb(counts) => {
+                let delta = StatsSet {
+                    tsdb: counts,
+                    ..StatsSet::default()
+                };
+                vec![self.outbox.push_stats(&delta, tx.is_some())]
+            }
             EngineEvent::Done(result) => {
                 self.stop = None;
                 let summary_json = match result {

@@ -18,5 +18,6 @@ pub(crate) mod http;
 pub mod run;
 
 pub use run::{
-    run, ConsoleLevel, DroneInfo, Observer, Point, Progress, RunConfig, RunResult, StopHandle,
+    run, CallPoint, ConsoleLevel, DroneInfo, Observer, Point, Progress, RunConfig, RunResult,
+    StopHandle,
 };

@@ -341,6 +341,64 @@ fn tsdb_points_carry_default_tags() {
 }
 
 #[test]
+fn per_call_records_when_asked() {
+    let env = Env::new();
+    let src = campaign(
+        "id: 'calls', users: 3, iterations: 4",
+        "camut.http({ url: camut.env.TARGET + '/?status=' + (camut.vu.iteration == 3 ? 500 : 200) },
+           function () { done(); });",
+    );
+    let (r, cap) = env.run(&src, 1);
+    assert!(cap.calls.lock().unwrap().is_empty(), "off by default");
+    assert_eq!(r.summary.requests, 12);
+    let (r, cap) = env.run_with(
+        &src,
+        RunConfig {
+            threads: 2,
+            call_points: true,
+            ..RunConfig::default()
+        },
+    );
+    assert_eq!(r.summary.requests, 12);
+    let calls = cap.calls.lock().unwrap();
+    assert_eq!(calls.len(), 12);
+    let mut ids: Vec<u64> = calls.iter().map(|c| c.call_id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 12, "call ids are distinct across workers");
+    let failed: Vec<_> = calls.iter().filter(|c| !c.error.is_empty()).collect();
+    assert_eq!(failed.len(), 3);
+    assert!(failed
+        .iter()
+        .all(|c| c.status == 500 && c.error == "HTTP 500"));
+    for c in calls.iter() {
+        assert_eq!((&*c.campaign, &*c.client), ("calls", "local"));
+        assert!(c.url.starts_with(&env.target.url()));
+        assert!((1..=3).contains(&c.vu));
+        assert!(c.response_time_us >= c.response_begin_time_us);
+        assert!(c.received > 0 && c.transmitted > 0);
+        assert!(c.timestamp_ms > 1_600_000_000_000);
+    }
+}
+
+#[test]
+fn tsdb_metric_names_are_checked() {
+    let env = Env::new();
+    let src = campaign(
+        "users: 1, iterations: 1",
+        "camut.tsdb('cart size', 1); done();",
+    );
+    let (r, cap) = env.run(&src, 1);
+    assert!(cap.points.lock().unwrap().is_empty());
+    assert_eq!(r.summary.iterations.failed, 1);
+    let msg = &r.summary.error_messages[0].message;
+    assert!(
+        msg.contains("camut.tsdb: the metric name 'cart size' has ' '"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn rampup_spreads_starts() {
     let env = Env::new();
     let src = campaign(

@@ -1,6 +1,6 @@
 //! Camut's server: the control API (Campaigns, Jobs, Logs), the drone hub (Drones), the
 //! job queue, the durable store, the merged results and the web console ([`ui`]) — on
-//! one listener that also answers `/healthz`.
+//! one listener that also answers `/healthz` and `/metrics` (OpenMetrics for Prometheus).
 //!
 //! It knows nothing of QuickJS: campaign files are read through an [`Inspector`] that
 //! the binary provides, and deployers are any implementation of the `Deployer` service,
@@ -15,6 +15,7 @@ pub mod core;
 pub mod error;
 pub mod hub;
 pub mod logs;
+pub mod metrics;
 pub mod store;
 pub mod ui;
 
@@ -34,6 +35,40 @@ pub use config::ServerConfig;
 pub use core::{Core, CoreParts};
 pub use error::ServerError;
 pub use store::Store;
+
+/// `GET /metrics`, behind the API token when the server has one (Prometheus sends it
+/// with `authorization: { credentials: … }`).
+fn metrics_route(core: Arc<Core>, token: Option<Arc<str>>) -> axum::routing::MethodRouter {
+    use axum::http::{header, HeaderMap, StatusCode};
+    axum::routing::get(move |headers: HeaderMap| {
+        let core = core.clone();
+        let token = token.clone();
+        async move {
+            if let Some(expected) = token.as_deref() {
+                let given = headers
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "));
+                if given != Some(expected) {
+                    return (
+                        StatusCode::UNAUTHORIZED,
+                        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                        "this server needs its API token: header `Authorization: Bearer <token>`\n"
+                            .to_string(),
+                    );
+                }
+            }
+            let body = tokio::task::spawn_blocking(move || metrics::render(&core))
+                .await
+                .unwrap_or_default();
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+                body,
+            )
+        }
+    })
+}
 
 /// Checks the bearer token of a control call (when the server has one).
 fn check_token(
@@ -89,7 +124,8 @@ pub async fn serve(
     let routes = builder.routes();
     let router = routes
         .into_axum_router()
-        .route("/healthz", axum::routing::get(|| async { "ok\n" }));
+        .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+        .route("/metrics", metrics_route(core.clone(), token.clone()));
     let router = ui::mount(router, core.clone(), token, ui_path);
     let ticker = tokio::spawn(core.clone().tick_forever());
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);

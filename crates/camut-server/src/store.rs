@@ -567,21 +567,15 @@ impl Store {
         })
     }
 
-    /// How many campaigns there are in each state.
-    pub fn campaign_states(&self) -> Result<Vec<(String, u64)>, ServerError> {
+    /// Rows of `table` (`jobs` or `campaigns`) counted by state.
+    pub fn count_by_state(&self, table: &str) -> Result<Vec<(String, u64)>, ServerError> {
+        let sql = match table {
+            "jobs" => "SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state",
+            "campaigns" => "SELECT state, COUNT(*) FROM campaigns GROUP BY state ORDER BY state",
+            other => return Err(ServerError::Store(format!("no table '{other}' to count"))),
+        };
         self.with(|db| {
-            let mut st =
-                db.prepare("SELECT state, COUNT(*) FROM campaigns GROUP BY state ORDER BY state")?;
-            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
-            rows.collect()
-        })
-    }
-
-    /// How many jobs there are in each state.
-    pub fn job_states(&self) -> Result<Vec<(String, u64)>, ServerError> {
-        self.with(|db| {
-            let mut st =
-                db.prepare("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state")?;
+            let mut st = db.prepare(sql)?;
             let rows = st.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
             rows.collect()
         })
@@ -689,7 +683,7 @@ mod tests {
         assert_eq!(s.count_commands().unwrap(), 1);
         assert_eq!(s.commands(10, 0).unwrap()[0], CommandRow { id: 1, ..entry });
         assert_eq!(
-            s.campaign_states().unwrap(),
+            s.count_by_state("campaigns").unwrap(),
             vec![("created".to_string(), 1)]
         );
         s.delete_campaign("a").unwrap();

@@ -127,6 +127,43 @@ pub struct StatsSet {
     pub connections: u64,
     /// Errors by message (script errors and call errors).
     pub errors: HashMap<String, ErrorCount>,
+    /// What the TSDB connector did with the points.
+    pub tsdb: TsdbCounts,
+}
+
+/// Points handed to the TSDB connector and what became of them. At the end of a
+/// run `produced = sent + dropped + rejected + unsent`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TsdbCounts {
+    /// Points queued (including those later dropped).
+    pub produced: u64,
+    /// Points written (telnet) or acknowledged (HTTP).
+    pub sent: u64,
+    /// Points whose write failed and were queued again (a point may count twice).
+    pub retried: u64,
+    /// Oldest points dropped because the queue was full.
+    pub dropped: u64,
+    /// Points the server refused (HTTP 400): bad names or values, not retried.
+    pub rejected: u64,
+    /// Points still queued when the end-of-run flush timed out.
+    pub unsent: u64,
+}
+
+impl TsdbCounts {
+    /// Adds `o` into `self`.
+    pub fn add(&mut self, o: &TsdbCounts) {
+        self.produced += o.produced;
+        self.sent += o.sent;
+        self.retried += o.retried;
+        self.dropped += o.dropped;
+        self.rejected += o.rejected;
+        self.unsent += o.unsent;
+    }
+
+    /// Whether the connector was used at all.
+    pub fn is_empty(&self) -> bool {
+        *self == TsdbCounts::default()
+    }
 }
 
 impl StatsSet {
@@ -170,6 +207,7 @@ impl StatsSet {
         a.done_twice += b.done_twice;
         add(&mut a.duration, &b.duration);
         self.connections += other.connections;
+        self.tsdb.add(&other.tsdb);
         for (m, e) in &other.errors {
             self.add_error(m, e.count, e.stack.as_deref());
         }
@@ -187,6 +225,7 @@ impl StatsSet {
             && it.duration.is_empty()
             && self.errors.is_empty()
             && self.connections == 0
+            && self.tsdb.is_empty()
     }
 
     /// Requests and errors over all series.

@@ -187,6 +187,9 @@ pub struct Summary {
     pub thresholds_ok: bool,
     /// Load-generator health (absent when merged without it).
     pub health: Option<Health>,
+    /// What became of the TSDB points (absent when none were produced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tsdb: Option<crate::TsdbCounts>,
 }
 
 /// A set seen over a duration: what thresholds are computed from.
@@ -387,6 +390,7 @@ impl Summary {
             thresholds_ok: verdicts.iter().all(|v| v.ok),
             thresholds: verdicts,
             health,
+            tsdb: (!stats.tsdb.is_empty()).then_some(stats.tsdb),
         }
     }
 
@@ -419,6 +423,13 @@ impl Summary {
         );
         if self.done_twice > 0 {
             let _ = writeln!(o, "  done twice  {} (each counted once)", self.done_twice);
+        }
+        if let Some(t) = &self.tsdb {
+            let _ = writeln!(
+                o,
+                "  tsdb        {} points: {} sent, {} dropped (queue full), {} rejected, {} unsent; {} retried",
+                t.produced, t.sent, t.dropped, t.rejected, t.unsent, t.retried
+            );
         }
         if !self.operations.is_empty() {
             let _ = writeln!(o, "\n  response time (ms)");

@@ -18,16 +18,8 @@ pub enum DroneLossPolicy {
     Abort,
 }
 
-/// Where per-call or aggregated points go (OpenTSDB).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TsdbOptions {
-    /// Host name of the OpenTSDB server.
-    pub host: String,
-    /// Port (telnet `put` protocol by default).
-    pub port: u16,
-    /// Any further keys, kept verbatim for the TSDB connector to validate.
-    pub extra: Map<String, Value>,
-}
+/// Where per-call or aggregated points go (OpenTSDB): the `tsdb` section.
+pub use camut_tsdb::TsdbConfig as TsdbOptions;
 
 /// The `deploy` section, kept for the server and its deployers.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
@@ -232,17 +224,7 @@ impl CampaignOptions {
         let tsdb = match obj.get("tsdb") {
             None | Some(Value::Null) => None,
             Some(Value::Object(m)) => {
-                let mut extra = m.clone();
-                let host = take_string(&mut extra, "tsdb.host", "host")?
-                    .ok_or_else(|| invalid("tsdb.host", "is required: the OpenTSDB host name"))?;
-                let port = match extra.remove("port") {
-                    None => 4242,
-                    Some(v) => match v.as_u64() {
-                        Some(p) if (1..=65535).contains(&p) => p as u16,
-                        _ => return Err(invalid("tsdb.port", "must be a port number 1–65535")),
-                    },
-                };
-                Some(TsdbOptions { host, port, extra })
+                Some(TsdbOptions::from_options(m).map_err(|e| invalid(&e.option, &e.message))?)
             }
             Some(_) => {
                 return Err(invalid(

@@ -55,6 +55,8 @@ pub struct RunConfig {
     pub stop_grace: Duration,
     /// How often interval statistics are handed to the observer.
     pub interval: Duration,
+    /// Hand every HTTP call to [`Observer::call`] (per-call TSDB points).
+    pub call_points: bool,
 }
 
 impl Default for RunConfig {
@@ -67,6 +69,7 @@ impl Default for RunConfig {
             env: BTreeMap::new(),
             stop_grace: Duration::from_secs(10),
             interval: Duration::from_secs(1),
+            call_points: false,
         }
     }
 }
@@ -84,18 +87,7 @@ pub enum ConsoleLevel {
     Error,
 }
 
-/// A time-series point recorded by `camut.tsdb`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Point {
-    /// Metric name.
-    pub metric: String,
-    /// Unix time in milliseconds, taken when recorded.
-    pub timestamp_ms: u64,
-    /// Value.
-    pub value: f64,
-    /// Tags (default ones first, then the test's own, which override).
-    pub tags: Vec<(String, String)>,
-}
+pub use camut_tsdb::{CallPoint, Point};
 
 /// Progress of a run, handed to the observer with each interval.
 #[derive(Debug, Clone, Default)]
@@ -117,7 +109,9 @@ pub struct Progress {
 /// Receives what a run produces. Called from worker threads: keep it quick.
 pub trait Observer: Send + Sync {
     /// A `camut.tsdb` point.
-    fn point(&self, point: &Point);
+    fn point(&self, point: Point);
+    /// One HTTP call, when [`RunConfig::call_points`] is set.
+    fn call(&self, _call: CallPoint) {}
     /// A `console.*` line of VU `vu`.
     fn console(&self, vu: u64, level: ConsoleLevel, message: &str);
     /// Statistics of one worker's last interval (a delta), with the run's progress.
@@ -174,6 +168,9 @@ pub(crate) struct Shared {
     pub threads: usize,
     pub observer: Arc<dyn Observer>,
     pub stop: StopHandle,
+    /// Tags of per-call points, shared by every call.
+    pub campaign_tag: Arc<str>,
+    pub client_tag: Arc<str>,
 }
 
 pub(crate) enum WorkerMsg {
@@ -207,6 +204,7 @@ pub fn run(
         config.threads
     }
     .clamp(1, users as usize);
+    let client_tag: Arc<str> = Arc::from(config.drone.id.as_str());
     let shared = Arc::new(Shared {
         campaign: campaign.clone(),
         config,
@@ -215,6 +213,8 @@ pub fn run(
         threads,
         observer,
         stop,
+        campaign_tag: Arc::from(campaign.options.id.as_str()),
+        client_tag,
     });
     let (tx, rx) = mpsc::channel::<WorkerMsg>();
     let start_gate = Arc::new(std::sync::Barrier::new(threads + 1));

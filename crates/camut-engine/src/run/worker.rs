@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use super::health::{thread_cpu_time, LAG_PROBE_PERIOD};
 use super::timers::{Due, Timer, Timers};
 use super::vu::{LastCall, OpenIteration, Vu};
-use super::{ConsoleLevel, Point, Shared, WorkerMsg};
+use super::{CallPoint, ConsoleLevel, Point, Shared, WorkerMsg};
 use crate::campaign::RunLength;
 use crate::http::{HttpClient, HttpOutcome};
 use crate::js::http::{error_value, parse_call, response_object, value_text};
@@ -797,6 +797,9 @@ impl Worker {
         out: HttpOutcome,
     ) {
         let failed = out.error.is_some() || out.status.is_some_and(|s| s >= 400);
+        if self.shared.config.call_points {
+            self.call_point(slot, call_id, &operation, delay_us, &out);
+        }
         {
             let mut stats = self.stats.borrow_mut();
             let key = CallKey {
@@ -879,6 +882,50 @@ impl Worker {
         });
     }
 
+    /// Hands one finished call to the observer as a per-call TSDB record.
+    fn call_point(
+        &self,
+        slot: u32,
+        call_id: u64,
+        operation: &str,
+        delay_us: u64,
+        out: &HttpOutcome,
+    ) {
+        let (vu, url) = {
+            let vus = self.vus.borrow();
+            let vu = &vus[slot as usize];
+            let url = vu
+                .last_call
+                .as_ref()
+                .filter(|l| l.call_id == call_id)
+                .map(|l| l.url.clone())
+                .unwrap_or_default();
+            (vu.id, url)
+        };
+        let error = match (&out.error, out.status) {
+            (Some(e), _) => e.clone(),
+            (None, Some(s)) if s >= 400 => format!("HTTP {s}"),
+            _ => String::new(),
+        };
+        self.shared.observer.call(CallPoint {
+            timestamp_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            campaign: self.shared.campaign_tag.clone(),
+            client: self.shared.client_tag.clone(),
+            vu,
+            call_id,
+            url,
+            operation: operation.to_string(),
+            status: out.status.unwrap_or(0),
+            error,
+            response_time_us: (out.total.as_micros() as u64).max(1) + delay_us,
+            response_begin_time_us: (out.begin.as_micros() as u64).max(1) + delay_us,
+            received: out.received,
+            transmitted: out.transmitted,
+        });
+    }
+
     pub(crate) fn tsdb_call<'js>(
         &self,
         ctx: &Ctx<'js>,
@@ -897,6 +944,12 @@ impl Worker {
                     "camut.tsdb: the metric name must be a non-empty string",
                 )
             })?;
+        if let Err(e) = camut_tsdb::validate_metric(&metric) {
+            return Err(rquickjs::Exception::throw_type(
+                ctx,
+                &format!("camut.tsdb: {e}"),
+            ));
+        }
         let value = value.as_number().filter(|v| v.is_finite()).ok_or_else(|| {
             rquickjs::Exception::throw_type(ctx, "camut.tsdb: the value must be a finite number")
         })?;
@@ -933,7 +986,7 @@ impl Worker {
         let timestamp_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        self.shared.observer.point(&Point {
+        self.shared.observer.point(Point {
             metric,
             timestamp_ms,
             value,

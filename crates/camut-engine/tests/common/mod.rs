@@ -7,21 +7,25 @@ use std::sync::{Arc, Mutex};
 
 use camut_engine::stats::StatsSet;
 use camut_engine::{
-    Campaign, ConsoleLevel, Observer, Point, Progress, RunConfig, RunResult, StopHandle,
+    CallPoint, Campaign, ConsoleLevel, Observer, Point, Progress, RunConfig, RunResult, StopHandle,
 };
 use camut_target::Target;
 
 #[derive(Default)]
 pub struct Capture {
     pub points: Mutex<Vec<Point>>,
+    pub calls: Mutex<Vec<CallPoint>>,
     pub console: Mutex<Vec<(u64, ConsoleLevel, String)>>,
     /// Iterations finished, as last reported with an interval.
     pub iterations_done: AtomicU64,
 }
 
 impl Observer for Capture {
-    fn point(&self, p: &Point) {
-        self.points.lock().unwrap().push(p.clone());
+    fn point(&self, p: Point) {
+        self.points.lock().unwrap().push(p);
+    }
+    fn call(&self, c: CallPoint) {
+        self.calls.lock().unwrap().push(c);
     }
     fn console(&self, vu: u64, level: ConsoleLevel, message: &str) {
         self.console

@@ -94,7 +94,7 @@ pub(crate) async fn campaigns(State(ui): State<Ui>, Query(q): Query<PageQuery>) 
 fn campaigns_page(ui: &Ui, page_no: u32, notice: Notice, form: Option<&SourceForm>) -> Response {
     let core = &ui.core;
     let (states, rows) = match (
-        core.store.campaign_states(),
+        core.store.count_by_state("campaigns"),
         core.store
             .campaigns_page(PER_PAGE, (page_no - 1) * PER_PAGE),
     ) {
@@ -642,7 +642,7 @@ fn jobs_page(ui: &Ui, q: &JobsQuery, notice: Notice) -> Response {
     let counts: BTreeMap<String, u64> = ui
         .core
         .store
-        .job_states()
+        .count_by_state("jobs")
         .unwrap_or_default()
         .into_iter()
         .collect();
@@ -702,7 +702,7 @@ fn jobs_table_html(ui: &Ui, q: &JobsQuery) -> String {
         .jobs_page(&q.campaign, &q.state, PER_PAGE, (page_no - 1) * PER_PAGE)
         .unwrap_or_default();
     let total = if q.campaign.is_empty() {
-        let counts = ui.core.store.job_states().unwrap_or_default();
+        let counts = ui.core.store.count_by_state("jobs").unwrap_or_default();
         counts
             .iter()
             .filter(|(s, _)| q.state.is_empty() || *s == q.state)

@@ -1,0 +1,274 @@
+//! Points on the wire: telnet `put` lines and `/api/put` JSON.
+
+use std::fmt::Write as _;
+
+use crate::config::Precision;
+use crate::point::{allowed, CallPoint, Entry, Point};
+
+/// Replaces every character OpenTSDB does not allow in names and tags by `_`.
+pub fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| if allowed(c) { c } else { '_' })
+        .collect()
+}
+
+fn push_sanitized(out: &mut String, s: &str) {
+    out.extend(s.chars().map(|c| if allowed(c) { c } else { '_' }));
+}
+
+/// One point, flattened for writing.
+struct Flat<'a> {
+    metric: &'a str,
+    timestamp_ms: u64,
+    value: f64,
+}
+
+/// Tags of a call point, in the order written (at most 8, OpenTSDB's default limit).
+fn call_tags(c: &CallPoint) -> [(&'static str, TagValue<'_>); 8] {
+    [
+        ("campaign", TagValue::Str(&c.campaign)),
+        ("client", TagValue::Str(&c.client)),
+        ("vu", TagValue::Num(c.vu)),
+        ("callId", TagValue::Num(c.call_id)),
+        ("url", TagValue::Str(&c.url)),
+        ("operation", TagValue::Str(&c.operation)),
+        ("status", TagValue::Num(c.status as u64)),
+        ("error", TagValue::Str(&c.error)),
+    ]
+}
+
+enum TagValue<'a> {
+    Str(&'a str),
+    Num(u64),
+}
+
+fn call_points(c: &CallPoint) -> impl Iterator<Item = Flat<'_>> {
+    let t = c.timestamp_ms;
+    let ms = |us: u64| us as f64 / 1000.0;
+    [
+        Flat {
+            metric: "http.response_time",
+            timestamp_ms: t,
+            value: ms(c.response_time_us),
+        },
+        Flat {
+            metric: "http.response_begin_time",
+            timestamp_ms: t,
+            value: ms(c.response_begin_time_us),
+        },
+        Flat {
+            metric: "http.received",
+            timestamp_ms: t,
+            value: c.received as f64,
+        },
+        Flat {
+            metric: "http.transmitted",
+            timestamp_ms: t,
+            value: c.transmitted as f64,
+        },
+        Flat {
+            metric: "http.errors",
+            timestamp_ms: t,
+            value: 1.0,
+        },
+    ]
+    .into_iter()
+    .take(c.points())
+}
+
+fn stamp(ms: u64, p: Precision) -> u64 {
+    match p {
+        Precision::Ms => ms,
+        Precision::S => ms / 1000,
+    }
+}
+
+/// An OpenTSDB telnet `put` line (no newline), millisecond stamp.
+pub fn put_line(p: &Point) -> String {
+    let mut s = String::new();
+    point_line(&mut s, p, Precision::Ms);
+    s.pop();
+    s
+}
+
+fn point_line(out: &mut String, p: &Point, precision: Precision) {
+    let _ = write!(
+        out,
+        "put {} {} {}",
+        p.metric,
+        stamp(p.timestamp_ms, precision),
+        p.value
+    );
+    for (k, v) in &p.tags {
+        if !k.is_empty() && !v.is_empty() {
+            out.push(' ');
+            push_sanitized(out, k);
+            out.push('=');
+            push_sanitized(out, v);
+        }
+    }
+    out.push('\n');
+}
+
+/// Appends the telnet lines of an entry.
+pub(crate) fn telnet(out: &mut String, e: &Entry, precision: Precision) {
+    match e {
+        Entry::Point(p) => point_line(out, p, precision),
+        Entry::Call(c) => {
+            // The tags are the same for every point of a call: written once.
+            let mut tags = String::with_capacity(160);
+            for (k, v) in call_tags(c) {
+                match v {
+                    TagValue::Str("") => {}
+                    TagValue::Str(s) => {
+                        tags.push(' ');
+                        tags.push_str(k);
+                        tags.push('=');
+                        push_sanitized(&mut tags, s);
+                    }
+                    TagValue::Num(n) => {
+                        let _ = write!(tags, " {k}={n}");
+                    }
+                }
+            }
+            for f in call_points(c) {
+                let _ = write!(
+                    out,
+                    "put {} {} {}",
+                    f.metric,
+                    stamp(f.timestamp_ms, precision),
+                    f.value
+                );
+                out.push_str(&tags);
+                out.push('\n');
+            }
+        }
+    }
+}
+
+/// Appends the JSON objects of an entry to an `/api/put` array (without brackets).
+pub(crate) fn json(out: &mut String, e: &Entry, precision: Precision) {
+    let open = |out: &mut String, metric: &str, ts: u64, value: f64| {
+        if !out.is_empty() {
+            out.push(',');
+        }
+        let _ = write!(
+            out,
+            "{{\"metric\":\"{metric}\",\"timestamp\":{},\"value\":{value},\"tags\":{{",
+            stamp(ts, precision)
+        );
+    };
+    match e {
+        Entry::Point(p) => {
+            open(out, &p.metric, p.timestamp_ms, p.value);
+            let mut first = true;
+            for (k, v) in &p.tags {
+                if !k.is_empty() && !v.is_empty() {
+                    if !first {
+                        out.push(',');
+                    }
+                    first = false;
+                    out.push('"');
+                    push_sanitized(out, k);
+                    out.push_str("\":\"");
+                    push_sanitized(out, v);
+                    out.push('"');
+                }
+            }
+            out.push_str("}}");
+        }
+        Entry::Call(c) => {
+            let mut tags = String::with_capacity(200);
+            for (k, v) in call_tags(c) {
+                match v {
+                    TagValue::Str("") => continue,
+                    TagValue::Str(s) => {
+                        let _ = write!(tags, ",\"{k}\":\"");
+                        push_sanitized(&mut tags, s);
+                        tags.push('"');
+                    }
+                    TagValue::Num(n) => {
+                        let _ = write!(tags, ",\"{k}\":\"{n}\"");
+                    }
+                }
+            }
+            let tags = tags.strip_prefix(',').unwrap_or(&tags);
+            for f in call_points(c) {
+                open(out, f.metric, f.timestamp_ms, f.value);
+                out.push_str(tags);
+                out.push_str("}}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn call(error: &str) -> Entry {
+        Entry::Call(CallPoint {
+            timestamp_ms: 1_735_000_000_123,
+            campaign: Arc::from("shop"),
+            client: Arc::from("d-1"),
+            vu: 3,
+            call_id: 17,
+            url: "http://127.0.0.1:8080/a?b=1".into(),
+            operation: "GET /a".into(),
+            status: 200,
+            error: error.into(),
+            response_time_us: 1500,
+            response_begin_time_us: 1200,
+            received: 512,
+            transmitted: 80,
+        })
+    }
+
+    #[test]
+    fn telnet_lines_of_a_call() {
+        let mut s = String::new();
+        telnet(&mut s, &call(""), Precision::Ms);
+        let lines: Vec<&str> = s.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert_eq!(
+            lines[0],
+            "put http.response_time 1735000000123 1.5 campaign=shop client=d-1 vu=3 callId=17 \
+             url=http_//127.0.0.1_8080/a_b_1 operation=GET_/a status=200"
+        );
+        let mut s = String::new();
+        telnet(&mut s, &call("HTTP 500"), Precision::S);
+        assert_eq!(s.lines().count(), 5);
+        assert!(s
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("put http.errors 1735000000 1 "));
+        assert!(s.contains(" error=HTTP_500\n"));
+    }
+
+    #[test]
+    fn json_of_points_and_calls_parses() {
+        let mut s = String::new();
+        json(&mut s, &call(""), Precision::Ms);
+        let p = Point {
+            metric: "shop.cart".into(),
+            timestamp_ms: 5_000,
+            value: 2.5,
+            tags: vec![
+                ("page".into(), "a b".into()),
+                ("empty".into(), String::new()),
+            ],
+        };
+        json(&mut s, &Entry::Point(p.clone()), Precision::S);
+        let v: serde_json::Value = serde_json::from_str(&format!("[{s}]")).unwrap();
+        let a = v.as_array().unwrap();
+        assert_eq!(a.len(), 5);
+        assert_eq!(a[0]["metric"], "http.response_time");
+        assert_eq!(a[0]["timestamp"], 1_735_000_000_123u64);
+        assert_eq!(a[0]["tags"]["callId"], "17");
+        assert_eq!(a[4]["timestamp"], 5);
+        assert_eq!(a[4]["tags"], serde_json::json!({"page": "a_b"}));
+        assert_eq!(put_line(&p), "put shop.cart 5000 2.5 page=a_b");
+    }
+}
