@@ -9,7 +9,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use camut::Client;
-use camut_integration::{control_campaign, repo_root, temp_file, ServerProcess, TargetProcess};
+use camut_integration::{
+    camut_bin, control_campaign, repo_root, show, temp_file, ServerProcess, TargetProcess,
+};
 
 const TOKEN: &str = "console-test-token";
 
@@ -138,6 +140,33 @@ fn console_in_headless_chromium() {
         let _ = std::fs::remove_dir_all(&shots);
     }
 
+    // A command from the CLI lands in the same command log, under the caller's name.
+    let other = temp_file(
+        "ui-cli.js",
+        &control_campaign("ui-cli", 1, 1, 1, "", "http://127.0.0.1:9"),
+    );
+    let out = Command::new(camut_bin())
+        .args(["-s", &server.addr, "--token", TOKEN, "new"])
+        .arg(&other)
+        .env("CAMUT_USER", "alice")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let log = console_get(&server.addr, "/ui/commands");
+    assert!(log.starts_with("HTTP/1.1 200"), "{log}");
+    let row = log
+        .split("<tr")
+        .find(|r| r.contains("ui-cli"))
+        .unwrap_or_else(|| panic!("no ui-cli row in\n{log}"));
+    assert!(
+        row.contains(">alice<") && row.contains(">grpc 127.0.0.1:") && row.contains(">create<"),
+        "{row}"
+    );
+    assert!(
+        console_get_anonymous(&server.addr, "/ui/commands").starts_with("HTTP/1.1 401"),
+        "the token is needed"
+    );
+
     // What the browser did went through the API: the gRPC view agrees, to the request.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -157,4 +186,29 @@ fn console_in_headless_chromium() {
             "deleted from the console"
         );
     });
+}
+
+/// `GET path` from the console with the token's cookie; the whole response.
+fn console_get(addr: &str, path: &str) -> String {
+    let hex: String = TOKEN.bytes().map(|b| format!("{b:02x}")).collect();
+    http_get(addr, path, &format!("Cookie: camut_token={hex}\r\n"))
+}
+
+/// `GET path` without the token.
+fn console_get_anonymous(addr: &str, path: &str) -> String {
+    http_get(addr, path, "")
+}
+
+fn http_get(addr: &str, path: &str, headers: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
 }
