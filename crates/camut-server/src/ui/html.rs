@@ -2,7 +2,10 @@
 
 use std::fmt::Write as _;
 
-use axum::response::Html;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
 
 use super::Ui;
 
@@ -125,6 +128,64 @@ pub(crate) fn post_button(action: &str, label: &str, class: &str, confirm: Optio
     format!(
         "<form method=\"post\" action=\"{action}\" class=\"inline\"{confirm}><button class=\"{class}\">{}</button></form>",
         esc(label)
+    )
+}
+
+/// Rows of a list page.
+pub(crate) const PER_PAGE: u32 = 50;
+/// How often the live parts refresh, ms.
+pub(crate) const REFRESH_MS: u32 = 1000;
+
+pub(crate) type Notice = Option<(bool, String)>;
+
+pub(crate) fn notice_html(n: &Notice) -> String {
+    match n {
+        Some((true, m)) => format!("<div class=\"notice ok\" id=\"notice\">{}</div>", esc(m)),
+        Some((false, m)) => format!("<div class=\"notice error\" id=\"error\">{}</div>", esc(m)),
+        None => String::new(),
+    }
+}
+
+/// An error page for a failed read.
+pub(crate) fn failure(ui: &Ui, status: StatusCode, message: &str) -> Response {
+    let body = notice_html(&Some((false, message.to_string())));
+    (status, page(ui, "Error", "", &body)).into_response()
+}
+
+pub(crate) fn status_code(s: &tonic::Status) -> StatusCode {
+    match s.code() {
+        tonic::Code::NotFound => StatusCode::NOT_FOUND,
+        tonic::Code::InvalidArgument => StatusCode::BAD_REQUEST,
+        tonic::Code::FailedPrecondition | tonic::Code::AlreadyExists => StatusCode::CONFLICT,
+        tonic::Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// `?page=N`.
+#[derive(Deserialize, Default)]
+pub(crate) struct PageQuery {
+    /// 1-based page number.
+    pub page: Option<u32>,
+}
+
+pub(crate) fn page_no(p: Option<u32>) -> u32 {
+    p.unwrap_or(1).max(1)
+}
+
+pub(crate) async fn home(State(ui): State<Ui>) -> Redirect {
+    Redirect::to(&format!("{}/campaigns", ui.base))
+}
+
+/// Any other path under the console: its root goes to the campaigns, the rest is 404.
+pub(crate) async fn not_found(State(ui): State<Ui>, uri: axum::http::Uri) -> Response {
+    if uri.path().trim_end_matches('/').is_empty() {
+        return Redirect::to(&format!("{}/campaigns", ui.base)).into_response();
+    }
+    failure(
+        &ui,
+        StatusCode::NOT_FOUND,
+        &format!("no page {} in the console", uri.path()),
     )
 }
 

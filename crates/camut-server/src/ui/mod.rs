@@ -13,9 +13,15 @@
 //! (`Sec-Fetch-Site`, or an `Origin` that is not this host), which together with the
 //! `SameSite=Strict` cookie keeps other sites from posting on the operator's behalf.
 
+mod campaign;
+mod campaigns;
 mod chart;
 mod html;
-mod pages;
+mod queue;
+mod records;
+mod sign_in;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -95,22 +101,22 @@ pub fn router(core: Arc<Core>, token: Option<Arc<str>>, base: &str) -> Router {
         base: Arc::from(base),
     };
     Router::new()
-        .route("/", get(pages::home))
-        .route("/campaigns", get(pages::campaigns).post(pages::create))
-        .route("/campaigns/{id}", get(pages::campaign))
-        .route("/campaigns/{id}/live", get(pages::campaign_live))
-        .route("/campaigns/{id}/{action}", post(pages::campaign_action))
-        .route("/jobs", get(pages::jobs))
-        .route("/jobs/table", get(pages::jobs_table))
-        .route("/jobs/{id}/{action}", post(pages::job_action))
-        .route("/commands", get(pages::commands))
-        .route("/logs", get(pages::logs))
-        .route("/logs/lines", get(pages::log_lines))
-        .route("/login", get(pages::login_page).post(pages::login))
-        .route("/logout", post(pages::logout))
+        .route("/", get(html::home))
+        .route("/campaigns", get(campaigns::list).post(campaigns::create))
+        .route("/campaigns/{id}", get(campaign::show))
+        .route("/campaigns/{id}/live", get(campaign::live))
+        .route("/campaigns/{id}/{action}", post(campaign::act))
+        .route("/jobs", get(queue::jobs))
+        .route("/jobs/table", get(queue::table))
+        .route("/jobs/{id}/{action}", post(queue::act))
+        .route("/commands", get(records::commands))
+        .route("/logs", get(records::logs))
+        .route("/logs/lines", get(records::lines))
+        .route("/login", get(sign_in::form_page).post(sign_in::sign_in))
+        .route("/logout", post(sign_in::sign_out))
         .route("/assets/console.css", get(css))
         .route("/assets/console.js", get(js))
-        .fallback(pages::not_found)
+        .fallback(html::not_found)
         .layer(axum::middleware::from_fn_with_state(ui.clone(), guard))
         .with_state(ui)
 }
@@ -193,63 +199,7 @@ async fn guard(State(ui): State<Ui>, req: Request, next: Next) -> Response {
     if open_path(&ui.base, req.uri().path()) || signed_in(&ui, &req) {
         return next.run(req).await;
     }
-    let mut res = pages::login_form(&ui, None).into_response();
+    let mut res = sign_in::form(&ui, None).into_response();
     *res.status_mut() = StatusCode::UNAUTHORIZED;
     res
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cookie_checks() {
-        assert_eq!(cookie_value("a;b"), "613b62");
-        assert!(same("abc", "abc"));
-        assert!(!same("abc", "abd"));
-        assert!(!same("abc", "ab"));
-    }
-
-    #[test]
-    fn only_sign_in_and_assets_are_open() {
-        for open in [
-            "/login",
-            "/ui/login",
-            "/ui/assets/console.js",
-            "/assets/console.css",
-        ] {
-            assert!(open_path("/ui", open), "{open}");
-        }
-        for closed in [
-            "/campaigns/login",
-            "/ui/campaigns/login",
-            "/ui/jobs",
-            "/ui/assets/../jobs",
-            "/ui/campaigns/assets/x",
-        ] {
-            assert!(!open_path("/ui", closed), "{closed}");
-        }
-    }
-
-    #[test]
-    fn cross_site_posts_are_seen() {
-        let req = |pairs: &[(&str, &str)]| {
-            let mut b = Request::builder().method("POST").uri("/ui/x");
-            for (k, v) in pairs {
-                b = b.header(*k, *v);
-            }
-            b.body(axum::body::Body::empty()).unwrap()
-        };
-        assert!(!cross_site(&req(&[("host", "127.0.0.1:7200")])));
-        assert!(!cross_site(&req(&[
-            ("host", "127.0.0.1:7200"),
-            ("origin", "http://127.0.0.1:7200")
-        ])));
-        assert!(cross_site(&req(&[
-            ("host", "127.0.0.1:7200"),
-            ("origin", "http://evil.example")
-        ])));
-        assert!(cross_site(&req(&[("sec-fetch-site", "cross-site")])));
-        assert!(!cross_site(&req(&[("sec-fetch-site", "same-origin")])));
-    }
 }
