@@ -82,7 +82,6 @@ const browser = await chromium.launch({
     "--disable-quic",
     `--user-data-dir=${env.CAMUT_UI_PROFILE}`,
     "--remote-debugging-pipe",
-    "--no-startup-window",
   ],
   timeout: 60_000,
 });
