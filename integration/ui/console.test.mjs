@@ -201,10 +201,11 @@ try {
 
   step("update");
   const source = await page.locator("#update-form textarea").inputValue();
-  await page.locator("#update-form textarea").fill(source.replace("iterations: 120", "iterations: 60"));
+  await page.locator("#update-form textarea").fill(source.replace("p99 < 2000", "p99 < 1500"));
   await navigates(page, () => page.click("#update"));
   assert.equal(await page.locator("#error").count(), 0);
-  assert.match(await page.locator("#options").textContent(), /180 per drone/, "3 VUs × 60 iterations");
+  assert.match(await page.locator("#options").textContent(), /p99 < 1500/);
+  assert.match(await page.locator("#options").textContent(), /360 per drone/, "3 VUs × 120 iterations");
 
   // ----- a stuck job -----
   step("a stuck deploy is cancelled and deleted");

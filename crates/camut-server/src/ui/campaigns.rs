@@ -53,7 +53,8 @@ pub(crate) fn campaigns_page(
     body.push_str(&notice_html(&notice));
     let _ = write!(
         body,
-        "<p class=\"summary\" id=\"campaign-counts\">{total} campaigns"
+        "<p class=\"summary\" id=\"campaign-counts\">{total} campaign{}",
+        if total == 1 { "" } else { "s" }
     );
     for (state, n) in &states {
         let _ = write!(body, " · {} {n}", badge(state));

@@ -38,16 +38,22 @@ pub(crate) fn query(s: &str) -> String {
     out
 }
 
-/// A whole page: header, navigation (with `active` marked) and `body`.
+/// A whole page: header, navigation (with `active` marked; none on the sign-in page,
+/// `active` = `sign-in`) and `body`.
 pub(crate) fn page(ui: &Ui, title: &str, active: &str, body: &str) -> Html<String> {
     let base = &ui.base;
     let mut nav = String::new();
-    for (key, label) in [
-        ("campaigns", "Campaigns"),
-        ("jobs", "Jobs"),
-        ("commands", "Command log"),
-        ("logs", "Logs"),
-    ] {
+    let links: &[(&str, &str)] = if active == "sign-in" {
+        &[]
+    } else {
+        &[
+            ("campaigns", "Campaigns"),
+            ("jobs", "Jobs"),
+            ("commands", "Command log"),
+            ("logs", "Logs"),
+        ]
+    };
+    for &(key, label) in links {
         let class = if key == active {
             " class=\"active\""
         } else {
@@ -55,7 +61,7 @@ pub(crate) fn page(ui: &Ui, title: &str, active: &str, body: &str) -> Html<Strin
         };
         let _ = write!(nav, "<a href=\"{base}/{key}\"{class}>{label}</a>");
     }
-    if ui.token.is_some() {
+    if ui.token.is_some() && !links.is_empty() {
         let _ = write!(
             nav,
             "<form method=\"post\" action=\"{base}/logout\" class=\"logout\"><button>Sign out</button></form>"
@@ -88,7 +94,9 @@ pub(crate) fn progress(done: u64, total: u64) -> String {
         return format!("<span class=\"muted\">{done}</span>");
     }
     let pct = (done.min(total) as f64 * 100.0 / total as f64).round();
-    format!("<span class=\"bar\"><span style=\"width:{pct}%\"></span></span> {done}/{total}")
+    format!(
+        "<span class=\"progress\"><span class=\"bar\"><span style=\"width:{pct}%\"></span></span> {done}/{total}</span>"
+    )
 }
 
 /// A Unix-ms time, UTC to the second (with the milliseconds in a tooltip).

@@ -152,8 +152,9 @@ pub(crate) fn jobs_rows(ui: &Ui, jobs: &[crate::store::JobRow], with_campaign: b
             let last = j.log.last().map(String::as_str).unwrap_or_default();
             let _ = write!(
                 log,
-                "<details><summary>{} lines · {}</summary><pre>{}</pre></details>",
+                "<details><summary>{} line{} · {}</summary><pre>{}</pre></details>",
                 j.log.len(),
+                if j.log.len() == 1 { "" } else { "s" },
                 esc(last),
                 esc(&j.log.join("\n"))
             );

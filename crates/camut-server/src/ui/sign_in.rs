@@ -27,7 +27,7 @@ pub(crate) fn form(ui: &Ui, error: Option<&str>) -> Html<String> {
          <button class=\"primary\" id=\"sign-in\">Sign in</button></form>",
         ui.base
     );
-    page(ui, "Sign in", "", &body)
+    page(ui, "Sign in", "sign-in", &body)
 }
 
 pub(crate) async fn form_page(State(ui): State<Ui>) -> Html<String> {
