@@ -102,6 +102,36 @@ class Victoria:
         self.log.close()
 
 
+SINK = """
+import socket, sys, threading
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(16)
+print(s.getsockname()[1], flush=True)
+def drain(c):
+    buf = bytearray(1 << 20)
+    while c.recv_into(buf):
+        pass
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=drain, args=(c,), daemon=True).start()
+"""
+
+
+class Sink:
+    """A TCP listener that reads and discards, pinned to `cpu`: a TSDB that costs
+    next to nothing, to measure what the points cost camut alone."""
+
+    def __init__(self, cpu):
+        self.proc = subprocess.Popen(pinned(cpu, [sys.executable, "-c", SINK]), stdout=subprocess.PIPE,
+                                     env=child_env())
+        self.port = int(self.proc.stdout.readline())
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
 def with_tsdb(src, out_dir, name, tsdb):
     """A copy of campaign `src` with a `tsdb` section appended."""
     path = os.path.join(out_dir, name + ".js")
@@ -149,36 +179,51 @@ def bench_points(camut, vm, out_dir, points, cpu):
     }
 
 
-def bench_requests(camut, target, vm, out_dir, seconds, rounds, cpu):
-    get = os.path.join(CAMPAIGNS, "get.js")
-    variants = {
-        "off": (get, []),
-        "call": (with_tsdb(get, out_dir, "get-call", {"host": "127.0.0.1", "mode": "call", "precision": "s"}),
-                 ["--tsdb", f"127.0.0.1:{vm.telnet}"]),
-        "aggregate": (with_tsdb(get, out_dir, "get-aggregate", {"host": "127.0.0.1", "precision": "s"}),
-                      ["--tsdb", f"127.0.0.1:{vm.telnet}"]),
+def bench_requests(camut, target, vm, sink, out_dir, seconds, rounds, cpu):
+    """Requests per camut CPU-second without a TSDB, with per-call points, with aggregates.
+
+    Two loads: get.js in a closed loop (as fast as the target answers) and
+    get_rate.js at a fixed 20,000 requests/s, where every variant does the same work
+    whatever the TSDB takes from CPU 0 (which the target shares with it). Per-call
+    points go to victoria-metrics and, to see camut's own cost, to a discarding sink.
+    """
+    call = {"host": "127.0.0.1", "mode": "call", "precision": "s", "queue": 5_000_000}
+    tsdb = {
+        "call": (call, vm.telnet),
+        "call-sink": (call, sink.port),
+        "aggregate": ({"host": "127.0.0.1", "precision": "s"}, vm.telnet),
     }
-    per = {k: [] for k in variants}
-    points = {k: [] for k in variants}
-    for r in range(rounds):
-        for name, (campaign, extra) in variants.items():
-            args = ["--threads", "1", "--duration", f"{seconds}s", "--env", f"TARGET={target.url}"] + extra
-            run, summary = camut_run(camut, campaign, out_dir, f"get-{name}-{r}", args, seconds * 6 + 60, cpu)
-            requests = int(summary.get("requests") or 0)
-            per[name].append(requests / run.cpu_s)
-            points[name].append((summary.get("tsdb") or {}).get("sent", 0))
-            log(f"  round {r + 1} {name}: {requests} requests, {run.cpu_s:.2f} CPU-s, "
-                f"{requests / run.cpu_s:,.0f} req/CPU-s, tsdb {summary.get('tsdb')}")
-    med = {k: statistics.median(v) for k, v in per.items()}
-    return {
-        "rounds": rounds,
-        "seconds": seconds,
-        "requests_per_cpu_s": med,
-        "all": per,
-        "points_sent": points,
-        "call_vs_off": med["call"] / med["off"],
-        "aggregate_vs_off": med["aggregate"] / med["off"],
-    }
+    result = {}
+    for load, file in (("closed", "get.js"), ("rate", "get_rate.js")):
+        src = os.path.join(CAMPAIGNS, file)
+        variants = {"off": (src, [])}
+        for mode, (section, port) in tsdb.items():
+            variants[mode] = (with_tsdb(src, out_dir, f"{load}-{mode}", section),
+                              ["--tsdb", f"127.0.0.1:{port}"])
+        per = {k: [] for k in variants}
+        for r in range(rounds):
+            for name, (campaign, extra) in variants.items():
+                args = ["--threads", "1", "--duration", f"{seconds}s", "--env", f"TARGET={target.url}"] + extra
+                run, summary = camut_run(camut, campaign, out_dir, f"{load}-{name}-{r}", args,
+                                         seconds * 6 + 60, cpu)
+                requests = int(summary.get("requests") or 0)
+                t = summary.get("tsdb") or {}
+                if t.get("dropped") or t.get("unsent"):
+                    raise BenchError(f"{load}-{name}: points were dropped, the figures would flatter: {t}")
+                per[name].append(requests / run.cpu_s)
+                log(f"  {load} round {r + 1} {name}: {requests} requests, {run.cpu_s:.2f} CPU-s, "
+                    f"{requests / run.cpu_s:,.0f} req/CPU-s, tsdb points sent {t.get('sent', 0)}")
+        med = {k: statistics.median(v) for k, v in per.items()}
+        result[load] = {
+            "requests_per_cpu_s": med,
+            "all": per,
+            "call_vs_off": med["call"] / med["off"],
+            "call_sink_vs_off": med["call-sink"] / med["off"],
+            "aggregate_vs_off": med["aggregate"] / med["off"],
+        }
+    result["rounds"] = rounds
+    result["seconds"] = seconds
+    return result
 
 
 def main():
@@ -199,29 +244,32 @@ def main():
     points = 200_000 if args.quick else 1_000_000
     seconds, rounds = (3, 2) if args.quick else (5, 3)
     vm = Victoria(out_dir, target_cpu)
+    sink = Sink(target_cpu)
     try:
         log("points/s over telnet")
         p = bench_points(camut, vm, out_dir, points, gen_cpu)
         with Target(pinned(target_cpu, [camut, "target", "--listen", "127.0.0.1:0"]), out_dir) as target:
             log("requests per CPU-second, TSDB off / per-call / aggregates")
-            r = bench_requests(camut, target, vm, out_dir, seconds, rounds, gen_cpu)
+            r = bench_requests(camut, target, vm, sink, out_dir, seconds, rounds, gen_cpu)
     finally:
         vm.stop()
+        sink.stop()
     result = {"points": p, "requests": r}
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(result, f, indent=2)
-    m = r["requests_per_cpu_s"]
-    print("| figure | result |")
-    print("|---|---|")
-    print(f"| points pushed over telnet by one drone (1 worker) | {p['camut_points_per_s']:,.0f} points/s "
-          f"({p['points']:,} points in {p['camut_wall_s']:.2f} s, {p['camut_points_per_cpu_s']:,.0f} per CPU-s); "
-          f"{p['arrived']:,} read back |")
-    print(f"| same lines from a plain Python socket (TSDB ceiling) | {p['raw_points_per_s']:,.0f} points/s |")
-    print(f"| camut / plain socket | {p['camut_points_per_s'] / p['raw_points_per_s']:.2f} |")
-    print(f"| requests per CPU-s, TSDB off | {m['off']:,.0f} |")
-    print(f"| requests per CPU-s, per-call points | {m['call']:,.0f} ({(1 - r['call_vs_off']) * 100:.1f}% less) |")
-    print(f"| requests per CPU-s, aggregates | {m['aggregate']:,.0f} ({(1 - r['aggregate_vs_off']) * 100:.1f}% less) |")
+    print("| requests per camut CPU-s | TSDB off | per-call points to a sink | per-call points to VM "
+          "| aggregates to VM |")
+    print("|---|---|---|---|---|")
+
+    def less(x):
+        return f"{(1 - x) * 100:.1f}% less"
+
+    for load, label in (("closed", "closed loop, 50 VUs"), ("rate", "20,000 req/s fixed")):
+        m, x = r[load]["requests_per_cpu_s"], r[load]
+        print(f"| {label} | {m['off']:,.0f} | {m['call-sink']:,.0f} ({less(x['call_sink_vs_off'])}) "
+              f"| {m['call']:,.0f} ({less(x['call_vs_off'])}) "
+              f"| {m['aggregate']:,.0f} ({less(x['aggregate_vs_off'])}) |")
     return 0
 
 

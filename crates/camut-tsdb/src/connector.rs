@@ -16,11 +16,15 @@ use crate::transport::{Conn, SendError};
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Longest a point waits for its batch to fill before it is sent anyway: writing
+/// every few points would cost a system call and a thread wake-up each time.
+const LINGER: Duration = Duration::from_millis(50);
 /// How often a growing drop count is logged.
 const DROP_LOG_EVERY: Duration = Duration::from_secs(5);
 
 struct Inner {
     config: TsdbConfig,
+    base: crate::encode::Base,
     queue: Mutex<Queue>,
     aggregator: Option<Mutex<Aggregator>>,
     wake: Notify,
@@ -49,6 +53,7 @@ impl Connector {
         let aggregator =
             (config.mode == Mode::Aggregate).then(|| Mutex::new(Aggregator::new(campaign, client)));
         let inner = Arc::new(Inner {
+            base: crate::encode::Base::new(campaign, client),
             queue: Mutex::new(Queue::new(config.queue)),
             config,
             aggregator,
@@ -112,7 +117,7 @@ impl Connector {
     }
 
     fn push(&self, e: Entry) {
-        if lock(&self.inner.queue).push(e) {
+        if lock(&self.inner.queue).push(e, self.inner.config.batch) {
             self.inner.wake.notify_one();
         }
     }
@@ -169,6 +174,7 @@ async fn send_loop(inner: Arc<Inner>) {
     let mut dropped_logged = 0u64;
     let mut last_drop_log = Instant::now() - DROP_LOG_EVERY;
     let mut buf = String::new();
+    let mut last_send = Instant::now();
     loop {
         let deadline = *lock(&inner.deadline);
         if let Some(agg) = &inner.aggregator {
@@ -178,7 +184,7 @@ async fn send_loop(inner: Arc<Inner>) {
                 let points = lock(agg).drain(now_ms(), secs);
                 let mut q = lock(&inner.queue);
                 for p in points {
-                    q.push(Entry::Point(p));
+                    q.push(Entry::Point(p), usize::MAX);
                 }
             }
         }
@@ -196,18 +202,32 @@ async fn send_loop(inner: Arc<Inner>) {
             lock(&inner.queue).abandon();
             break;
         }
-        let batch = lock(&inner.queue).take(cfg.batch);
+        let batch = {
+            let mut q = lock(&inner.queue);
+            let linger =
+                deadline.is_none() && q.points() < cfg.batch && last_send.elapsed() < LINGER;
+            if linger {
+                Vec::new()
+            } else {
+                q.take(cfg.batch)
+            }
+        };
         if batch.is_empty() {
             if deadline.is_some() {
                 break;
             }
-            let wait = cfg
-                .interval
-                .saturating_sub(last_tick.elapsed())
-                .max(Duration::from_millis(5));
+            let mut wait = LINGER.saturating_sub(last_send.elapsed());
+            if wait.is_zero() {
+                wait = LINGER;
+            }
+            if inner.aggregator.is_some() {
+                wait = wait.min(cfg.interval.saturating_sub(last_tick.elapsed()));
+            }
+            let wait = wait.max(Duration::from_millis(1));
             let _ = tokio::time::timeout(wait, inner.wake.notified()).await;
             continue;
         }
+        last_send = Instant::now();
         let n: u64 = batch.iter().map(|e| e.points() as u64).sum();
         if conn.is_none() {
             let limit = deadline.map_or(CONNECT_TIMEOUT, |d| {
@@ -249,7 +269,7 @@ async fn send_loop(inner: Arc<Inner>) {
             }
         }
         let c = conn.as_mut().expect("connected above");
-        match c.send(&batch, cfg, &mut buf).await {
+        match c.send(&batch, cfg, &inner.base, &mut buf).await {
             Ok(()) => {
                 backoff = MIN_BACKOFF;
                 lock(&inner.queue).counts.sent += n;

@@ -13,21 +13,73 @@ pub fn sanitize(s: &str) -> String {
 }
 
 fn push_sanitized(out: &mut String, s: &str) {
-    out.extend(s.chars().map(|c| if allowed(c) { c } else { '_' }));
+    if s.chars().all(allowed) {
+        out.push_str(s);
+    } else {
+        out.extend(s.chars().map(|c| if allowed(c) { c } else { '_' }));
+    }
+}
+
+/// A value as written: integers and microseconds-as-milliseconds without float
+/// formatting, which is most of the cost of a per-call line.
+enum Num {
+    Float(f64),
+    Int(u64),
+    /// Microseconds written as milliseconds with three decimals.
+    Micros(u64),
+}
+
+impl Num {
+    fn push_to(&self, out: &mut String) {
+        match self {
+            Num::Float(v) => {
+                let _ = write!(out, "{v}");
+            }
+            Num::Int(v) => push_u64(out, *v),
+            Num::Micros(us) => {
+                push_u64(out, us / 1000);
+                let frac = us % 1000;
+                out.push('.');
+                out.push(char::from(b'0' + (frac / 100) as u8));
+                out.push(char::from(b'0' + (frac / 10 % 10) as u8));
+                out.push(char::from(b'0' + (frac % 10) as u8));
+            }
+        }
+    }
+}
+
+fn push_u64(out: &mut String, v: u64) {
+    out.push_str(itoa::Buffer::new().format(v));
 }
 
 /// One point, flattened for writing.
 struct Flat<'a> {
     metric: &'a str,
     timestamp_ms: u64,
-    value: f64,
+    value: Num,
 }
 
-/// Tags of a call point, in the order written (at most 8, OpenTSDB's default limit).
-fn call_tags(c: &CallPoint) -> [(&'static str, TagValue<'_>); 8] {
+/// The tags every call point of one connector shares, written once.
+pub(crate) struct Base {
+    telnet: String,
+    json: String,
+}
+
+impl Base {
+    /// `campaign` and `client` tags.
+    pub fn new(campaign: &str, client: &str) -> Base {
+        let (campaign, client) = (sanitize(campaign), sanitize(client));
+        Base {
+            telnet: format!(" campaign={campaign} client={client}"),
+            json: format!("\"campaign\":\"{campaign}\",\"client\":\"{client}\""),
+        }
+    }
+}
+
+/// Tags of a call point after the base ones, in the order written (8 in all at
+/// most, OpenTSDB's default limit).
+fn call_tags(c: &CallPoint) -> [(&'static str, TagValue<'_>); 6] {
     [
-        ("campaign", TagValue::Str(&c.campaign)),
-        ("client", TagValue::Str(&c.client)),
         ("vu", TagValue::Num(c.vu)),
         ("callId", TagValue::Num(c.call_id)),
         ("url", TagValue::Str(&c.url)),
@@ -44,32 +96,31 @@ enum TagValue<'a> {
 
 fn call_points(c: &CallPoint) -> impl Iterator<Item = Flat<'_>> {
     let t = c.timestamp_ms;
-    let ms = |us: u64| us as f64 / 1000.0;
     [
         Flat {
             metric: "http.response_time",
             timestamp_ms: t,
-            value: ms(c.response_time_us),
+            value: Num::Micros(c.response_time_us),
         },
         Flat {
             metric: "http.response_begin_time",
             timestamp_ms: t,
-            value: ms(c.response_begin_time_us),
+            value: Num::Micros(c.response_begin_time_us),
         },
         Flat {
             metric: "http.received",
             timestamp_ms: t,
-            value: c.received as f64,
+            value: Num::Int(c.received),
         },
         Flat {
             metric: "http.transmitted",
             timestamp_ms: t,
-            value: c.transmitted as f64,
+            value: Num::Int(c.transmitted),
         },
         Flat {
             metric: "http.errors",
             timestamp_ms: t,
-            value: 1.0,
+            value: Num::Int(1),
         },
     ]
     .into_iter()
@@ -111,12 +162,13 @@ fn point_line(out: &mut String, p: &Point, precision: Precision) {
 }
 
 /// Appends the telnet lines of an entry.
-pub(crate) fn telnet(out: &mut String, e: &Entry, precision: Precision) {
+pub(crate) fn telnet(out: &mut String, e: &Entry, precision: Precision, base: &Base) {
     match e {
         Entry::Point(p) => point_line(out, p, precision),
         Entry::Call(c) => {
             // The tags are the same for every point of a call: written once.
             let mut tags = String::with_capacity(160);
+            tags.push_str(&base.telnet);
             for (k, v) in call_tags(c) {
                 match v {
                     TagValue::Str("") => {}
@@ -127,18 +179,20 @@ pub(crate) fn telnet(out: &mut String, e: &Entry, precision: Precision) {
                         push_sanitized(&mut tags, s);
                     }
                     TagValue::Num(n) => {
-                        let _ = write!(tags, " {k}={n}");
+                        tags.push(' ');
+                        tags.push_str(k);
+                        tags.push('=');
+                        push_u64(&mut tags, n);
                     }
                 }
             }
             for f in call_points(c) {
-                let _ = write!(
-                    out,
-                    "put {} {} {}",
-                    f.metric,
-                    stamp(f.timestamp_ms, precision),
-                    f.value
-                );
+                out.push_str("put ");
+                out.push_str(f.metric);
+                out.push(' ');
+                push_u64(out, stamp(f.timestamp_ms, precision));
+                out.push(' ');
+                f.value.push_to(out);
                 out.push_str(&tags);
                 out.push('\n');
             }
@@ -147,20 +201,22 @@ pub(crate) fn telnet(out: &mut String, e: &Entry, precision: Precision) {
 }
 
 /// Appends the JSON objects of an entry to an `/api/put` array (without brackets).
-pub(crate) fn json(out: &mut String, e: &Entry, precision: Precision) {
-    let open = |out: &mut String, metric: &str, ts: u64, value: f64| {
+pub(crate) fn json(out: &mut String, e: &Entry, precision: Precision, base: &Base) {
+    let open = |out: &mut String, metric: &str, ts: u64, value: &Num| {
         if !out.is_empty() {
             out.push(',');
         }
-        let _ = write!(
-            out,
-            "{{\"metric\":\"{metric}\",\"timestamp\":{},\"value\":{value},\"tags\":{{",
-            stamp(ts, precision)
-        );
+        out.push_str("{\"metric\":\"");
+        out.push_str(metric);
+        out.push_str("\",\"timestamp\":");
+        push_u64(out, stamp(ts, precision));
+        out.push_str(",\"value\":");
+        value.push_to(out);
+        out.push_str(",\"tags\":{");
     };
     match e {
         Entry::Point(p) => {
-            open(out, &p.metric, p.timestamp_ms, p.value);
+            open(out, &p.metric, p.timestamp_ms, &Num::Float(p.value));
             let mut first = true;
             for (k, v) in &p.tags {
                 if !k.is_empty() && !v.is_empty() {
@@ -179,6 +235,7 @@ pub(crate) fn json(out: &mut String, e: &Entry, precision: Precision) {
         }
         Entry::Call(c) => {
             let mut tags = String::with_capacity(200);
+            tags.push_str(&base.json);
             for (k, v) in call_tags(c) {
                 match v {
                     TagValue::Str("") => continue,
@@ -188,14 +245,15 @@ pub(crate) fn json(out: &mut String, e: &Entry, precision: Precision) {
                         tags.push('"');
                     }
                     TagValue::Num(n) => {
-                        let _ = write!(tags, ",\"{k}\":\"{n}\"");
+                        let _ = write!(tags, ",\"{k}\":\"");
+                        push_u64(&mut tags, n);
+                        tags.push('"');
                     }
                 }
             }
-            let tags = tags.strip_prefix(',').unwrap_or(&tags);
             for f in call_points(c) {
-                open(out, f.metric, f.timestamp_ms, f.value);
-                out.push_str(tags);
+                open(out, f.metric, f.timestamp_ms, &f.value);
+                out.push_str(&tags);
                 out.push_str("}}");
             }
         }
@@ -210,11 +268,9 @@ mod tests {
     fn call(error: &str) -> Entry {
         Entry::Call(CallPoint {
             timestamp_ms: 1_735_000_000_123,
-            campaign: Arc::from("shop"),
-            client: Arc::from("d-1"),
             vu: 3,
             call_id: 17,
-            url: "http://127.0.0.1:8080/a?b=1".into(),
+            url: Arc::from("http://127.0.0.1:8080/a?b=1"),
             operation: "GET /a".into(),
             status: 200,
             error: error.into(),
@@ -228,16 +284,21 @@ mod tests {
     #[test]
     fn telnet_lines_of_a_call() {
         let mut s = String::new();
-        telnet(&mut s, &call(""), Precision::Ms);
+        telnet(&mut s, &call(""), Precision::Ms, &Base::new("shop", "d-1"));
         let lines: Vec<&str> = s.lines().collect();
         assert_eq!(lines.len(), 4);
         assert_eq!(
             lines[0],
-            "put http.response_time 1735000000123 1.5 campaign=shop client=d-1 vu=3 callId=17 \
+            "put http.response_time 1735000000123 1.500 campaign=shop client=d-1 vu=3 callId=17 \
              url=http_//127.0.0.1_8080/a_b_1 operation=GET_/a status=200"
         );
         let mut s = String::new();
-        telnet(&mut s, &call("HTTP 500"), Precision::S);
+        telnet(
+            &mut s,
+            &call("HTTP 500"),
+            Precision::S,
+            &Base::new("shop", "d-1"),
+        );
         assert_eq!(s.lines().count(), 5);
         assert!(s
             .lines()
@@ -250,7 +311,7 @@ mod tests {
     #[test]
     fn json_of_points_and_calls_parses() {
         let mut s = String::new();
-        json(&mut s, &call(""), Precision::Ms);
+        json(&mut s, &call(""), Precision::Ms, &Base::new("shop", "d-1"));
         let p = Point {
             metric: "shop.cart".into(),
             timestamp_ms: 5_000,
@@ -260,7 +321,12 @@ mod tests {
                 ("empty".into(), String::new()),
             ],
         };
-        json(&mut s, &Entry::Point(p.clone()), Precision::S);
+        json(
+            &mut s,
+            &Entry::Point(p.clone()),
+            Precision::S,
+            &Base::new("shop", "d-1"),
+        );
         let v: serde_json::Value = serde_json::from_str(&format!("[{s}]")).unwrap();
         let a = v.as_array().unwrap();
         assert_eq!(a.len(), 5);

@@ -19,21 +19,18 @@ pub struct Point {
 
 /// One HTTP call, recorded in per-call mode. It is written as the points
 /// `http.response_time`, `http.response_begin_time` (milliseconds),
-/// `http.received`, `http.transmitted` (bytes), and `http.errors` (1) when it failed.
+/// `http.received`, `http.transmitted` (bytes), and `http.errors` (1) when it failed,
+/// tagged with the connector's campaign and client and the call's own tags.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallPoint {
     /// Unix time in milliseconds when the call ended.
     pub timestamp_ms: u64,
-    /// Campaign id.
-    pub campaign: Arc<str>,
-    /// Drone id.
-    pub client: Arc<str>,
     /// VU id.
     pub vu: u64,
     /// Call id, unique within the drone.
     pub call_id: u64,
     /// Requested URL.
-    pub url: String,
+    pub url: Arc<str>,
     /// Operation tag.
     pub operation: String,
     /// HTTP status; 0 when no response came.

@@ -24,15 +24,16 @@ impl Queue {
         }
     }
 
-    /// Queues an entry; returns whether the queue was empty before.
-    pub fn push(&mut self, e: Entry) -> bool {
-        let was_empty = self.entries.is_empty();
+    /// Queues an entry; returns whether the queue now holds `batch` points while it
+    /// held fewer before (the moment to wake the sender).
+    pub fn push(&mut self, e: Entry, batch: usize) -> bool {
+        let before = self.points;
         let n = e.points();
         self.counts.produced += n as u64;
         self.points += n;
         self.entries.push_back(e);
         self.trim();
-        was_empty
+        before < batch && self.points >= batch
     }
 
     fn trim(&mut self) {
@@ -78,7 +79,7 @@ impl Queue {
         self.entries.clear();
     }
 
-    #[cfg(test)]
+    /// Points queued.
     pub fn points(&self) -> usize {
         self.points
     }
@@ -101,21 +102,22 @@ mod tests {
     #[test]
     fn full_queue_drops_the_oldest_and_counts_them() {
         let mut q = Queue::new(3);
-        assert!(q.push(p(1.0)));
-        for v in 2..=5 {
-            assert!(!q.push(p(v as f64)));
+        assert!(!q.push(p(1.0), 2));
+        assert!(q.push(p(2.0), 2), "a full batch wakes the sender");
+        for v in 3..=5 {
+            assert!(!q.push(p(v as f64), 2));
         }
         assert_eq!((q.counts.produced, q.counts.dropped), (5, 2));
         let batch = q.take(2);
         assert_eq!(batch, vec![p(3.0), p(4.0)]);
-        q.push(p(6.0));
-        q.push(p(7.0));
+        q.push(p(6.0), 2);
+        q.push(p(7.0), 2);
         // Requeued entries are the oldest: they go first when the queue is full.
         q.requeue(batch);
         assert_eq!(q.counts.dropped, 4);
         assert_eq!(q.take(10), vec![p(5.0), p(6.0), p(7.0)]);
         assert_eq!(q.points(), 0);
-        q.push(p(8.0));
+        q.push(p(8.0), 2);
         q.abandon();
         assert_eq!(q.counts.unsent, 1);
         assert_eq!(q.counts.produced, 8);

@@ -55,13 +55,14 @@ impl Conn {
         &mut self,
         batch: &[Entry],
         c: &TsdbConfig,
+        base: &encode::Base,
         buf: &mut String,
     ) -> Result<(), SendError> {
         buf.clear();
         match self {
             Conn::Telnet { writer, closed } => {
                 for e in batch {
-                    encode::telnet(buf, e, c.precision);
+                    encode::telnet(buf, e, c.precision, base);
                 }
                 if closed.load(Ordering::Relaxed) {
                     return Err(SendError::Io("the TSDB closed the connection".into()));
@@ -76,7 +77,7 @@ impl Conn {
                 buf.push('[');
                 let mut body = String::new();
                 for e in batch {
-                    encode::json(&mut body, e, c.precision);
+                    encode::json(&mut body, e, c.precision, base);
                 }
                 buf.push_str(&body);
                 buf.push(']');

@@ -168,9 +168,6 @@ pub(crate) struct Shared {
     pub threads: usize,
     pub observer: Arc<dyn Observer>,
     pub stop: StopHandle,
-    /// Tags of per-call points, shared by every call.
-    pub campaign_tag: Arc<str>,
-    pub client_tag: Arc<str>,
 }
 
 pub(crate) enum WorkerMsg {
@@ -204,7 +201,6 @@ pub fn run(
         config.threads
     }
     .clamp(1, users as usize);
-    let client_tag: Arc<str> = Arc::from(config.drone.id.as_str());
     let shared = Arc::new(Shared {
         campaign: campaign.clone(),
         config,
@@ -213,8 +209,6 @@ pub fn run(
         threads,
         observer,
         stop,
-        campaign_tag: Arc::from(campaign.options.id.as_str()),
-        client_tag,
     });
     let (tx, rx) = mpsc::channel::<WorkerMsg>();
     let start_gate = Arc::new(std::sync::Barrier::new(threads + 1));

@@ -20,7 +20,7 @@ pub(crate) struct OpenIteration {
 /// The last HTTP call of a VU, for the default tags of `camut.tsdb`.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct LastCall {
-    pub url: String,
+    pub url: std::sync::Arc<str>,
     pub error: String,
     pub call_id: u64,
 }

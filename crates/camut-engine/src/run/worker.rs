@@ -765,7 +765,7 @@ impl Worker {
             let mut vus = self.vus.borrow_mut();
             let vu = &mut vus[slot as usize];
             vu.last_call = Some(LastCall {
-                url: call.url.clone(),
+                url: std::sync::Arc::from(call.url.as_str()),
                 error: String::new(),
                 call_id,
             });
@@ -911,8 +911,6 @@ impl Worker {
             timestamp_ms: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
-            campaign: self.shared.campaign_tag.clone(),
-            client: self.shared.client_tag.clone(),
             vu,
             call_id,
             url,
@@ -967,7 +965,7 @@ impl Worker {
             ("vu".to_string(), vu_id.to_string()),
         ];
         if let Some(l) = last {
-            point_tags.push(("url".into(), l.url));
+            point_tags.push(("url".into(), l.url.to_string()));
             if !l.error.is_empty() {
                 point_tags.push(("error".into(), l.error));
             }
