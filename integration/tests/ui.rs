@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use camut::Client;
 use camut_integration::{
-    camut_bin, control_campaign, repo_root, show, temp_file, ServerProcess, TargetProcess,
+    camut_bin, control_campaign, pids_with, repo_root, show, temp_file, wait_for, ServerProcess,
+    TargetProcess,
 };
 
 const TOKEN: &str = "console-test-token";
@@ -112,12 +113,24 @@ fn console_in_headless_chromium() {
         server.log()
     );
     let _ = std::fs::remove_dir_all(&profile);
+    // The browser kills the campaign at the end; after a failure, this does.
+    let drones = ["--id local-ui-demo-", &format!("http://{}", server.addr)];
+    if !pids_with(&drones).is_empty() {
+        let _ = Command::new(camut_bin())
+            .args(["-s", &server.addr, "--token", TOKEN, "kill", "ui-demo"])
+            .output();
+    }
+    let freed = wait_for(20, || pids_with(&drones).is_empty());
     assert!(
         status.is_some_and(|s| s.success()),
         "the browser test failed ({status:?} after {:?})\n{report}",
         began.elapsed()
     );
     assert!(stdout.contains("console test passed"), "{report}");
+    assert!(
+        freed,
+        "the kill from the console stopped the drones\n{report}"
+    );
     assert!(!stdout.contains("blocked request"), "{report}");
     for name in [
         "login",
@@ -175,7 +188,7 @@ fn console_in_headless_chromium() {
     rt.block_on(async {
         let c = Client::connect(&server.addr, Some(TOKEN)).await.unwrap();
         let r = c.results("ui-demo").await.unwrap();
-        assert_eq!(r.state, "finished");
+        assert_eq!(r.state, "killed", "finished, then killed from the console");
         assert!(r.thresholds_ok, "{}", r.summary_json);
         let s: serde_json::Value = serde_json::from_str(&r.summary_json).unwrap();
         assert_eq!(s["requests"].as_u64().unwrap(), target.served(), "{report}");

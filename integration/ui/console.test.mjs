@@ -259,12 +259,18 @@ try {
   assert.equal(await page.locator('tr[data-campaign="ui-demo"]').count(), 1);
   await shot(page, "campaigns");
 
+  step("kill frees the finished run's drones");
+  await page.goto(`${BASE}/campaigns/ui-demo`);
+  await action(page, "kill");
+  await waitState(page, "killed", 30_000);
+  await until("the kill job complete", 30_000, async () => /kill\s*complete/.test(await page.locator("#live").textContent()));
+
   // ----- the command log -----
   step("the command log");
   await page.goto(`${BASE}/commands`);
   const rows = await page.locator("#commands tbody tr").allTextContents();
   const has = (re) => rows.some((r) => re.test(r));
-  for (const re of [/ui\s*ui 127\.0\.0\.1:\d+\s*create\s*ui-demo\s*ok/, /start\s*ui-demo\s*ok\s*job \d+/, /create\s*bad\.js\s*failed.*bad\.js:\d+:\d+/, /cancel-job\s*job \d+\s*ok/, /delete-job\s*job \d+\s*ok/, /delete\s*ui-stuck\s*ok/, /kill\s*ui-stuck/]) {
+  for (const re of [/ui\s*ui 127\.0\.0\.1:\d+\s*create\s*ui-demo\s*ok/, /start\s*ui-demo\s*ok\s*job \d+/, /create\s*bad\.js\s*failed.*bad\.js:\d+:\d+/, /cancel-job\s*job \d+\s*ok/, /delete-job\s*job \d+\s*ok/, /delete\s*ui-stuck\s*ok/, /kill\s*ui-stuck/, /kill\s*ui-demo\s*ok/]) {
     assert.ok(has(re), `command log has ${re}:\n${rows.join("\n")}`);
   }
   await shot(page, "commands");
