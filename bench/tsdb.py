@@ -187,7 +187,7 @@ def bench_requests(camut, target, vm, sink, out_dir, seconds, rounds, cpu):
     whatever the TSDB takes from CPU 0 (which the target shares with it). Per-call
     points go to victoria-metrics and, to see camut's own cost, to a discarding sink.
     """
-    call = {"host": "127.0.0.1", "mode": "call", "precision": "s", "queue": 5_000_000}
+    call = {"host": "127.0.0.1", "mode": "call", "precision": "s", "queue": 5_000_000, "flushTimeout": 600_000}
     tsdb = {
         "call": (call, vm.telnet),
         "call-sink": (call, sink.port),
@@ -258,6 +258,15 @@ def main():
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(result, f, indent=2)
+    print("| points over telnet to victoria-metrics | points/s | |")
+    print("|---|---|---|")
+    print(f"| camut run, 1 worker, {p['points']:,} `camut.tsdb` points | {p['camut_points_per_s']:,.0f} "
+          f"| {p['camut_wall_s']:.2f} s, {p['camut_points_per_cpu_s']:,.0f} per camut CPU-s; "
+          f"{p['arrived']:,} read back |")
+    print(f"| plain Python socket, the same lines pre-formatted | {p['raw_points_per_s']:,.0f} "
+          f"| {p['raw_arrived']:,} read back |")
+    print(f"| camut / plain socket | {p['camut_points_per_s'] / p['raw_points_per_s']:.2f} | |")
+    print()
     print("| requests per camut CPU-s | TSDB off | per-call points to a sink | per-call points to VM "
           "| aggregates to VM |")
     print("|---|---|---|---|---|")
