@@ -21,6 +21,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 APT_NEEDS=(
   "cc:build-essential"     # C compiler for QuickJS (rquickjs)
   "victoria-metrics:victoria-metrics"  # OpenTSDB peer of the TSDB tests
+  "chromium:chromium"      # headless browser for the web console test
+  "node:nodejs"            # runs the console test (Playwright)
+  "npm:npm"
 )
 
 # Python packages, as "module:package": installed with pip when
@@ -121,6 +124,15 @@ ensure_commands "${APT_NEEDS[@]}"
 if [ "${#PIP_NEEDS[@]}" -gt 0 ]; then
   ensure_python_modules "${PIP_NEEDS[@]}"
 fi
+# Node packages of the console test, from the committed lock file: installed when
+# missing or older than the lock.
+UI_TEST_DIR=integration/ui
+if [ ! -d "$UI_TEST_DIR/node_modules/playwright-core" ] ||
+  [ "$UI_TEST_DIR/package-lock.json" -nt "$UI_TEST_DIR/node_modules/.package-lock.json" ]; then
+  log "npm ci in $UI_TEST_DIR"
+  (cd "$UI_TEST_DIR" && npm ci --no-audit --no-fund)
+fi
+
 ensure_rust_component rustfmt cargo fmt --version
 ensure_rust_component clippy cargo clippy --version
 

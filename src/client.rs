@@ -104,17 +104,30 @@ pub fn job_finished(job: &v1::Job) -> bool {
     matches!(job.state.as_str(), "complete" | "failed" | "cancelled")
 }
 
-/// Adds `authorization: Bearer <token>` to every request.
+/// Adds `authorization: Bearer <token>` and `x-camut-user: <name>` to every request.
 #[derive(Clone)]
-struct BearerAuth(Option<MetadataValue<Ascii>>);
+struct BearerAuth(Option<MetadataValue<Ascii>>, Option<MetadataValue<Ascii>>);
 
 impl tonic::service::Interceptor for BearerAuth {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
         if let Some(v) = &self.0 {
             req.metadata_mut().insert("authorization", v.clone());
         }
+        if let Some(v) = &self.1 {
+            req.metadata_mut().insert("x-camut-user", v.clone());
+        }
         Ok(req)
     }
+}
+
+/// The name the server's command log shows for this client's calls: `CAMUT_USER`,
+/// else the login name in `USER`.
+fn user_name() -> Option<MetadataValue<Ascii>> {
+    ["CAMUT_USER", "USER"]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok())
+        .find(|v| !v.is_empty())
+        .and_then(|v| v.parse().ok())
 }
 
 type Svc = InterceptedService<Channel, BearerAuth>;
@@ -200,7 +213,7 @@ impl Client {
             .connect()
             .await
             .map_err(|e| fail(error_chain(&e)))?;
-        let auth = BearerAuth(auth);
+        let auth = BearerAuth(auth, user_name());
         Ok(Client {
             url,
             campaigns: CampaignsClient::with_interceptor(channel.clone(), auth.clone()),

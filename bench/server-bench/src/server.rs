@@ -106,9 +106,15 @@ async fn run(args: &Args) -> Result<Figures> {
     });
     core.resume()?;
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let server = tokio::spawn(camut_server::serve(core, None, listener, async move {
-        let _ = stop_rx.await;
-    }));
+    let server = tokio::spawn(camut_server::serve(
+        core,
+        None,
+        camut_server::config::DEFAULT_UI_PATH,
+        listener,
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
     let figures = drive(args, &dir, addr, machine).await;
     let _ = stop_tx.send(());
     match tokio::time::timeout(Duration::from_secs(5), server).await {

@@ -115,8 +115,8 @@ pub(crate) fn builtin(
     })
 }
 
-/// `camut server`.
-pub fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
+/// `camut server`; `tap` copies the in-process deployers' lines into its service log.
+pub fn server(args: ServerArgs, tap: camut_server::logs::LogTap) -> anyhow::Result<ExitCode> {
     let mut config = match &args.config {
         Some(p) => ServerConfig::load(p)?,
         None => ServerConfig::default(),
@@ -161,6 +161,7 @@ pub fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
             inspector: Arc::new(EngineInspector),
             drone_timeout: Duration::from_secs_f64(config.drone_timeout_s.unwrap_or(10.0)),
         });
+        tap.attach(&core);
         core.resume()?;
         println!(
             "camut server listening on http://{addr} (data in {})",
@@ -168,7 +169,14 @@ pub fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
         );
         use std::io::Write as _;
         std::io::stdout().flush()?;
-        camut_server::serve(core, config.token.clone(), listener, ctrl_c()).await?;
+        camut_server::serve(
+            core,
+            config.token.clone(),
+            &config.ui_path(),
+            listener,
+            ctrl_c(),
+        )
+        .await?;
         Ok(ExitCode::SUCCESS)
     })
 }

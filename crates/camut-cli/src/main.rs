@@ -12,6 +12,9 @@ mod target;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::Layer as _;
 
 /// Camut: clouded load testing. Campaigns are JavaScript files; see docs/CAMPAIGN.md.
 #[derive(Parser)]
@@ -48,19 +51,28 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CAMUT_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+    // Printed: what CAMUT_LOG asks for. Kept for the server's service log: the
+    // in-process deployers' lines, whatever CAMUT_LOG says.
+    let tap = camut_server::logs::LogTap::default();
+    let printed =
+        tracing_subscriber::EnvFilter::try_from_env("CAMUT_LOG").unwrap_or_else(|_| "warn".into());
+    let deployers = tracing_subscriber::filter::filter_fn(|m| {
+        m.target().starts_with("camut_deployer") && *m.level() <= tracing::Level::INFO
+    });
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(printed),
         )
+        .with(tap.clone().with_filter(deployers))
         .init();
     let result = match cli.command {
         Command::Run(args) => run::main(args),
         Command::Target(args) => target::main(args),
         Command::Quickstart(args) => quickstart::main(args),
         Command::Demo(args) => target::demo(args),
-        Command::Server(args) => daemons::server(args),
+        Command::Server(args) => daemons::server(args, tap),
         Command::Drone(args) => daemons::drone(args),
         Command::Deployer(args) => daemons::deployer(args),
         Command::Manage(cmd) => manager::main(cli.server, cmd),

@@ -61,7 +61,7 @@ pub fn main(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
             drone_timeout: Duration::from_secs(10),
         });
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(camut_server::serve(core, None, listener, async {
+        let server = tokio::spawn(camut_server::serve(core, None, camut_server::config::DEFAULT_UI_PATH, listener, async {
             let _ = stop_rx.await;
         }));
         println!(
@@ -72,7 +72,7 @@ pub fn main(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
         let client = Client::connect(&addr.to_string(), None).await?;
         let code = workflow(&client, &file, &source).await;
         if args.keep {
-            println!("\nthe server stays up: camut -s {addr} list   (Ctrl-C to stop)");
+            println!("\nthe server stays up: camut -s {addr} list, console http://{addr}/ui   (Ctrl-C to stop)");
             let _ = tokio::signal::ctrl_c().await;
         }
         let _ = stop_tx.send(());

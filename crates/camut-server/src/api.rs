@@ -16,7 +16,7 @@ use crate::campaign::Command;
 use crate::core::Core;
 use crate::error::ServerError;
 use crate::logs::{level_rank, matches};
-use crate::store::JobRow;
+use crate::store::{now_ms, CommandRow, JobRow};
 
 type Result<T> = std::result::Result<Response<T>, Status>;
 type BoxStream<T> = Pin<Box<dyn Stream<Item = std::result::Result<T, Status>> + Send>>;
@@ -51,17 +51,92 @@ fn required(field: &str, value: &str) -> std::result::Result<(), Status> {
     Ok(())
 }
 
+/// Marks a call made by the web console. Only the console sets it (a request's
+/// extensions never come from the wire), so the command log can tell UI calls apart.
+#[derive(Debug, Clone)]
+pub struct FromConsole {
+    /// The browser's address, when known.
+    pub peer: Option<std::net::SocketAddr>,
+}
+
+/// Metadata key naming the principal of a call in the command log.
+pub const USER_HEADER: &str = "x-camut-user";
+
+/// Who made a call: (principal, origin). The principal is the `x-camut-user` value
+/// (letters, digits and `._@-`, at most 64), or `anonymous`; it is an attribution
+/// the caller states, not an identity the server checks.
+fn caller<T>(r: &Request<T>) -> (String, String) {
+    let who: String = r
+        .metadata()
+        .get(USER_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "._@-".contains(*c))
+        .take(64)
+        .collect();
+    let who = if who.is_empty() {
+        "anonymous".to_string()
+    } else {
+        who
+    };
+    let origin = match r.extensions().get::<FromConsole>() {
+        Some(ui) => match ui.peer {
+            Some(p) => format!("ui {p}"),
+            None => "ui".to_string(),
+        },
+        None => match r.remote_addr() {
+            Some(p) => format!("grpc {p}"),
+            None => "grpc".to_string(),
+        },
+    };
+    (who, origin)
+}
+
 impl Api {
+    /// Writes a mutating call and its outcome to the command log.
+    fn audited<T>(
+        &self,
+        (who, origin): (String, String),
+        action: &str,
+        target: &str,
+        out: Result<T>,
+        describe: impl FnOnce(&T) -> String,
+    ) -> Result<T> {
+        let (ok, result) = match &out {
+            Ok(r) => (true, describe(r.get_ref())),
+            Err(s) => (false, s.message().to_string()),
+        };
+        let row = CommandRow {
+            id: 0,
+            time_ms: now_ms(),
+            who,
+            origin,
+            action: action.into(),
+            target: target.into(),
+            ok,
+            result,
+        };
+        if let Err(e) = self.0.store.record_command(&row) {
+            tracing::error!(action, target, "cannot record the command: {e}");
+        }
+        out
+    }
+
+    fn control(&self, r: Request<v1::CampaignRef>, cmd: Command) -> Result<v1::Job> {
+        let who = caller(&r);
+        let target = r.get_ref().id.clone();
+        let out = self.command(r, cmd);
+        self.audited(who, cmd.name(), &target, out, |j| format!("job {}", j.id))
+    }
+
     fn command(&self, r: Request<v1::CampaignRef>, cmd: Command) -> Result<v1::Job> {
         let id = r.into_inner().id;
         required("id", &id)?;
         Ok(Response::new(job_view(self.0.submit(&id, cmd)?)))
     }
-}
 
-#[tonic::async_trait]
-impl Campaigns for Api {
-    async fn create_campaign(&self, r: Request<v1::CreateCampaignRequest>) -> Result<v1::Campaign> {
+    fn create_inner(&self, r: Request<v1::CreateCampaignRequest>) -> Result<v1::Campaign> {
         let r = r.into_inner();
         required("source", &r.source)?;
         let file = if r.file.is_empty() {
@@ -73,7 +148,7 @@ impl Campaigns for Api {
         Ok(Response::new(self.0.campaign_view(&row)?))
     }
 
-    async fn update_campaign(&self, r: Request<v1::UpdateCampaignRequest>) -> Result<v1::Campaign> {
+    fn update_inner(&self, r: Request<v1::UpdateCampaignRequest>) -> Result<v1::Campaign> {
         let r = r.into_inner();
         required("source", &r.source)?;
         let file = if r.file.is_empty() {
@@ -84,14 +159,40 @@ impl Campaigns for Api {
         let row = self.0.update(&file, &r.source)?;
         Ok(Response::new(self.0.campaign_view(&row)?))
     }
+}
+
+#[tonic::async_trait]
+impl Campaigns for Api {
+    async fn create_campaign(&self, r: Request<v1::CreateCampaignRequest>) -> Result<v1::Campaign> {
+        let who = caller(&r);
+        let file = r.get_ref().file.clone();
+        let out = self.create_inner(r);
+        let target = out.as_ref().map_or(file, |c| c.get_ref().id.clone());
+        self.audited(who, "create", &target, out, |c| format!("created {}", c.id))
+    }
+
+    async fn update_campaign(&self, r: Request<v1::UpdateCampaignRequest>) -> Result<v1::Campaign> {
+        let who = caller(&r);
+        let file = r.get_ref().file.clone();
+        let out = self.update_inner(r);
+        let target = out.as_ref().map_or(file, |c| c.get_ref().id.clone());
+        self.audited(who, "update", &target, out, |c| {
+            format!("{} is {}", c.id, c.state)
+        })
+    }
 
     async fn delete_campaign(
         &self,
         r: Request<v1::CampaignRef>,
     ) -> Result<v1::DeleteCampaignResponse> {
+        let who = caller(&r);
         let id = r.into_inner().id;
-        self.0.delete(&id)?;
-        Ok(Response::new(v1::DeleteCampaignResponse { id }))
+        let out = self
+            .0
+            .delete(&id)
+            .map(|()| Response::new(v1::DeleteCampaignResponse { id: id.clone() }))
+            .map_err(Status::from);
+        self.audited(who, "delete", &id, out, |_| "deleted".into())
     }
 
     async fn get_campaign(&self, r: Request<v1::CampaignRef>) -> Result<v1::Campaign> {
@@ -112,23 +213,23 @@ impl Campaigns for Api {
     }
 
     async fn spawn(&self, r: Request<v1::CampaignRef>) -> Result<v1::Job> {
-        self.command(r, Command::Spawn)
+        self.control(r, Command::Spawn)
     }
 
     async fn deploy(&self, r: Request<v1::CampaignRef>) -> Result<v1::Job> {
-        self.command(r, Command::Deploy)
+        self.control(r, Command::Deploy)
     }
 
     async fn start(&self, r: Request<v1::CampaignRef>) -> Result<v1::Job> {
-        self.command(r, Command::Start)
+        self.control(r, Command::Start)
     }
 
     async fn stop(&self, r: Request<v1::CampaignRef>) -> Result<v1::Job> {
-        self.command(r, Command::Stop)
+        self.control(r, Command::Stop)
     }
 
     async fn kill(&self, r: Request<v1::CampaignRef>) -> Result<v1::Job> {
-        self.command(r, Command::Kill)
+        self.control(r, Command::Kill)
     }
 
     type WatchStream = BoxStream<v1::CampaignEvent>;
@@ -224,15 +325,29 @@ impl Jobs for Api {
     }
 
     async fn cancel_job(&self, r: Request<v1::JobRef>) -> Result<v1::Job> {
-        Ok(Response::new(job_view(
-            self.0.cancel_job(r.into_inner().id)?,
-        )))
+        let who = caller(&r);
+        let id = r.into_inner().id;
+        let out = self
+            .0
+            .cancel_job(id)
+            .map(|j| Response::new(job_view(j)))
+            .map_err(Status::from);
+        self.audited(who, "cancel-job", &format!("job {id}"), out, |j| {
+            format!("cancel asked while job {id} was {}", j.state)
+        })
     }
 
     async fn delete_job(&self, r: Request<v1::JobRef>) -> Result<v1::DeleteJobResponse> {
+        let who = caller(&r);
         let id = r.into_inner().id;
-        self.0.delete_job(id)?;
-        Ok(Response::new(v1::DeleteJobResponse { id }))
+        let out = self
+            .0
+            .delete_job(id)
+            .map(|()| Response::new(v1::DeleteJobResponse { id }))
+            .map_err(Status::from);
+        self.audited(who, "delete-job", &format!("job {id}"), out, |_| {
+            "deleted".into()
+        })
     }
 }
 

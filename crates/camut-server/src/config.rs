@@ -31,7 +31,13 @@ pub struct ServerConfig {
     pub deployers: BTreeMap<String, DeployerConfig>,
     /// A drone silent for this long is lost (seconds, default 10).
     pub drone_timeout_s: Option<f64>,
+    /// Where the web console is served on the listen address (default `/ui`; `""`
+    /// turns it off).
+    pub ui_path: Option<String>,
 }
+
+/// Default path of the web console.
+pub const DEFAULT_UI_PATH: &str = "/ui";
 
 /// One deployer entry.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -76,12 +82,34 @@ impl ServerConfig {
             .unwrap_or_else(|| "local".into())
     }
 
+    /// The web console's path (`/ui` by default), without a trailing slash; empty
+    /// when the console is off.
+    pub fn ui_path(&self) -> String {
+        let path = self.ui_path.as_deref().unwrap_or(DEFAULT_UI_PATH);
+        path.trim_end_matches('/').to_string()
+    }
+
     /// Refuses a config that would expose the control API without a token.
     pub fn check(&self) -> Result<(), ServerError> {
         if !self.listen().ip().is_loopback() && self.token.as_deref().unwrap_or("").is_empty() {
             return Err(ServerError::InvalidArgument {
                 field: "token".into(),
                 message: format!("listening on {} (beyond loopback) needs an API token: set `token` in camut.toml", self.listen()),
+            });
+        }
+        let ui = self.ui_path();
+        let reserved = ui.starts_with("/camut.")
+            || ui.starts_with("/grpc.")
+            || ui == "/healthz"
+            || ui == "/metrics";
+        let plain = ui
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/-_.".contains(c));
+        let given = self.ui_path.as_deref().unwrap_or(DEFAULT_UI_PATH);
+        if !given.is_empty() && (!ui.starts_with('/') || ui.len() < 2 || reserved || !plain) {
+            return Err(ServerError::InvalidArgument {
+                field: "ui_path".into(),
+                message: format!("{given:?} cannot hold the console: use a path such as \"/ui\" (or \"\" to turn it off)"),
             });
         }
         Ok(())
@@ -105,6 +133,21 @@ mod tests {
         .unwrap();
         assert!(c.check().is_ok());
         assert_eq!(c.deployers["d"].capacity, Some(2));
+        assert_eq!(c.ui_path(), "/ui");
+        let c: ServerConfig = toml::from_str("ui_path = \"/console/\"").unwrap();
+        assert_eq!(
+            (c.ui_path().as_str(), c.check().is_ok()),
+            ("/console", true)
+        );
+        let c: ServerConfig = toml::from_str("ui_path = \"\"").unwrap();
+        assert_eq!((c.ui_path().as_str(), c.check().is_ok()), ("", true));
+        for bad in ["/", "ui", "/healthz", "/a b"] {
+            let c: ServerConfig = toml::from_str(&format!("ui_path = {bad:?}")).unwrap();
+            assert!(c.check().is_err(), "{bad}");
+        }
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/camut.toml");
+        let c = ServerConfig::load(&example).unwrap();
+        assert_eq!((c.ui_path().as_str(), c.check().is_ok()), ("/ui", true));
         assert!(
             toml::from_str::<ServerConfig>("lissten = 1").is_err(),
             "typos are refused"

@@ -1,7 +1,7 @@
 //! The server's core: campaigns, the job queue, the drone hub and the merged statistics.
 //! The gRPC services in [`crate::api`] are thin layers over it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -49,6 +49,22 @@ pub(crate) struct Live {
     pub started: Option<Instant>,
     pub stopped: Option<String>,
     pub events: Option<broadcast::Sender<v1::CampaignEvent>>,
+    /// The live figures of this run, one point a second, the newest last.
+    pub history: VecDeque<LivePoint>,
+}
+
+/// Live points kept per campaign (an hour at one a second).
+pub(crate) const HISTORY_POINTS: usize = 3600;
+
+/// One point of a run's live series, as the console's charts draw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LivePoint {
+    /// When, Unix ms.
+    pub time_ms: i64,
+    /// The figures published at that time.
+    pub stats: v1::LiveStats,
+    /// Iterations in flight over all drones: the VUs busy at that time.
+    pub active_vus: u64,
 }
 
 /// The server's state and behaviour, shared by every service.
@@ -324,6 +340,14 @@ impl Core {
                 event: Some(event),
             });
         }
+    }
+
+    /// The live series of a campaign's current (or last) run, oldest first.
+    pub fn live_history(&self, campaign: &str) -> Vec<LivePoint> {
+        lock(&self.live)
+            .get(campaign)
+            .map(|l| l.history.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Events of a campaign from now on.

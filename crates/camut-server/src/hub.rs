@@ -16,7 +16,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::campaign::state;
-use crate::core::{Core, Session};
+use crate::core::{Core, LivePoint, Session, HISTORY_POINTS};
 use crate::store::now_ms;
 
 /// The protocol version this server speaks.
@@ -425,19 +425,26 @@ impl Core {
                     let _ = rt.add(&c.response_time);
                 }
                 let lat = LatencyStats::from_histogram(&rt, 1000.0);
-                events.push((
-                    campaign.clone(),
-                    v1::LiveStats {
-                        iterations_done: l.totals.iterations.completed + l.totals.iterations.failed,
-                        requests,
-                        errors,
-                        requests_per_s: ireq as f64,
-                        p50_ms: lat.p50,
-                        p90_ms: lat.p90,
-                        p99_ms: lat.p99,
-                        errors_per_s: ierr as f64,
-                    },
-                ));
+                let it = &l.totals.iterations;
+                let stats = v1::LiveStats {
+                    iterations_done: it.completed + it.failed,
+                    requests,
+                    errors,
+                    requests_per_s: ireq as f64,
+                    p50_ms: lat.p50,
+                    p90_ms: lat.p90,
+                    p99_ms: lat.p99,
+                    errors_per_s: ierr as f64,
+                };
+                if l.history.len() >= HISTORY_POINTS {
+                    l.history.pop_front();
+                }
+                l.history.push_back(LivePoint {
+                    time_ms: now_ms(),
+                    stats,
+                    active_vus: it.started.saturating_sub(it.completed + it.failed),
+                });
+                events.push((campaign.clone(), stats));
                 if l.stopped.is_none() {
                     aborts.push((
                         campaign.clone(),

@@ -1,6 +1,6 @@
 //! Camut's server: the control API (Campaigns, Jobs, Logs), the drone hub (Drones), the
-//! job queue, the durable store and the merged results — on one listener that also
-//! answers `/healthz` and `/metrics` (OpenMetrics for Prometheus).
+//! job queue, the durable store, the merged results and the web console ([`ui`]) — on
+//! one listener that also answers `/healthz` and `/metrics` (OpenMetrics for Prometheus).
 //!
 //! It knows nothing of QuickJS: campaign files are read through an [`Inspector`] that
 //! the binary provides, and deployers are any implementation of the `Deployer` service,
@@ -17,6 +17,7 @@ pub mod hub;
 pub mod logs;
 pub mod metrics;
 pub mod store;
+pub mod ui;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -91,11 +92,13 @@ fn check_token(
     }
 }
 
-/// Serves everything on `listener` until `shutdown` completes. Call [`Core::resume`]
-/// first after a restart.
+/// Serves everything on `listener` until `shutdown` completes: gRPC, `/healthz` and
+/// the web console under `ui_path` (none when empty). Call [`Core::resume`] first
+/// after a restart.
 pub async fn serve(
     core: Arc<Core>,
     token: Option<String>,
+    ui_path: &str,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
@@ -122,7 +125,8 @@ pub async fn serve(
     let router = routes
         .into_axum_router()
         .route("/healthz", axum::routing::get(|| async { "ok\n" }))
-        .route("/metrics", metrics_route(core.clone(), token));
+        .route("/metrics", metrics_route(core.clone(), token.clone()));
+    let router = ui::mount(router, core.clone(), token, ui_path);
     let ticker = tokio::spawn(core.clone().tick_forever());
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let r = tonic::transport::Server::builder()

@@ -2,11 +2,13 @@
 //! followed live.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use camut::v1::LogLine;
 use tokio::sync::broadcast;
 
+use crate::core::Core;
 use crate::store::now_ms;
 
 /// Lines kept.
@@ -54,6 +56,11 @@ impl LogBuffer {
             "debug" => tracing::debug!(source, campaign, "{}", line.message),
             _ => tracing::info!(source, campaign, "{}", line.message),
         }
+        self.keep(line);
+    }
+
+    /// Records a line that tracing has already seen.
+    fn keep(&self, line: LogLine) {
         if let Ok(mut lines) = self.lines.lock() {
             if lines.len() >= KEEP {
                 lines.pop_front();
@@ -85,4 +92,76 @@ impl LogBuffer {
 /// Whether a line passes a campaign and level filter.
 pub fn matches(l: &LogLine, campaign: &str, min_level: u8) -> bool {
     (campaign.is_empty() || l.campaign == campaign) && level_rank(&l.level) >= min_level
+}
+
+/// A `tracing` layer that copies the in-process deployers' events (targets
+/// `camut_deployer…`) into a server's service log, so that `camut logs` and the console
+/// show them. Install it in the subscriber at start-up, then [`LogTap::attach`] the
+/// core once it exists; events before that are only printed.
+#[derive(Clone, Default)]
+pub struct LogTap(Arc<OnceLock<Weak<Core>>>);
+
+impl LogTap {
+    /// From now on, copies events into `core`'s log.
+    pub fn attach(&self, core: &Arc<Core>) {
+        let _ = self.0.set(Arc::downgrade(core));
+    }
+}
+
+/// Collects an event's message and fields; `campaign` is kept apart.
+#[derive(Default)]
+struct Fields {
+    message: String,
+    campaign: String,
+    rest: String,
+}
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        match field.name() {
+            "message" => self.message = format!("{value:?}"),
+            "campaign" => self.campaign = format!("{value:?}").trim_matches('"').to_string(),
+            name => {
+                let _ = write!(self.rest, " {name}={value:?}");
+            }
+        }
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        match field.name() {
+            "message" => self.message = value.to_string(),
+            "campaign" => self.campaign = value.to_string(),
+            name => {
+                let _ = write!(self.rest, " {name}={value}");
+            }
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LogTap {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let meta = event.metadata();
+        if !meta.target().starts_with("camut_deployer") {
+            return;
+        }
+        let Some(core) = self.0.get().and_then(Weak::upgrade) else {
+            return;
+        };
+        let mut f = Fields::default();
+        event.record(&mut f);
+        let level = match *meta.level() {
+            tracing::Level::ERROR => "error",
+            tracing::Level::WARN => "warn",
+            tracing::Level::INFO => "info",
+            _ => "debug",
+        };
+        let kind = meta.target().rsplit("::").next().unwrap_or("deployer");
+        core.logs.keep(LogLine {
+            time_ms: now_ms(),
+            level: level.into(),
+            source: format!("deployer {kind}"),
+            campaign: f.campaign,
+            message: format!("{}{}", f.message, f.rest),
+        });
+    }
 }

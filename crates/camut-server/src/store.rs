@@ -10,7 +10,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::error::ServerError;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE campaigns (
     id TEXT PRIMARY KEY,
     file TEXT NOT NULL,
@@ -62,7 +63,20 @@ CREATE TABLE results (
     summary TEXT NOT NULL,
     thresholds_ok INTEGER NOT NULL
 );
-"#];
+"#,
+    r#"
+CREATE TABLE commands (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time_ms INTEGER NOT NULL,
+    who TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    ok INTEGER NOT NULL,
+    result TEXT NOT NULL
+);
+"#,
+];
 
 /// A stored campaign row.
 #[derive(Debug, Clone)]
@@ -125,6 +139,27 @@ pub struct DroneRow {
     pub state: String,
     /// Error.
     pub error: String,
+}
+
+/// One entry of the operator's command log: a mutating call and how it ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandRow {
+    /// Id (0 before it is stored).
+    pub id: u64,
+    /// When, Unix ms.
+    pub time_ms: i64,
+    /// The principal: the caller's `x-camut-user` name, `ui`, or `anonymous`.
+    pub who: String,
+    /// Where it came from: `grpc` or `ui`, and the peer address when known.
+    pub origin: String,
+    /// The call (`create`, `spawn`, `cancel-job`, …).
+    pub action: String,
+    /// What it acted on: a campaign id or `job N`.
+    pub target: String,
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// What it returned (a job id) or the error.
+    pub result: String,
 }
 
 /// The SQLite store.
@@ -248,6 +283,17 @@ impl Store {
         })
     }
 
+    /// One page of campaigns, newest first: `limit` after skipping `offset`.
+    pub fn campaigns_page(&self, limit: u32, offset: u32) -> Result<Vec<CampaignRow>, ServerError> {
+        self.with(|db| {
+            let mut st = db.prepare(
+                "SELECT * FROM campaigns ORDER BY created_ms DESC, id LIMIT ?1 OFFSET ?2",
+            )?;
+            let rows = st.query_map([limit, offset], campaign_row)?;
+            rows.collect()
+        })
+    }
+
     /// Deletes a campaign and everything that belongs to it.
     pub fn delete_campaign(&self, id: &str) -> Result<(), ServerError> {
         self.with(|db| {
@@ -309,6 +355,23 @@ impl Store {
                 "SELECT * FROM jobs WHERE (?1 = '' OR campaign = ?1) AND (?2 = '' OR state = ?2) ORDER BY id DESC LIMIT ?3",
             )?;
             let rows = st.query_map(params![campaign, state, limit], job_row)?;
+            rows.collect()
+        })
+    }
+
+    /// One page of jobs, newest first, filtered like [`Store::jobs`].
+    pub fn jobs_page(
+        &self,
+        campaign: &str,
+        state: &str,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Vec<JobRow>, ServerError> {
+        self.with(|db| {
+            let mut st = db.prepare(
+                "SELECT * FROM jobs WHERE (?1 = '' OR campaign = ?1) AND (?2 = '' OR state = ?2) ORDER BY id DESC LIMIT ?3 OFFSET ?4",
+            )?;
+            let rows = st.query_map(params![campaign, state, limit, offset], job_row)?;
             rows.collect()
         })
     }
@@ -463,6 +526,47 @@ impl Store {
         })
     }
 
+    /// Appends to the command log.
+    pub fn record_command(&self, c: &CommandRow) -> Result<(), ServerError> {
+        self.with(|db| {
+            db.execute(
+                "INSERT INTO commands (time_ms, who, origin, action, target, ok, result) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![c.time_ms, c.who, c.origin, c.action, c.target, c.ok, c.result],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// The command log, newest first: `limit` entries after skipping `offset`.
+    pub fn commands(&self, limit: u32, offset: u32) -> Result<Vec<CommandRow>, ServerError> {
+        self.with(|db| {
+            let mut st = db.prepare(
+                "SELECT id, time_ms, who, origin, action, target, ok, result FROM commands ORDER BY id DESC LIMIT ?1 OFFSET ?2",
+            )?;
+            let rows = st.query_map(params![limit, offset], |r| {
+                Ok(CommandRow {
+                    id: r.get::<_, i64>(0)? as u64,
+                    time_ms: r.get(1)?,
+                    who: r.get(2)?,
+                    origin: r.get(3)?,
+                    action: r.get(4)?,
+                    target: r.get(5)?,
+                    ok: r.get(6)?,
+                    result: r.get(7)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// How many entries the command log holds.
+    pub fn count_commands(&self) -> Result<u64, ServerError> {
+        self.with(|db| {
+            db.query_row("SELECT COUNT(*) FROM commands", [], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+        })
+    }
+
     /// Rows of `table` (`jobs` or `campaigns`) counted by state.
     pub fn count_by_state(&self, table: &str) -> Result<Vec<(String, u64)>, ServerError> {
         let sql = match table {
@@ -565,6 +669,23 @@ mod tests {
             ("complete", vec!["done".to_string()])
         );
         assert_eq!(s.max_seq("a", "d1").unwrap(), 1);
+        let entry = CommandRow {
+            id: 0,
+            time_ms: 1,
+            who: "ann".into(),
+            origin: "grpc 127.0.0.1:1".into(),
+            action: "spawn".into(),
+            target: "a".into(),
+            ok: true,
+            result: "job 1".into(),
+        };
+        s.record_command(&entry).unwrap();
+        assert_eq!(s.count_commands().unwrap(), 1);
+        assert_eq!(s.commands(10, 0).unwrap()[0], CommandRow { id: 1, ..entry });
+        assert_eq!(
+            s.count_by_state("campaigns").unwrap(),
+            vec![("created".to_string(), 1)]
+        );
         s.delete_campaign("a").unwrap();
         assert!(s.campaign("a").unwrap().is_none());
         assert!(s.stats("a").unwrap().is_empty());

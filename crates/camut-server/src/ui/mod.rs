@@ -1,0 +1,205 @@
+//! The web console: campaigns, live charts, the job queue, the command log and the
+//! service logs, as server-rendered HTML with a little plain JavaScript, served on the
+//! server's own port under a configurable path (`/ui` by default).
+//!
+//! Every action goes through the gRPC services of [`crate::api`] (the very methods a
+//! remote client reaches), marked as coming from the console so that the command log
+//! tells them apart. Charts are SVG drawn here ([`chart`]); nothing is fetched from
+//! elsewhere.
+//!
+//! When the server has an API token, the console asks for it once and keeps it in an
+//! `HttpOnly; SameSite=Strict` cookie scoped to the console's path; it never appears in
+//! a URL. Form posts are refused when the browser says they come from another site
+//! (`Sec-Fetch-Site`, or an `Origin` that is not this host), which together with the
+//! `SameSite=Strict` cookie keeps other sites from posting on the operator's behalf.
+
+mod campaign;
+mod campaigns;
+mod chart;
+mod html;
+mod queue;
+mod records;
+mod sign_in;
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tonic::metadata::MetadataValue;
+
+use crate::api::{Api, FromConsole, USER_HEADER};
+use crate::core::Core;
+
+/// The cookie that holds the API token (hex-encoded).
+const COOKIE: &str = "camut_token";
+
+/// What every handler of the console shares.
+#[derive(Clone)]
+pub(crate) struct Ui {
+    core: Arc<Core>,
+    api: Api,
+    token: Option<Arc<str>>,
+    /// The console's path, e.g. `/ui`.
+    base: Arc<str>,
+}
+
+impl Ui {
+    /// A gRPC request as the console makes it: principal `ui`, marked [`FromConsole`].
+    fn request<T>(&self, message: T, peer: Peer) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(message);
+        r.metadata_mut()
+            .insert(USER_HEADER, MetadataValue::from_static("ui"));
+        r.extensions_mut().insert(FromConsole { peer: peer.0 });
+        r
+    }
+}
+
+/// The browser's address, when the transport knows it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer(Option<SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(
+            parts
+                .extensions
+                .get::<tonic::transport::server::TcpConnectInfo>()
+                .and_then(|i| i.remote_addr()),
+        ))
+    }
+}
+
+/// Adds the console under `base` to the server's router (nothing when `base` is
+/// empty); `base/` leads to it too.
+pub fn mount(server: Router, core: Arc<Core>, token: Option<Arc<str>>, base: &str) -> Router {
+    if base.is_empty() {
+        return server;
+    }
+    let home = format!("{base}/campaigns");
+    server.nest(base, router(core, token, base)).route(
+        &format!("{base}/"),
+        get(move || async move { axum::response::Redirect::to(&home) }),
+    )
+}
+
+/// The console's routes, to be nested under `base` on the server's router.
+pub fn router(core: Arc<Core>, token: Option<Arc<str>>, base: &str) -> Router {
+    let ui = Ui {
+        api: Api(core.clone()),
+        core,
+        token,
+        base: Arc::from(base),
+    };
+    Router::new()
+        .route("/", get(html::home))
+        .route("/campaigns", get(campaigns::list).post(campaigns::create))
+        .route("/campaigns/{id}", get(campaign::show))
+        .route("/campaigns/{id}/live", get(campaign::live))
+        .route("/campaigns/{id}/{action}", post(campaign::act))
+        .route("/jobs", get(queue::jobs))
+        .route("/jobs/table", get(queue::table))
+        .route("/jobs/{id}/{action}", post(queue::act))
+        .route("/commands", get(records::commands))
+        .route("/logs", get(records::logs))
+        .route("/logs/lines", get(records::lines))
+        .route("/login", get(sign_in::form_page).post(sign_in::sign_in))
+        .route("/logout", post(sign_in::sign_out))
+        .route("/assets/console.css", get(css))
+        .route("/assets/console.js", get(js))
+        .fallback(html::not_found)
+        .layer(axum::middleware::from_fn_with_state(ui.clone(), guard))
+        .with_state(ui)
+}
+
+async fn css() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("assets/console.css"),
+    )
+}
+
+async fn js() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("assets/console.js"),
+    )
+}
+
+/// Hex of the token, as the cookie holds it.
+fn cookie_value(token: &str) -> String {
+    token.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Compares without stopping at the first difference.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// Whether the request carries the token (always true when the server has none).
+fn signed_in(ui: &Ui, req: &Request) -> bool {
+    let Some(token) = ui.token.as_deref() else {
+        return true;
+    };
+    let want = cookie_value(token);
+    req.headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .any(|(k, v)| k == COOKIE && same(v, &want))
+}
+
+/// Whether a post comes from another site.
+fn cross_site(req: &Request) -> bool {
+    let h = req.headers();
+    if let Some(site) = h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        return !matches!(site, "same-origin" | "none");
+    }
+    let host = h.get(header::HOST).and_then(|v| v.to_str().ok());
+    match h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        Some(origin) => {
+            let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+            Some(origin_host) != host
+        }
+        None => false,
+    }
+}
+
+/// Whether a path is served without the token: the sign-in page and the assets. The
+/// path may come with or without the console's prefix.
+fn open_path(base: &str, path: &str) -> bool {
+    let rel = path.strip_prefix(base).unwrap_or(path);
+    rel == "/login" || rel == "/assets/console.css" || rel == "/assets/console.js"
+}
+
+/// Refuses cross-site posts and, when the server has a token, requests without it.
+async fn guard(State(ui): State<Ui>, req: Request, next: Next) -> Response {
+    if req.method() == Method::POST && cross_site(&req) {
+        return (
+            StatusCode::FORBIDDEN,
+            "cross-site form posts are refused by the Camut console\n",
+        )
+            .into_response();
+    }
+    if open_path(&ui.base, req.uri().path()) || signed_in(&ui, &req) {
+        return next.run(req).await;
+    }
+    let mut res = sign_in::form(&ui, None).into_response();
+    *res.status_mut() = StatusCode::UNAUTHORIZED;
+    res
+}
