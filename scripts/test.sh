@@ -20,6 +20,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # command is not found.
 APT_NEEDS=(
   "cc:build-essential"     # C compiler for QuickJS (rquickjs)
+  "ssh:openssh-client"     # the ec2 deployer configures drones over ssh
+  "ssh-keygen:openssh-client"
+  "/usr/sbin/sshd:openssh-server" # loopback sshd of the ec2 tests (not on every PATH)
+  "packer:packer"          # validates ami/camut-drone.pkr.hcl
+  "shellcheck:shellcheck"  # checks the ami/ provisioning scripts
 )
 
 # Python packages, as "module:package": installed with pip when
@@ -27,6 +32,7 @@ APT_NEEDS=(
 PIP_NEEDS=(
   "grpc:grpcio"                          # generic gRPC client for the reflection test
   "grpc_reflection:grpcio-reflection"
+  "moto.server:moto[server]"             # moto_server: the EC2 API of the ec2 tests (+ boto3)
 )
 
 log() { printf '==> %s\n' "$*" >&2; }

@@ -14,6 +14,7 @@ pub mod config;
 pub mod core;
 pub mod error;
 pub mod hub;
+pub mod instances;
 pub mod logs;
 pub mod store;
 
@@ -21,8 +22,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use camut::v1::{
-    campaigns_server::CampaignsServer, drones_server::DronesServer, jobs_server::JobsServer,
-    logs_server::LogsServer,
+    campaigns_server::CampaignsServer, drones_server::DronesServer,
+    instances_server::InstancesServer, jobs_server::JobsServer, logs_server::LogsServer,
 };
 use tokio::net::TcpListener;
 use tonic::service::Routes;
@@ -57,7 +58,7 @@ fn check_token(
 }
 
 /// Serves everything on `listener` until `shutdown` completes. Call [`Core::resume`]
-/// first after a restart.
+/// first after a restart (and [`Core::reconcile_in_background`] to reap zombies).
 pub async fn serve(
     core: Arc<Core>,
     token: Option<String>,
@@ -79,7 +80,8 @@ pub async fn serve(
     builder
         .add_service(CampaignsServer::with_interceptor(api.clone(), auth.clone()))
         .add_service(JobsServer::with_interceptor(api.clone(), auth.clone()))
-        .add_service(LogsServer::with_interceptor(api.clone(), auth))
+        .add_service(LogsServer::with_interceptor(api.clone(), auth.clone()))
+        .add_service(InstancesServer::with_interceptor(api.clone(), auth))
         .add_service(DronesServer::new(api))
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
