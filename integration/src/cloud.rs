@@ -235,7 +235,9 @@ impl Sshd {
             .stdin(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
-                panic!("cannot start sshd: {e} (apt-get install openssh-server; scripts/test.sh does)")
+                panic!(
+                    "cannot start sshd: {e} (apt-get install openssh-server; scripts/test.sh does)"
+                )
             });
         let mut sshd = Sshd {
             child,

@@ -145,11 +145,7 @@ impl ServerProcess {
     }
 
     /// Like [`ServerProcess::start`], with extra environment variables.
-    pub fn start_with_env(
-        name: &str,
-        config: Option<&str>,
-        env: &[(&str, &str)],
-    ) -> ServerProcess {
+    pub fn start_with_env(name: &str, config: Option<&str>, env: &[(&str, &str)]) -> ServerProcess {
         let data_dir =
             std::env::temp_dir().join(format!("camut-server-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data_dir);

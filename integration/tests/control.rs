@@ -599,7 +599,10 @@ fn spawn_goes_on_with_fewer_than_asked_and_fails_below_the_minimum() {
         let spawn = c.wait_job(spawn.id).await.unwrap();
         assert_eq!(spawn.state, "complete", "{spawn:?}");
         assert!(
-            spawn.log.iter().any(|l| l.contains("made 3 of 4 instances")),
+            spawn
+                .log
+                .iter()
+                .any(|l| l.contains("made 3 of 4 instances")),
             "{:?}",
             spawn.log
         );

@@ -13,8 +13,7 @@ use camut::v1::{CreateInstancesRequest, DestroyInstancesRequest, ListInstancesRe
 use camut::Client;
 use camut_integration::cloud::{temp_dir, Moto, Sshd, AWS_ENV, MOTO_IMAGE};
 use camut_integration::{
-    camut_bin, control_campaign, pids_with, repo_root, show, wait_for, ServerProcess,
-    TargetProcess,
+    camut_bin, control_campaign, pids_with, repo_root, show, wait_for, ServerProcess, TargetProcess,
 };
 use serde_json::Value;
 
@@ -83,10 +82,7 @@ fn spawn_deploy_run_kill_through_moto_and_a_real_sshd() {
         bin = remote_bin.display(),
         dir = remote.display(),
     );
-    let config = format!(
-        "server_id = \"camut-it-ec2\"\n{}",
-        aws_section(&moto, &ssh)
-    );
+    let config = format!("server_id = \"camut-it-ec2\"\n{}", aws_section(&moto, &ssh));
     let server = ServerProcess::start_with_env("ec2-e2e", Some(&config), &AWS_ENV);
     // Three asked, two at least: moto launches MinCount, so the spawn gets fewer than
     // asked and must go on with them.
@@ -259,8 +255,14 @@ fn zombies_are_found_and_reaped_and_a_missing_image_fails_cleanly() {
     let out = server.camut(&["instances"]);
     assert!(out.status.success(), "{}", show(&out));
     let table = String::from_utf8_lossy(&out.stdout);
-    assert!(table.contains(&theirs[0]), "another server's live instance is listed: {table}");
-    assert!(!table.contains(&unmanaged[0]), "unmanaged instances are not Camut's");
+    assert!(
+        table.contains(&theirs[0]),
+        "another server's live instance is listed: {table}"
+    );
+    assert!(
+        !table.contains(&unmanaged[0]),
+        "unmanaged instances are not Camut's"
+    );
 
     let out = server.camut(&["instances", "--reap"]);
     assert!(out.status.success(), "{}", show(&out));
@@ -284,13 +286,18 @@ fn zombies_are_found_and_reaped_and_a_missing_image_fails_cleanly() {
         let spawn = c.wait_job(spawn.id).await.unwrap();
         assert_eq!(spawn.state, "failed");
         assert!(
-            spawn.error.contains("image ami-00000000 not found in region us-east-1"),
+            spawn
+                .error
+                .contains("image ami-00000000 not found in region us-east-1"),
             "{}",
             spawn.error
         );
         assert_eq!(c.get("noimg").await.unwrap().state, "created");
     });
-    assert!(moto.campaign_instances("noimg").is_empty(), "nothing launched");
+    assert!(
+        moto.campaign_instances("noimg").is_empty(),
+        "nothing launched"
+    );
 }
 
 #[test]
@@ -342,12 +349,28 @@ fn a_standalone_ec2_deployer_launches_once_per_client_token() {
         let ids = |r: camut::v1::CreateInstancesResponse| -> BTreeSet<String> {
             r.instances.into_iter().map(|i| i.id).collect()
         };
-        let first = ids(d.create_instances(create("idem-1")).await.unwrap().into_inner());
-        let again = ids(d.create_instances(create("idem-1")).await.unwrap().into_inner());
+        let first = ids(d
+            .create_instances(create("idem-1"))
+            .await
+            .unwrap()
+            .into_inner());
+        let again = ids(d
+            .create_instances(create("idem-1"))
+            .await
+            .unwrap()
+            .into_inner());
         assert_eq!(first.len(), 2);
         assert_eq!(first, again, "a retried create returns the first instances");
-        assert_eq!(moto.campaign_instances("idem").len(), 2, "and starts no others");
-        let next = ids(d.create_instances(create("idem-2")).await.unwrap().into_inner());
+        assert_eq!(
+            moto.campaign_instances("idem").len(),
+            2,
+            "and starts no others"
+        );
+        let next = ids(d
+            .create_instances(create("idem-2"))
+            .await
+            .unwrap()
+            .into_inner());
         assert!(next.is_disjoint(&first), "a new attempt launches anew");
 
         let listed = d
@@ -359,7 +382,9 @@ fn a_standalone_ec2_deployer_launches_once_per_client_token() {
             .into_inner()
             .instances;
         assert_eq!(listed.len(), 4);
-        assert!(listed.iter().all(|i| i.server == "apart" && i.expires_unix_ms > 0));
+        assert!(listed
+            .iter()
+            .all(|i| i.server == "apart" && i.expires_unix_ms > 0));
 
         let destroyed = d
             .destroy_instances(DestroyInstancesRequest {
@@ -433,12 +458,14 @@ fn the_drone_image_template_validates_and_its_scripts_pass_shellcheck() {
     ] {
         assert!(sysctl.contains(key), "{key} is set");
     }
-    let unit = std::fs::read_to_string(repo_root().join("deploy/systemd/camut-drone.service"))
-        .unwrap();
+    let unit =
+        std::fs::read_to_string(repo_root().join("deploy/systemd/camut-drone.service")).unwrap();
     assert!(unit.contains("LimitNOFILE=1000000"));
-    assert!(std::fs::read_to_string(ami.join("files/99-camut-limits.conf"))
-        .unwrap()
-        .contains("nofile  1000000"));
+    assert!(
+        std::fs::read_to_string(ami.join("files/99-camut-limits.conf"))
+            .unwrap()
+            .contains("nofile  1000000")
+    );
 }
 
 #[test]
@@ -462,10 +489,9 @@ fn the_iam_policy_allows_exactly_the_calls_the_deployer_makes() {
     }
     // Every EC2 call in the deployer's source, as an IAM action; tagging at launch
     // needs ec2:CreateTags as well.
-    let source = std::fs::read_to_string(
-        repo_root().join("crates/camut-deployer-ec2/src/cloud.rs"),
-    )
-    .unwrap();
+    let source =
+        std::fs::read_to_string(repo_root().join("crates/camut-deployer-ec2/src/cloud.rs"))
+            .unwrap();
     let mut used: BTreeSet<String> = [
         ("run_instances", "RunInstances"),
         ("describe_instances", "DescribeInstances"),

@@ -162,9 +162,7 @@ pub fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
                 (None, Some(kind)) if kind == "ec2" => ec2(name, d.settings.clone()).await?,
                 (None, Some(kind)) => builtin(kind, d.capacity, &data_dir)?,
                 (None, None) => {
-                    anyhow::bail!(
-                        "deployer '{name}' needs `kind` (local, dummy, ec2) or `address`"
-                    )
+                    anyhow::bail!("deployer '{name}' needs `kind` (local, dummy, ec2) or `address`")
                 }
             };
             deployers.insert(name.clone(), deployer);

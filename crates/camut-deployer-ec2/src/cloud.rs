@@ -110,23 +110,27 @@ impl Cloud {
     /// whose key already made live instances returns those instead.
     pub(crate) async fn launch(&self, l: &Launch<'_>) -> Result<Vec<String>, Error> {
         if !l.client_token.is_empty() {
-            let earlier = self.describe(Some(l.campaign), Some(l.client_token)).await?;
+            let earlier = self
+                .describe(Some(l.campaign), Some(l.client_token))
+                .await?;
             if !earlier.is_empty() {
                 info!(campaign = %l.campaign, token = %l.client_token, instances = earlier.len(),
                     "a create with this key already made instances: returning them");
-                return Ok(earlier.iter().filter_map(|i| i.instance_id().map(str::to_owned)).collect());
+                return Ok(earlier
+                    .iter()
+                    .filter_map(|i| i.instance_id().map(str::to_owned))
+                    .collect());
             }
         }
         let expires = SystemTime::now() + self.config.max_lifetime();
         let expires = DateTime::from(expires)
             .fmt(DateTimeFormat::DateTime)
             .map_err(|e| Error::Config(format!("expiry time: {e}")))?;
-        let mut tags: Vec<(String, String)> = l
-            .tags
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        tags.retain(|(k, _)| ![TAG_CAMPAIGN, TAG_MANAGED, TAG_EXPIRES, TAG_TOKEN].contains(&k.as_str()));
+        let mut tags: Vec<(String, String)> =
+            l.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        tags.retain(|(k, _)| {
+            ![TAG_CAMPAIGN, TAG_MANAGED, TAG_EXPIRES, TAG_TOKEN].contains(&k.as_str())
+        });
         tags.push((TAG_CAMPAIGN.into(), l.campaign.into()));
         tags.push((TAG_MANAGED.into(), "true".into()));
         tags.push((TAG_EXPIRES.into(), expires));
@@ -156,7 +160,7 @@ impl Cloud {
             call = call.set_security_group_ids(Some(self.config.security_group_ids.clone()));
         }
         if !l.client_token.is_empty() {
-            call = call.client_token(l.client_token);
+            call = call.client_token(ec2_client_token(l.client_token));
         }
         if !l.zone.is_empty() && l.zone != crate::config::zone_region(l.zone) {
             call = call.placement(Placement::builder().availability_zone(l.zone).build());
@@ -206,7 +210,7 @@ impl Cloud {
             .name("instance-id")
             .set_values(Some(ids.to_vec()))
             .build()])
-        .await
+            .await
     }
 
     async fn describe_filtered(&self, filters: Vec<Filter>) -> Result<Vec<Instance>, Error> {
@@ -229,7 +233,11 @@ impl Cloud {
                 _ => break,
             }
         }
-        found.sort_by(|a, b| a.launch_time().cmp(&b.launch_time()).then(a.ami_launch_index().cmp(&b.ami_launch_index())));
+        found.sort_by(|a, b| {
+            a.launch_time()
+                .cmp(&b.launch_time())
+                .then(a.ami_launch_index().cmp(&b.ami_launch_index()))
+        });
         Ok(found)
     }
 
@@ -250,7 +258,12 @@ impl Cloud {
                 .iter()
                 .filter(|i| i.state().and_then(|s| s.name()).is_some_and(&settled))
                 .count();
-            info!(campaign, done, of = ids.len(), "waiting for instances to be {what}");
+            info!(
+                campaign,
+                done,
+                of = ids.len(),
+                "waiting for instances to be {what}"
+            );
             if done == ids.len() {
                 return Ok((list, false));
             }
@@ -310,6 +323,25 @@ impl Cloud {
     }
 }
 
+/// EC2 takes client tokens of at most 64 ASCII characters: a longer key becomes its first
+/// 47 characters, `-` and a 64-bit FNV-1a hash of the whole key in hex (deterministic, so
+/// a retry sends the same token).
+fn ec2_client_token(key: &str) -> String {
+    const MAX: usize = 64;
+    if key.len() <= MAX && key.is_ascii() {
+        return key.to_owned();
+    }
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let head: String = key
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(MAX - 17)
+        .collect();
+    format!("{head}-{hash:016x}")
+}
+
 /// A filter with one value.
 fn filter(name: &str, value: &str) -> Filter {
     Filter::builder().name(name).values(value).build()
@@ -335,6 +367,16 @@ fn api<E: std::error::Error + 'static>(call: &'static str, e: E) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_tokens_fit_ec2() {
+        assert_eq!(ec2_client_token("camut-c-7"), "camut-c-7");
+        let long = format!("camut-{}-12", "x".repeat(80));
+        let t = ec2_client_token(&long);
+        assert_eq!(t.len(), 64);
+        assert_eq!(t, ec2_client_token(&long), "deterministic");
+        assert_ne!(t, ec2_client_token(&format!("camut-{}-13", "x".repeat(80))));
+    }
 
     #[test]
     fn expiry_round_trip() {

@@ -145,22 +145,19 @@ impl Ec2Config {
         Self::from_toml(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
     }
 
-    /// The image for a campaign: its own, else the zone's, the zone's region's, the
-    /// default.
+    /// The image for a campaign: its own, else the zone's, the zone's region's (the
+    /// configured region's when the campaign names no zone), the default.
     pub fn image_for(&self, campaign_image: &str, zone: &str) -> Option<String> {
         if !campaign_image.is_empty() {
             return Some(campaign_image.to_owned());
         }
-        let region = zone_region(zone);
-        [zone, region]
-            .iter()
-            .filter(|k| !k.is_empty())
+        let keys: Vec<&str> = if zone.is_empty() {
+            self.region.as_deref().into_iter().collect()
+        } else {
+            vec![zone, zone_region(zone)]
+        };
+        keys.iter()
             .find_map(|k| self.images.get(*k).cloned())
-            .or_else(|| {
-                self.region
-                    .as_ref()
-                    .and_then(|r| self.images.get(r).cloned())
-            })
             .or_else(|| self.image.clone())
     }
 

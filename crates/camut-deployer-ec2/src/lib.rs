@@ -111,6 +111,14 @@ impl Ec2Deployer {
             )));
         }
         let min = r.min.max(1);
+        if !r.zone.is_empty() && config::zone_region(&r.zone) != self.cloud.region() {
+            return Err(Error::InvalidArgument(format!(
+                "zone '{}' is not in region {} of this ec2 deployer: name a zone of {} in the campaign, or configure one deployer per region",
+                r.zone,
+                self.cloud.region(),
+                self.cloud.region()
+            )));
+        }
         let image = self
             .config
             .image_for(&r.image, &r.zone)
@@ -150,9 +158,9 @@ impl Ec2Deployer {
                 |s| *s != InstanceStateName::Pending,
             )
             .await?;
-        let (running, other): (Vec<_>, Vec<_>) = list.iter().partition(|i| {
-            i.state().and_then(|s| s.name()) == Some(&InstanceStateName::Running)
-        });
+        let (running, other): (Vec<_>, Vec<_>) = list
+            .iter()
+            .partition(|i| i.state().and_then(|s| s.name()) == Some(&InstanceStateName::Running));
         if running.len() < min as usize {
             self.cloud.terminate(&ids).await?;
             if timed_out {
@@ -255,7 +263,9 @@ impl Ec2Deployer {
                 match &outcome {
                     Ok(c) => info!(instance = %id, %destination, uploaded = c.uploaded,
                         ms = started.elapsed().as_millis() as u64, "drone configured and started"),
-                    Err(e) => warn!(instance = %id, %destination, error = %e, "drone not configured"),
+                    Err(e) => {
+                        warn!(instance = %id, %destination, error = %e, "drone not configured")
+                    }
                 }
                 (id, outcome)
             });
@@ -302,7 +312,9 @@ impl Ec2Deployer {
         if timed_out {
             let left = list
                 .iter()
-                .filter(|i| i.state().and_then(|s| s.name()) != Some(&InstanceStateName::Terminated))
+                .filter(|i| {
+                    i.state().and_then(|s| s.name()) != Some(&InstanceStateName::Terminated)
+                })
                 .count();
             return Err(Error::Timeout {
                 campaign: campaign.to_owned(),

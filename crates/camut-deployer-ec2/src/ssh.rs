@@ -173,9 +173,7 @@ impl Configurer {
             "CAMUT_SERVER='{}'\nCAMUT_TOKEN='{}'\nCAMUT_DRONE_ID='{}'\n",
             drone.server_address, drone.join_token, drone.drone_id
         );
-        let write = format!(
-            "mkdir -p \"$(dirname {config})\" && umask 077 && cat > {config}"
-        );
+        let write = format!("mkdir -p \"$(dirname {config})\" && umask 077 && cat > {config}");
         s += &format!(
             "printf '%s' {} | {sudo} sh -c {}\n",
             shell_quote(&env),

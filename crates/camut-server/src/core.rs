@@ -511,7 +511,10 @@ impl Core {
             match r {
                 Ok(r) => break r.into_inner(),
                 Err(s) if s.code() == tonic::Code::Unavailable && tries < CREATE_TRIES => {
-                    ctx.log(format!("deployer '{name}' unavailable ({}): trying again", s.message()));
+                    ctx.log(format!(
+                        "deployer '{name}' unavailable ({}): trying again",
+                        s.message()
+                    ));
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
                 Err(s) => return Err(deployer_error(&name, s)),
@@ -918,7 +921,10 @@ impl Core {
                 }))
                 .await
                 .map_err(|s| deployer_error(&name, s))?;
-            ctx.log(format!("reaped {} instances", out.into_inner().destroyed.len()));
+            ctx.log(format!(
+                "reaped {} instances",
+                out.into_inner().destroyed.len()
+            ));
         }
         Ok(())
     }

@@ -108,22 +108,36 @@ impl Core {
         let (all, list_errors) = self.managed_instances().await?;
         let mut errors: std::collections::HashMap<String, String> =
             list_errors.into_iter().collect();
-        let zombies: Vec<v1::ManagedInstance> =
-            all.iter().filter(|m| !m.zombie.is_empty()).cloned().collect();
+        let zombies: Vec<v1::ManagedInstance> = all
+            .iter()
+            .filter(|m| !m.zombie.is_empty())
+            .cloned()
+            .collect();
         let healthy: BTreeSet<(String, String)> = all
             .iter()
             .filter(|m| m.zombie.is_empty())
-            .filter_map(|m| m.instance.as_ref().map(|i| (m.deployer.clone(), i.campaign.clone())))
+            .filter_map(|m| {
+                m.instance
+                    .as_ref()
+                    .map(|i| (m.deployer.clone(), i.campaign.clone()))
+            })
             .collect();
         let targets: BTreeSet<(String, String)> = zombies
             .iter()
-            .filter_map(|m| m.instance.as_ref().map(|i| (m.deployer.clone(), i.campaign.clone())))
+            .filter_map(|m| {
+                m.instance
+                    .as_ref()
+                    .map(|i| (m.deployer.clone(), i.campaign.clone()))
+            })
             .collect();
         let mut reaped = Vec::new();
         for (deployer, campaign) in targets {
             let key = format!("{deployer}/{campaign}");
             if healthy.contains(&(deployer.clone(), campaign.clone())) {
-                errors.insert(key, "the campaign also holds live instances: kill it to free them all".into());
+                errors.insert(
+                    key,
+                    "the campaign also holds live instances: kill it to free them all".into(),
+                );
                 continue;
             }
             let Some(d) = self.deployers.get(&deployer) else {

@@ -95,7 +95,9 @@ fn table(list: &[v1::ManagedInstance]) -> String {
             ]
         })
         .collect();
-    let head = ["DEPLOYER", "INSTANCE", "CAMPAIGN", "STATE", "ADDRESS", "ZOMBIE"];
+    let head = [
+        "DEPLOYER", "INSTANCE", "CAMPAIGN", "STATE", "ADDRESS", "ZOMBIE",
+    ];
     let mut widths = head.map(str::len);
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {
