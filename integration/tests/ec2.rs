@@ -54,6 +54,17 @@ fn expiries(moto: &Moto, campaign: &str) -> Vec<f64> {
     serde_json::from_value(v).unwrap()
 }
 
+/// Kills, on drop, the drone processes started from the binary at this path.
+struct DronesOf(String);
+
+impl Drop for DronesOf {
+    fn drop(&mut self) {
+        for pid in pids_with(&[&self.0, "drone"]) {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+        }
+    }
+}
+
 #[test]
 fn spawn_deploy_run_kill_through_moto_and_a_real_sshd() {
     let moto = Moto::start();
@@ -84,6 +95,8 @@ fn spawn_deploy_run_kill_through_moto_and_a_real_sshd() {
     );
     let config = format!("server_id = \"camut-it-ec2\"\n{}", aws_section(&moto, &ssh));
     let server = ServerProcess::start_with_env("ec2-e2e", Some(&config), &AWS_ENV);
+    // The drones run detached on the "instance": end them even when an assertion fails.
+    let _drones = DronesOf(remote_bin.display().to_string());
     // Three asked, two at least: moto launches MinCount, so the spawn gets fewer than
     // asked and must go on with them.
     let source = control_campaign("cloud", 3, 2, 5, ", minDrones: 2", &target.url).replace(
@@ -304,33 +317,14 @@ fn zombies_are_found_and_reaped_and_a_missing_image_fails_cleanly() {
 fn a_standalone_ec2_deployer_launches_once_per_client_token() {
     let moto = Moto::start();
     let dir = temp_dir("ec2-apart");
-    let config = dir.join("ec2.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let (deployer, url) = standalone_deployer(
+        &dir,
+        "ec2",
+        &format!(
             "region = \"us-east-1\"\nendpoint_url = \"{}\"\nimage = \"{MOTO_IMAGE}\"\nrunning_timeout_s = 30\nterminated_timeout_s = 30\n",
             moto.url
         ),
-    )
-    .unwrap();
-    let mut deployer = Command::new(camut_bin())
-        .args(["deployer", "ec2", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .envs(AWS_ENV)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(deployer.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("deployer address in {line:?}"))
-        .to_string();
+    );
     let create = |token: &str| CreateInstancesRequest {
         campaign: "idem".into(),
         min: 2,
@@ -408,8 +402,145 @@ fn a_standalone_ec2_deployer_launches_once_per_client_token() {
             .unwrap_err();
         assert_eq!(bad.code(), tonic::Code::InvalidArgument, "{bad:?}");
     });
-    let _ = deployer.kill();
-    let _ = deployer.wait();
+    drop(deployer);
+}
+
+/// A child process killed on drop (also when an assertion fails).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `camut deployer ec2 --listen 127.0.0.1:0 --config <dir>/NAME.toml` with `body`; the
+/// process and its URL.
+fn standalone_deployer(dir: &Path, name: &str, body: &str) -> (Killed, String) {
+    let config = dir.join(format!("{name}.toml"));
+    std::fs::write(&config, body).unwrap();
+    let mut child = Command::new(camut_bin())
+        .args(["deployer", "ec2", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .envs(AWS_ENV)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("deployer address in {line:?}"))
+        .to_string();
+    (Killed(child), url)
+}
+
+#[test]
+fn configure_reports_each_instance_and_refuses_unknown_host_keys() {
+    let moto = Moto::start();
+    let sshd = Sshd::start("hostkeys");
+    let dir = temp_dir("ec2-configure");
+    let remote_bin = dir.join("bin").join("camut");
+    let empty_known_hosts = dir.join("empty_known_hosts");
+    std::fs::write(&empty_known_hosts, "").unwrap();
+    let settings = |known_hosts: &Path| {
+        format!(
+            "region = \"us-east-1\"\nendpoint_url = \"{}\"\nimage = \"{MOTO_IMAGE}\"\n[ssh]\n\
+             user = \"{}\"\nkey_file = \"{}\"\nknown_hosts_file = \"{}\"\n\
+             address_override = \"127.0.0.1:{}\"\nremote_binary = \"{}\"\n\
+             drone_config = \"{}/{{id}}.env\"\nstart_command = \"true\"\nconnect_retry_s = 5\n",
+            moto.url,
+            current_user(),
+            sshd.user_key.display(),
+            known_hosts.display(),
+            sshd.port,
+            remote_bin.display(),
+            dir.display(),
+        )
+    };
+    let (strict_process, strict_url) =
+        standalone_deployer(&dir, "strict", &settings(&empty_known_hosts));
+    let (good_process, good_url) = standalone_deployer(&dir, "good", &settings(&sshd.known_hosts));
+    rt().block_on(async {
+        let connect = |url: String| async move {
+            DeployerClient::new(
+                tonic::transport::Endpoint::from_shared(url)
+                    .unwrap()
+                    .connect()
+                    .await
+                    .unwrap(),
+            )
+        };
+        let mut strict = connect(strict_url).await;
+        let mut good = connect(good_url).await;
+        let made = good
+            .create_instances(CreateInstancesRequest {
+                campaign: "cfg".into(),
+                min: 1,
+                max: 1,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .instances;
+        let id = made[0].id.clone();
+        let configure = |ids: Vec<String>| camut::v1::ConfigureInstancesRequest {
+            campaign: "cfg".into(),
+            instance_ids: ids,
+            server_address: "http://127.0.0.1:9".into(),
+            join_token: "t0k3n".into(),
+        };
+
+        // The host key is not in the known-hosts file: refused, with what to do.
+        let out = strict
+            .configure_instances(configure(vec![id.clone()]))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(out.configured.is_empty());
+        let why = &out.failed[&id];
+        assert!(why.contains("Host key verification failed"), "{why}");
+        assert!(why.contains("host_key_policy"), "{why}");
+        assert!(!remote_bin.exists(), "nothing was uploaded");
+
+        // One instance unknown, one fine: each gets its own outcome.
+        let out = good
+            .configure_instances(configure(vec![id.clone(), "i-0000000000".into()]))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(out.configured, vec![id.clone()], "{out:?}");
+        assert!(out.failed["i-0000000000"].contains("no live instance"));
+        let env = std::fs::read_to_string(dir.join(format!("{id}.env"))).unwrap();
+        assert!(env.contains("CAMUT_TOKEN='t0k3n'"), "{env}");
+        let uploaded = std::fs::metadata(&remote_bin).unwrap().modified().unwrap();
+
+        // Same version on the host: configured again without an upload.
+        let out = good
+            .configure_instances(configure(vec![id.clone()]))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(out.configured, vec![id.clone()]);
+        assert_eq!(
+            std::fs::metadata(&remote_bin).unwrap().modified().unwrap(),
+            uploaded,
+            "the binary is not uploaded again"
+        );
+        good.destroy_instances(DestroyInstancesRequest {
+            campaign: "cfg".into(),
+        })
+        .await
+        .unwrap();
+    });
+    drop((strict_process, good_process));
 }
 
 #[test]

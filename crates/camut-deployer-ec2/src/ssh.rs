@@ -217,7 +217,7 @@ impl Configurer {
             match builder.connect(host).await {
                 Ok(session) => return Ok(session),
                 Err(e) => {
-                    let message = e.to_string();
+                    let message = error_chain(&e);
                     // A host-key refusal will not get better by waiting.
                     let fatal = message.contains("Host key verification failed");
                     if fatal || tokio::time::Instant::now() + RETRY_PAUSE > deadline {
@@ -260,7 +260,7 @@ async fn run(
         .await
         .map_err(|e| Error::Ssh {
             address: destination.to_owned(),
-            message: format!("remote command failed to run: {e}"),
+            message: format!("remote command failed to run: {}", error_chain(&e)),
         })?;
     if !out.status.success() {
         return Err(Error::Ssh {
@@ -273,6 +273,21 @@ async fn run(
         });
     }
     Ok(out.stdout)
+}
+
+/// An error and its causes (ssh's own words are in the cause), joined by `: `.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !s.is_empty() && !text.contains(&s) {
+            text.push_str(": ");
+            text.push_str(s.trim());
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// `host:port` → (host, Some(port)); `[v6]:port` → (v6, Some(port)); a bare host → (host,
