@@ -245,6 +245,22 @@ fn zombies_are_found_and_reaped_and_a_missing_image_fails_cleanly() {
         ],
     );
     let unmanaged = moto.launch(1, &[("Name", "not-camut")]);
+    // A campaign the server knows, holding no instances (as after a spawn cut short by
+    // a restart): an instance of it is not held.
+    let known = "exports.campaign = { id: 'known', drones: 1, users: 1, iterations: 1, deploy: { deployer: 'aws' } };\n\
+                 exports.test = function (done) { done(); };\n";
+    rt().block_on(async {
+        let c = Client::connect(&server.addr, None).await.unwrap();
+        c.create("known.js", known).await.unwrap();
+    });
+    let orphan = moto.launch(
+        1,
+        &[
+            ("camut:managed", "true"),
+            ("camut:campaign", "known"),
+            ("camut:server", "camut-it-zombies"),
+        ],
+    );
 
     let out = server.camut(&["instances", "--zombies", "--json"]);
     assert!(out.status.success(), "{}", show(&out));
@@ -260,10 +276,11 @@ fn zombies_are_found_and_reaped_and_a_missing_image_fails_cleanly() {
             )
         })
         .collect();
-    assert_eq!(zombies.len(), 2, "{zombies:?}");
+    assert_eq!(zombies.len(), 3, "{zombies:?}");
     let why = |id: &str| zombies.iter().find(|z| z.0 == id).map(|z| z.1.clone());
     assert!(why(&unknown[0]).unwrap().contains("unknown to this server"));
     assert!(why(&expired[0]).unwrap().contains("expired"));
+    assert!(why(&orphan[0]).unwrap().contains("does not hold it"));
 
     let out = server.camut(&["instances"]);
     assert!(out.status.success(), "{}", show(&out));
@@ -280,12 +297,13 @@ fn zombies_are_found_and_reaped_and_a_missing_image_fails_cleanly() {
     let out = server.camut(&["instances", "--reap"]);
     assert!(out.status.success(), "{}", show(&out));
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("reaped 2 instances"),
+        String::from_utf8_lossy(&out.stdout).contains("reaped 3 instances"),
         "{}",
         show(&out)
     );
     assert_eq!(moto.state(&unknown[0]), "terminated");
     assert_eq!(moto.state(&expired[0]), "terminated");
+    assert_eq!(moto.state(&orphan[0]), "terminated");
     assert_eq!(moto.state(&theirs[0]), "running", "not ours, not expired");
     assert_eq!(moto.state(&unmanaged[0]), "running");
 
