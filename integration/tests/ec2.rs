@@ -541,6 +541,7 @@ fn configure_reports_each_instance_and_refuses_unknown_host_keys() {
         let uploaded = std::fs::metadata(&remote_bin).unwrap().modified().unwrap();
 
         // Same version on the host: configured again without an upload.
+        let started = Instant::now();
         let out = good
             .configure_instances(configure(vec![id.clone()]))
             .await
@@ -551,6 +552,10 @@ fn configure_reports_each_instance_and_refuses_unknown_host_keys() {
             std::fs::metadata(&remote_bin).unwrap().modified().unwrap(),
             uploaded,
             "the binary is not uploaded again"
+        );
+        eprintln!(
+            "ec2 figures: configure of one instance over ssh without upload {} ms",
+            started.elapsed().as_millis()
         );
         good.destroy_instances(DestroyInstancesRequest {
             campaign: "cfg".into(),
