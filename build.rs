@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/camut/v1/deployer.proto",
         "proto/camut/v1/logs.proto",
         "proto/camut/v1/stats.proto",
+        "proto/camut/v1/instances.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");

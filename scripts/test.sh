@@ -24,6 +24,11 @@ APT_NEEDS=(
   "chromium:chromium"      # headless browser for the web console test
   "node:nodejs"            # runs the console test (Playwright)
   "npm:npm"
+  "ssh:openssh-client"     # the ec2 deployer configures drones over ssh
+  "ssh-keygen:openssh-client"
+  "/usr/sbin/sshd:openssh-server" # loopback sshd of the ec2 tests (not on every PATH)
+  "packer:packer"          # validates ami/camut-drone.pkr.hcl
+  "shellcheck:shellcheck"  # checks the ami/ provisioning scripts
 )
 
 # Python packages, as "module:package": installed with pip when
@@ -32,6 +37,7 @@ PIP_NEEDS=(
   "grpc:grpcio"                          # generic gRPC client for the reflection test
   "grpc_reflection:grpcio-reflection"
   "prometheus_client:prometheus-client"  # OpenMetrics parser for the /metrics test
+  "moto.server:moto[server]"             # moto_server: the EC2 API of the ec2 tests (+ boto3)
 )
 
 log() { printf '==> %s\n' "$*" >&2; }

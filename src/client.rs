@@ -38,6 +38,7 @@ use tonic::{Code, Status, Streaming};
 
 use crate::v1;
 use crate::v1::campaigns_client::CampaignsClient;
+use crate::v1::instances_client::InstancesClient;
 use crate::v1::jobs_client::JobsClient;
 use crate::v1::logs_client::LogsClient;
 
@@ -139,6 +140,7 @@ pub struct Client {
     campaigns: CampaignsClient<Svc>,
     jobs: JobsClient<Svc>,
     logs: LogsClient<Svc>,
+    instances: InstancesClient<Svc>,
 }
 
 impl std::fmt::Debug for Client {
@@ -218,7 +220,8 @@ impl Client {
             url,
             campaigns: CampaignsClient::with_interceptor(channel.clone(), auth.clone()),
             jobs: JobsClient::with_interceptor(channel.clone(), auth.clone()),
-            logs: LogsClient::with_interceptor(channel, auth),
+            logs: LogsClient::with_interceptor(channel.clone(), auth.clone()),
+            instances: InstancesClient::with_interceptor(channel, auth),
         })
     }
 
@@ -458,6 +461,32 @@ impl Client {
     /// The server's log lines with every filter of the API (campaign, level).
     pub async fn tail(&self, req: v1::TailRequest) -> Result<Streaming<v1::LogLine>, ClientError> {
         Ok(self.logs.clone().tail(req).await?.into_inner())
+    }
+
+    // ----- instances -----
+
+    /// The instances every deployer of the server holds, each marked with why it is a
+    /// zombie (empty when not); only the zombies when `zombies_only`.
+    pub async fn instances(
+        &self,
+        zombies_only: bool,
+    ) -> Result<v1::ListManagedInstancesResponse, ClientError> {
+        Ok(self
+            .instances
+            .clone()
+            .list_instances(v1::ListManagedInstancesRequest { zombies_only })
+            .await?
+            .into_inner())
+    }
+
+    /// Frees the zombie instances.
+    pub async fn reap_zombies(&self) -> Result<v1::ReapZombiesResponse, ClientError> {
+        Ok(self
+            .instances
+            .clone()
+            .reap_zombies(v1::ReapZombiesRequest {})
+            .await?
+            .into_inner())
     }
 
     // ----- the whole lifecycle -----

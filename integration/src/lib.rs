@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 
 pub mod victoria;
+pub mod cloud;
 
 /// Path of the `camut` binary built for this test run.
 pub fn camut_bin() -> PathBuf {
@@ -178,11 +179,17 @@ pub struct ServerProcess {
     /// Its data dir.
     pub data_dir: PathBuf,
     config: Option<PathBuf>,
+    env: Vec<(String, String)>,
 }
 
 impl ServerProcess {
     /// Starts a server in a fresh data dir named after `name`, with an optional camut.toml body.
     pub fn start(name: &str, config: Option<&str>) -> ServerProcess {
+        Self::start_with_env(name, config, &[])
+    }
+
+    /// Like [`ServerProcess::start`], with extra environment variables.
+    pub fn start_with_env(name: &str, config: Option<&str>, env: &[(&str, &str)]) -> ServerProcess {
         let data_dir =
             std::env::temp_dir().join(format!("camut-server-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data_dir);
@@ -192,12 +199,22 @@ impl ServerProcess {
             std::fs::write(&p, body).unwrap();
             p
         });
-        Self::launch(data_dir, config, "127.0.0.1:0")
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self::launch(data_dir, config, "127.0.0.1:0", env)
     }
 
-    fn launch(data_dir: PathBuf, config: Option<PathBuf>, listen: &str) -> ServerProcess {
+    fn launch(
+        data_dir: PathBuf,
+        config: Option<PathBuf>,
+        listen: &str,
+        env: Vec<(String, String)>,
+    ) -> ServerProcess {
         let mut cmd = Command::new(camut_bin());
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         cmd.arg("server")
             .args(["--listen", listen])
             .arg("--data-dir")
@@ -237,6 +254,7 @@ impl ServerProcess {
             addr,
             data_dir,
             config,
+            env,
         }
     }
 
@@ -249,6 +267,7 @@ impl ServerProcess {
             self.data_dir.clone(),
             self.config.clone(),
             &self.addr.clone(),
+            self.env.clone(),
         );
         // The drones of the first launch go on (they reconnect): killed with the new one.
         fresh.groups.append(&mut self.groups);

@@ -578,3 +578,52 @@ fn stop_ends_a_run_gracefully_and_keeps_the_drones() {
         assert_eq!(c.wait_job(kill.id).await.unwrap().state, "complete");
     });
 }
+
+#[test]
+fn spawn_goes_on_with_fewer_than_asked_and_fails_below_the_minimum() {
+    // A dummy deployer that can hold 3 instances: where a cloud gives fewer than asked.
+    let server = ServerProcess::start(
+        "spawn-rules",
+        Some("[deployers.short]\nkind = \"dummy\"\ncapacity = 3\n"),
+    );
+    let file = |id: &str, drones: u32, min: u32| {
+        format!(
+            "exports.campaign = {{ id: '{id}', drones: {drones}, minDrones: {min}, users: 1, iterations: 1, deploy: {{ deployer: 'short' }} }};\n\
+             exports.test = function (done) {{ done(); }};\n"
+        )
+    };
+    rt().block_on(async {
+        let c = Client::connect(&server.addr, None).await.unwrap();
+        c.create("few.js", &file("few", 4, 2)).await.unwrap();
+        let spawn = c.spawn("few").await.unwrap();
+        let spawn = c.wait_job(spawn.id).await.unwrap();
+        assert_eq!(spawn.state, "complete", "{spawn:?}");
+        assert!(
+            spawn
+                .log
+                .iter()
+                .any(|l| l.contains("made 3 of 4 instances")),
+            "{:?}",
+            spawn.log
+        );
+        assert_eq!(spawn.progress_done, 3);
+        assert_eq!(c.get("few").await.unwrap().instances.len(), 3);
+
+        // Nothing left: below the minimum, the spawn fails and holds nothing.
+        c.create("none.js", &file("none", 2, 1)).await.unwrap();
+        let spawn = c.spawn("none").await.unwrap();
+        let spawn = c.wait_job(spawn.id).await.unwrap();
+        assert_eq!(spawn.state, "failed", "{spawn:?}");
+        assert!(spawn.error.contains("needs at least 1"), "{}", spawn.error);
+        let none = c.get("none").await.unwrap();
+        assert_eq!(none.state, "created");
+        assert!(none.instances.is_empty());
+
+        // Freed capacity is there again.
+        let kill = c.kill("few").await.unwrap();
+        assert_eq!(c.wait_job(kill.id).await.unwrap().state, "complete");
+        let spawn = c.spawn("none").await.unwrap();
+        assert_eq!(c.wait_job(spawn.id).await.unwrap().state, "complete");
+        assert_eq!(c.get("none").await.unwrap().instances.len(), 2);
+    });
+}

@@ -44,6 +44,7 @@ impl Inspector for BenchInspector {
             deployer: None,
             zone: None,
             instance_type: None,
+            image: None,
             abort_on_drone_loss: false,
             thresholds: Vec::new(),
             iterations_per_drone: 0,
@@ -103,6 +104,7 @@ async fn run(args: &Args) -> Result<Figures> {
             drones: args.drones,
         }),
         drone_timeout: Duration::from_secs(30),
+        server_id: "camut-bench".into(),
     });
     core.resume()?;
     let (stop_tx, stop_rx) = oneshot::channel::<()>();

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use camut_deployer::{Deployer, DummyDeployer, LocalDeployer, RemoteDeployer};
+use camut_deployer_ec2::{Ec2Config, Ec2Deployer};
 use camut_engine::campaign::{DroneLossPolicy, RunLength};
 use camut_engine::Campaign;
 use camut_server::{CampaignInfo, Core, CoreParts, Inspector, ServerConfig, Store};
@@ -45,7 +46,7 @@ pub struct DroneArgs {
 /// Arguments of `camut deployer KIND`.
 #[derive(clap::Args)]
 pub struct DeployerArgs {
-    /// Which deployer: local or dummy.
+    /// Which deployer: local, dummy or ec2.
     kind: String,
     /// Address to serve the Deployer service on.
     #[arg(long, default_value = "127.0.0.1:7300")]
@@ -56,6 +57,10 @@ pub struct DeployerArgs {
     /// For local: where drone logs go.
     #[arg(long)]
     log_dir: Option<PathBuf>,
+    /// For ec2: its settings (TOML, the keys of a `[deployers.NAME.settings]` table of
+    /// camut.toml; see examples/camut.toml).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 /// Reads campaign files with the engine, for the server (which knows no JavaScript).
@@ -73,6 +78,12 @@ impl Inspector for EngineInspector {
             deployer: o.deploy.deployer,
             zone: o.deploy.zone,
             instance_type: o.deploy.instance_type,
+            image: o
+                .deploy
+                .extra
+                .get("image")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned),
             abort_on_drone_loss: o.on_drone_loss == DroneLossPolicy::Abort,
             thresholds: o.thresholds,
             iterations_per_drone: match (o.length, o.arrival_rate) {
@@ -110,9 +121,16 @@ pub(crate) fn builtin(
             None => DummyDeployer::new(),
         }),
         other => anyhow::bail!(
-            "unknown built-in deployer '{other}': use local or dummy, or give an address"
+            "unknown built-in deployer '{other}': use local, dummy or ec2, or give an address"
         ),
     })
+}
+
+/// The ec2 deployer with `settings` (a deployer entry's `settings` table).
+async fn ec2(name: &str, settings: Option<toml::Table>) -> anyhow::Result<Arc<dyn Deployer>> {
+    let config = Ec2Config::from_table(settings.unwrap_or_default())
+        .with_context(|| format!("deployer '{name}'"))?;
+    Ok(Arc::new(Ec2Deployer::new(config).await?))
 }
 
 /// `camut server`; `tap` copies the in-process deployers' lines into its service log.
@@ -141,9 +159,10 @@ pub fn server(args: ServerArgs, tap: camut_server::logs::LogTap) -> anyhow::Resu
         for (name, d) in &config.deployers {
             let deployer: Arc<dyn Deployer> = match (&d.address, &d.kind) {
                 (Some(address), _) => Arc::new(RemoteDeployer::connect_lazy(address.clone())?),
+                (None, Some(kind)) if kind == "ec2" => ec2(name, d.settings.clone()).await?,
                 (None, Some(kind)) => builtin(kind, d.capacity, &data_dir)?,
                 (None, None) => {
-                    anyhow::bail!("deployer '{name}' needs `kind` (local, dummy) or `address`")
+                    anyhow::bail!("deployer '{name}' needs `kind` (local, dummy, ec2) or `address`")
                 }
             };
             deployers.insert(name.clone(), deployer);
@@ -160,9 +179,11 @@ pub fn server(args: ServerArgs, tap: camut_server::logs::LogTap) -> anyhow::Resu
             public_url,
             inspector: Arc::new(EngineInspector),
             drone_timeout: Duration::from_secs_f64(config.drone_timeout_s.unwrap_or(10.0)),
+            server_id: config.server_id(),
         });
         tap.attach(&core);
         core.resume()?;
+        core.reconcile_in_background();
         println!(
             "camut server listening on http://{addr} (data in {})",
             data_dir.display()
@@ -224,7 +245,15 @@ pub fn deployer(args: DeployerArgs) -> anyhow::Result<ExitCode> {
                 };
                 camut_deployer::service::serve_with_shutdown(d, listener, ctrl_c()).await?
             }
-            other => anyhow::bail!("unknown deployer '{other}': use local or dummy"),
+            "ec2" => {
+                let config = match &args.config {
+                    Some(path) => Ec2Config::load(path)?,
+                    None => Ec2Config::default(),
+                };
+                let d = Ec2Deployer::new(config).await?;
+                camut_deployer::service::serve_with_shutdown(d, listener, ctrl_c()).await?
+            }
+            other => anyhow::bail!("unknown deployer '{other}': use local, dummy or ec2"),
         }
         Ok(ExitCode::SUCCESS)
     })

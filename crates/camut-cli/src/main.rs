@@ -42,7 +42,7 @@ enum Command {
     Server(daemons::ServerArgs),
     /// The drone daemon (what an instance runs): dials the server and runs its share.
     Drone(daemons::DroneArgs),
-    /// A deployer as its own gRPC service: `camut deployer local|dummy --listen ADDR`.
+    /// A deployer as its own gRPC service: `camut deployer local|dummy|ec2 --listen ADDR`.
     Deployer(daemons::DeployerArgs),
     // Manager: new, update, del, list, status, spawn, deploy, start, stop, kill, jobs, logs, results.
     #[command(flatten)]

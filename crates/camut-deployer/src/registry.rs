@@ -36,6 +36,7 @@ impl<T> Entry<T> {
             campaign: self.campaign.clone(),
             address: String::new(),
             state: self.state.to_owned(),
+            ..DeployedInstance::default()
         }
     }
 }

@@ -25,6 +25,9 @@ pub struct CampaignInfo {
     pub zone: Option<String>,
     /// Instance type.
     pub instance_type: Option<String>,
+    /// Image (e.g. an AMI id), if the file names one (`deploy.image`).
+    #[serde(default)]
+    pub image: Option<String>,
     /// Whether losing a drone aborts the campaign.
     pub abort_on_drone_loss: bool,
     /// Thresholds.
@@ -174,6 +177,7 @@ mod tests {
             deployer: None,
             zone: zone.map(Into::into),
             instance_type: None,
+            image: None,
             abort_on_drone_loss: false,
             thresholds: Vec::new(),
             iterations_per_drone: 1,

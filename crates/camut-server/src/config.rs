@@ -34,6 +34,10 @@ pub struct ServerConfig {
     /// Where the web console is served on the listen address (default `/ui`; `""`
     /// turns it off).
     pub ui_path: Option<String>,
+    /// This server's id, put on every cloud instance it asks for (tag `camut:server`) so
+    /// that servers sharing a cloud account tell their instances apart (default:
+    /// `camut-<hostname>`).
+    pub server_id: Option<String>,
 }
 
 /// Default path of the web console.
@@ -43,12 +47,15 @@ pub const DEFAULT_UI_PATH: &str = "/ui";
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeployerConfig {
-    /// Built-in kind: `local` or `dummy`.
+    /// Built-in kind: `local`, `dummy` or `ec2`.
     pub kind: Option<String>,
     /// Address of an external Deployer service (`http://host:port`).
     pub address: Option<String>,
     /// For `dummy`: how many instances it can make.
     pub capacity: Option<u32>,
+    /// The built-in kind's own settings (for `ec2`: region, image, ssh, … as in
+    /// examples/camut.toml), read by the binary that builds the deployer.
+    pub settings: Option<toml::Table>,
 }
 
 impl ServerConfig {
@@ -73,6 +80,16 @@ impl ServerConfig {
     /// The data dir.
     pub fn data_dir(&self) -> PathBuf {
         self.data_dir.clone().unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    /// This server's id: the configured one, else `camut-<hostname>`.
+    pub fn server_id(&self) -> String {
+        if let Some(id) = self.server_id.as_ref().filter(|s| !s.is_empty()) {
+            return id.clone();
+        }
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+        let host = host.trim();
+        format!("camut-{}", if host.is_empty() { "server" } else { host })
     }
 
     /// The deployer a campaign without one uses.

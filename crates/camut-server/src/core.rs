@@ -21,6 +21,10 @@ use crate::store::{now_ms, CampaignRow, DroneRow, JobRow, Store};
 const DEPLOY_TIMEOUT: Duration = Duration::from_secs(120);
 /// Drones start this long after the Start command, so that all start together.
 const START_DELAY: Duration = Duration::from_millis(300);
+/// How many times a spawn asks a deployer that is unavailable.
+const CREATE_TRIES: u32 = 3;
+/// Tag (in CreateInstancesRequest.tags) naming the server that asked for an instance.
+pub(crate) const TAG_SERVER: &str = "camut:server";
 /// Grace period given to drones on Stop.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
@@ -70,8 +74,9 @@ pub struct LivePoint {
 /// The server's state and behaviour, shared by every service.
 pub struct Core {
     pub(crate) store: Store,
-    deployers: BTreeMap<String, Arc<dyn Deployer>>,
+    pub(crate) deployers: BTreeMap<String, Arc<dyn Deployer>>,
     default_deployer: String,
+    pub(crate) server_id: String,
     public_url: String,
     inspector: Arc<dyn Inspector>,
     pub(crate) drone_timeout: Duration,
@@ -102,6 +107,8 @@ pub struct CoreParts {
     pub inspector: Arc<dyn Inspector>,
     /// A silent drone is lost after this long.
     pub drone_timeout: Duration,
+    /// This server's id, put on the instances it asks for (tag `camut:server`).
+    pub server_id: String,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -131,6 +138,7 @@ impl Core {
             store: parts.store,
             deployers: parts.deployers,
             default_deployer: parts.default_deployer,
+            server_id: parts.server_id,
             public_url: parts.public_url,
             inspector: parts.inspector,
             drone_timeout: parts.drone_timeout,
@@ -504,18 +512,37 @@ impl Core {
             "asking deployer '{name}' for {}–{} instances",
             info.min_drones, info.drones
         ));
+        let job_id = lock(&ctx.job).id;
         let req = v1::CreateInstancesRequest {
             campaign: info.id.clone(),
             min: info.min_drones,
             max: info.drones,
             zone: info.zone.clone().unwrap_or_default(),
             instance_type: info.instance_type.clone().unwrap_or_default(),
-            image: String::new(),
-            tags: Default::default(),
+            image: info.image.clone().unwrap_or_default(),
+            tags: [(TAG_SERVER.to_string(), self.server_id.clone())].into(),
+            // One key per spawn attempt: a create repeated within it (below, after a
+            // transport failure) never starts a second set of instances.
+            client_token: format!("camut-{}-{job_id}", info.id),
         };
-        let made = tokio::select! {
-            r = deployer.create_instances(Request::new(req)) => r.map_err(|s| deployer_error(&name, s))?.into_inner(),
-            _ = ctx.cancel.cancelled() => return Err(JobEnd::Cancelled),
+        let mut tries = 0;
+        let made = loop {
+            tries += 1;
+            let r = tokio::select! {
+                r = deployer.create_instances(Request::new(req.clone())) => r,
+                _ = ctx.cancel.cancelled() => return Err(JobEnd::Cancelled),
+            };
+            match r {
+                Ok(r) => break r.into_inner(),
+                Err(s) if s.code() == tonic::Code::Unavailable && tries < CREATE_TRIES => {
+                    ctx.log(format!(
+                        "deployer '{name}' unavailable ({}): trying again",
+                        s.message()
+                    ));
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(s) => return Err(deployer_error(&name, s)),
+            }
         };
         let n = made.instances.len() as u32;
         if n < info.min_drones {
@@ -895,6 +922,34 @@ impl Core {
         lock(&self.disconnected).retain(|_, (c, _)| *c != campaign);
         lock(&self.projected).remove(&campaign);
         self.set_state(&campaign, state::KILLED, "");
+        // Whatever the deployer still lists for the campaign is now a zombie: reap it.
+        let leftover = deployer
+            .list_instances(Request::new(v1::ListInstancesRequest {
+                campaign: campaign.clone(),
+            }))
+            .await
+            .map(|r| r.into_inner().instances)
+            .unwrap_or_default();
+        let leftover: Vec<_> = leftover
+            .into_iter()
+            .filter(|i| i.state != "terminated" && i.state != "shutting-down")
+            .collect();
+        if !leftover.is_empty() {
+            ctx.log(format!(
+                "{} instances still listed after the kill: reaping them",
+                leftover.len()
+            ));
+            let out = deployer
+                .destroy_instances(Request::new(v1::DestroyInstancesRequest {
+                    campaign: campaign.clone(),
+                }))
+                .await
+                .map_err(|s| deployer_error(&name, s))?;
+            ctx.log(format!(
+                "reaped {} instances",
+                out.into_inner().destroyed.len()
+            ));
+        }
         Ok(())
     }
 

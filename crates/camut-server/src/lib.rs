@@ -14,6 +14,7 @@ pub mod config;
 pub mod core;
 pub mod error;
 pub mod hub;
+pub mod instances;
 pub mod logs;
 pub mod metrics;
 pub mod store;
@@ -23,8 +24,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use camut::v1::{
-    campaigns_server::CampaignsServer, drones_server::DronesServer, jobs_server::JobsServer,
-    logs_server::LogsServer,
+    campaigns_server::CampaignsServer, drones_server::DronesServer,
+    instances_server::InstancesServer, jobs_server::JobsServer, logs_server::LogsServer,
 };
 use tokio::net::TcpListener;
 use tonic::service::Routes;
@@ -92,9 +93,10 @@ fn check_token(
     }
 }
 
-/// Serves everything on `listener` until `shutdown` completes: gRPC, `/healthz` and
-/// the web console under `ui_path` (none when empty). Call [`Core::resume`] first
-/// after a restart.
+/// Serves everything on `listener` until `shutdown` completes: gRPC, `/healthz`,
+/// `/metrics` and the web console under `ui_path` (none when empty). Call
+/// [`Core::resume`] first after a restart (and [`Core::reconcile_in_background`] to
+/// reap zombies).
 pub async fn serve(
     core: Arc<Core>,
     token: Option<String>,
@@ -117,7 +119,8 @@ pub async fn serve(
     builder
         .add_service(CampaignsServer::with_interceptor(api.clone(), auth.clone()))
         .add_service(JobsServer::with_interceptor(api.clone(), auth.clone()))
-        .add_service(LogsServer::with_interceptor(api.clone(), auth))
+        .add_service(LogsServer::with_interceptor(api.clone(), auth.clone()))
+        .add_service(InstancesServer::with_interceptor(api.clone(), auth))
         .add_service(DronesServer::new(api))
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);

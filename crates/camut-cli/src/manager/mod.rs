@@ -1,6 +1,7 @@
 //! The manager: `camut [-s SERVER] new|update|del|list|status|spawn|deploy|start|stop|kill|jobs|logs|results`,
 //! commands that drive a Camut server over its gRPC API.
 
+pub(crate) mod instances;
 pub(crate) mod show;
 
 use std::io::IsTerminal;
@@ -140,6 +141,23 @@ pub struct LogsArgs {
     conn: Conn,
 }
 
+/// Options of `instances`.
+#[derive(clap::Args)]
+pub struct InstancesArgs {
+    /// Only the zombies: instances whose campaign this server does not know, whose
+    /// expiry has passed, or that their campaign does not hold.
+    #[arg(long)]
+    pub(crate) zombies: bool,
+    /// Terminate the zombies (through their deployers).
+    #[arg(long)]
+    pub(crate) reap: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    conn: Conn,
+}
+
 /// The manager commands.
 #[derive(clap::Subcommand)]
 pub enum ManageCommand {
@@ -171,6 +189,9 @@ pub enum ManageCommand {
     Logs(LogsArgs),
     /// A campaign's merged summary and threshold verdicts (exit 1 when one is broken).
     Results(ShowArgs),
+    /// The instances the server's deployers hold, zombies marked; `--reap` frees the
+    /// zombies.
+    Instances(InstancesArgs),
 }
 
 impl ManageCommand {
@@ -187,6 +208,7 @@ impl ManageCommand {
             | ManageCommand::Kill(a) => &a.conn,
             ManageCommand::Jobs(a) => &a.conn,
             ManageCommand::Logs(a) => &a.conn,
+            ManageCommand::Instances(a) => &a.conn,
         }
     }
 }
@@ -301,6 +323,7 @@ async fn run(client: &Client, cmd: ManageCommand) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        ManageCommand::Instances(a) => return instances::command(client, a).await,
         ManageCommand::Results(a) => {
             let r = client.results(&a.id).await?;
             if a.json {
@@ -391,7 +414,7 @@ fn read_campaign(path: &std::path::Path) -> anyhow::Result<(String, String)> {
     Ok((file, source))
 }
 
-fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
+pub(crate) fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
