@@ -4,8 +4,8 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 
-pub mod victoria;
 pub mod cloud;
+pub mod victoria;
 
 /// Path of the `camut` binary built for this test run.
 pub fn camut_bin() -> PathBuf {

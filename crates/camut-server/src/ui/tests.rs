@@ -34,6 +34,7 @@ impl Inspector for Fake {
             deployer: None,
             zone: None,
             instance_type: None,
+            image: None,
             abort_on_drone_loss: false,
             thresholds: Vec::new(),
             iterations_per_drone: 100,
@@ -51,6 +52,7 @@ fn console(name: &str) -> Ui {
         public_url: "http://127.0.0.1:1".into(),
         inspector: Arc::new(Fake),
         drone_timeout: Duration::from_secs(10),
+        server_id: "camut-test".into(),
     });
     Ui {
         api: crate::api::Api(core.clone()),
