@@ -507,3 +507,54 @@ fn metrics_parse_as_openmetrics_with_live_campaign_series() {
         .unwrap();
     assert_eq!(summary["type"], "summary");
 }
+
+#[test]
+fn the_servers_default_tsdb_serves_campaigns_without_one() {
+    let target = TargetProcess::start();
+    let vm = Victoria::start("default");
+    let (host, port) = vm.telnet.split_once(':').unwrap();
+    let config = format!("[tsdb]\nhost = \"{host}\"\nport = {port}\nprecision = \"s\"\n");
+    let server = camut_integration::ServerProcess::start("tsdb-default", Some(&config));
+    let source = camut_integration::control_campaign("tsdbdef", 2, 2, 3, "", &target.url);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = camut::Client::connect(&server.addr, None).await.unwrap();
+        let results = c.run_campaign("tsdbdef.js", &source).await.unwrap();
+        let s: serde_json::Value = serde_json::from_str(&results.summary_json).unwrap();
+        let [produced, sent, ..] = tsdb_counts(&s);
+        assert!(produced > 0 && sent == produced, "{s}");
+        let all = vm.export_at_least("{campaign=\"tsdbdef\"}", produced);
+        let requests: f64 = all
+            .iter()
+            .filter(|s| s.label("__name__") == Some("http.requests.count"))
+            .flat_map(|s| s.values.iter())
+            .sum();
+        assert_eq!(requests, 2.0 * 2.0 * 3.0);
+        let kill = c.kill("tsdbdef").await.unwrap();
+        c.wait_job(kill.id).await.unwrap();
+    });
+
+    // A bad default TSDB stops the server at start, naming the option.
+    let dir = std::env::temp_dir().join(format!("camut-badtsdb-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("camut.toml");
+    std::fs::write(&bad, "[tsdb]\nhost = \"h\"\nmode = \"every\"\n").unwrap();
+    let out = camut(&[
+        "server",
+        "-c",
+        bad.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success(), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("tsdb.mode"),
+        "{}",
+        show(&out)
+    );
+}

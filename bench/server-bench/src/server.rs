@@ -105,6 +105,7 @@ async fn run(args: &Args) -> Result<Figures> {
         }),
         drone_timeout: Duration::from_secs(30),
         server_id: "camut-bench".into(),
+        default_tsdb: None,
     });
     core.resume()?;
     let (stop_tx, stop_rx) = oneshot::channel::<()>();

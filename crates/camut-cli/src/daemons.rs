@@ -180,6 +180,7 @@ pub fn server(args: ServerArgs, tap: camut_server::logs::LogTap) -> anyhow::Resu
             inspector: Arc::new(EngineInspector),
             drone_timeout: Duration::from_secs_f64(config.drone_timeout_s.unwrap_or(10.0)),
             server_id: config.server_id(),
+            default_tsdb: config.default_tsdb()?,
         });
         tap.attach(&core);
         core.resume()?;

@@ -60,6 +60,7 @@ pub fn main(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
             inspector: Arc::new(EngineInspector),
             drone_timeout: Duration::from_secs(10),
             server_id: "camut-quickstart".into(),
+            default_tsdb: None,
         });
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(camut_server::serve(core, None, camut_server::config::DEFAULT_UI_PATH, listener, async {

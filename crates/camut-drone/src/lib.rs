@@ -248,7 +248,10 @@ impl Drone {
                     tokio::task::spawn_blocking(move || Campaign::from_source(&file, &source))
                         .await;
                 let reply = match compiled {
-                    Ok(Ok(campaign)) => {
+                    Ok(Ok(mut campaign)) => {
+                        if campaign.options.tsdb.is_none() && !c.default_tsdb.is_empty() {
+                            campaign.options.tsdb = default_tsdb(&c.default_tsdb);
+                        }
                         self.campaign = Some((campaign, c.drone_index, c.drone_count));
                         self.run_campaign.clear();
                         self.outbox = Outbox::default();
@@ -394,6 +397,20 @@ impl Drone {
             for m in out {
                 let _ = tx.send(m).await;
             }
+        }
+    }
+}
+
+/// The server's default `tsdb` section, for a campaign whose file has none.
+fn default_tsdb(json: &str) -> Option<camut_tsdb::TsdbConfig> {
+    let parsed = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(json)
+        .map_err(|e| e.to_string())
+        .and_then(|m| camut_tsdb::TsdbConfig::from_options(&m).map_err(|e| e.to_string()));
+    match parsed {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!("the server's default TSDB is unusable, no points are sent: {e}");
+            None
         }
     }
 }

@@ -38,6 +38,9 @@ pub struct ServerConfig {
     /// that servers sharing a cloud account tell their instances apart (default:
     /// `camut-<hostname>`).
     pub server_id: Option<String>,
+    /// The TSDB of campaigns whose file has no `tsdb` section: the same keys as the
+    /// campaign's section (`host`, `port`, `protocol`, `precision`, `mode`, …).
+    pub tsdb: Option<toml::Table>,
 }
 
 /// Default path of the web console.
@@ -92,6 +95,23 @@ impl ServerConfig {
         format!("camut-{}", if host.is_empty() { "server" } else { host })
     }
 
+    /// The default TSDB section as the JSON drones read (checked), if any.
+    pub fn default_tsdb(&self) -> Result<Option<String>, ServerError> {
+        let Some(table) = &self.tsdb else {
+            return Ok(None);
+        };
+        let json = serde_json::to_value(table).map_err(|e| ServerError::InvalidArgument {
+            field: "tsdb".into(),
+            message: e.to_string(),
+        })?;
+        let map = json.as_object().cloned().unwrap_or_default();
+        camut_tsdb::TsdbConfig::from_options(&map).map_err(|e| ServerError::InvalidArgument {
+            field: e.option.clone(),
+            message: e.message.clone(),
+        })?;
+        Ok(Some(json.to_string()))
+    }
+
     /// The deployer a campaign without one uses.
     pub fn default_deployer(&self) -> String {
         self.default_deployer
@@ -106,8 +126,10 @@ impl ServerConfig {
         path.trim_end_matches('/').to_string()
     }
 
-    /// Refuses a config that would expose the control API without a token.
+    /// Refuses a config that would expose the control API without a token, a bad
+    /// console path or a bad default TSDB.
     pub fn check(&self) -> Result<(), ServerError> {
+        self.default_tsdb()?;
         if !self.listen().ip().is_loopback() && self.token.as_deref().unwrap_or("").is_empty() {
             return Err(ServerError::InvalidArgument {
                 field: "token".into(),

@@ -77,6 +77,7 @@ pub struct Core {
     pub(crate) deployers: BTreeMap<String, Arc<dyn Deployer>>,
     default_deployer: String,
     pub(crate) server_id: String,
+    pub(crate) default_tsdb: Option<String>,
     public_url: String,
     inspector: Arc<dyn Inspector>,
     pub(crate) drone_timeout: Duration,
@@ -109,6 +110,8 @@ pub struct CoreParts {
     pub drone_timeout: Duration,
     /// This server's id, put on the instances it asks for (tag `camut:server`).
     pub server_id: String,
+    /// The `tsdb` section (JSON) of campaigns whose file has none.
+    pub default_tsdb: Option<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -139,6 +142,7 @@ impl Core {
             deployers: parts.deployers,
             default_deployer: parts.default_deployer,
             server_id: parts.server_id,
+            default_tsdb: parts.default_tsdb,
             public_url: parts.public_url,
             inspector: parts.inspector,
             drone_timeout: parts.drone_timeout,

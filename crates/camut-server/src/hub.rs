@@ -140,6 +140,7 @@ pub async fn connect(
             source: campaign.source.clone(),
             drone_index: index,
             drone_count: info.drones,
+            default_tsdb: core.default_tsdb.clone().unwrap_or_default(),
         };
         let _ = tx
             .send(Ok(ServerCommand {

@@ -53,6 +53,7 @@ fn console(name: &str) -> Ui {
         inspector: Arc::new(Fake),
         drone_timeout: Duration::from_secs(10),
         server_id: "camut-test".into(),
+        default_tsdb: None,
     });
     Ui {
         api: crate::api::Api(core.clone()),
