@@ -58,6 +58,33 @@ fn run(target: &TargetProcess, name: &str, source: &str, addr: &str) -> serde_js
     serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap()
 }
 
+/// `camut run` of `source` with `--tsdb addr`, going on in the background.
+struct BackgroundRun {
+    child: std::process::Child,
+    json: std::path::PathBuf,
+}
+
+impl BackgroundRun {
+    fn start(target: &TargetProcess, name: &str, source: &str, addr: &str) -> BackgroundRun {
+        let file = temp_file(&format!("{name}.js"), source);
+        let json = file.with_extension("json");
+        let env = format!("TARGET={}", target.url);
+        let child = Command::new(camut_bin())
+            .args(["run", file.to_str().unwrap(), "--env", &env, "-q"])
+            .args(["--tsdb", addr, "--summary-json", json.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        BackgroundRun { child, json }
+    }
+
+    /// Waits for the end; the summary JSON.
+    fn summary(mut self) -> serde_json::Value {
+        assert!(self.child.wait().unwrap().success());
+        serde_json::from_str(&std::fs::read_to_string(&self.json).unwrap()).unwrap()
+    }
+}
+
 fn tsdb_counts(summary: &serde_json::Value) -> [u64; 6] {
     let t = &summary["tsdb"];
     [
@@ -184,32 +211,15 @@ fn a_tsdb_outage_delays_points_but_loses_none() {
     let target = TargetProcess::start();
     let mut vm = Victoria::start_dedup("outage");
     let id = "outage";
-    let file = temp_file(
-        "outage.js",
-        &paced_campaign(id, 4, 4.0, "mode: 'call', protocol: 'http'"),
-    );
-    let json = file.with_extension("json");
-    let env = format!("TARGET={}", target.url);
-    let mut child = Command::new(camut_bin())
-        .args(["run", file.to_str().unwrap(), "--env", &env, "-q"])
-        .args([
-            "--tsdb",
-            &vm.http_put,
-            "--summary-json",
-            json.to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let source = paced_campaign(id, 4, 4.0, "mode: 'call', protocol: 'http'");
+    let run = BackgroundRun::start(&target, id, &source, &vm.http_put);
     std::thread::sleep(Duration::from_millis(1000));
     vm.stop();
     let down = now_ms();
     std::thread::sleep(Duration::from_millis(1500));
     let up = now_ms();
     vm.resume();
-    assert!(child.wait().unwrap().success());
-    let s: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let s = run.summary();
     let [produced, sent, _, dropped, rejected, unsent] = tsdb_counts(&s);
     assert!(produced > 4 * 5 * 20, "{s}");
     assert_eq!(
@@ -237,33 +247,12 @@ fn a_full_queue_drops_the_oldest_and_counts_exactly() {
     let mut vm = Victoria::start_dedup("drops");
     vm.stop();
     let id = "drops";
-    let file = temp_file(
-        "drops.js",
-        &paced_campaign(
-            id,
-            4,
-            3.0,
-            "mode: 'call', protocol: 'http', queue: 40, flushTimeout: 30000",
-        ),
-    );
-    let json = file.with_extension("json");
-    let env = format!("TARGET={}", target.url);
-    let mut child = Command::new(camut_bin())
-        .args(["run", file.to_str().unwrap(), "--env", &env, "-q"])
-        .args([
-            "--tsdb",
-            &vm.http_put,
-            "--summary-json",
-            json.to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let opts = "mode: 'call', protocol: 'http', queue: 40, flushTimeout: 30000";
+    let source = paced_campaign(id, 4, 3.0, opts);
+    let run = BackgroundRun::start(&target, id, &source, &vm.http_put);
     std::thread::sleep(Duration::from_millis(1500));
     vm.resume();
-    assert!(child.wait().unwrap().success());
-    let s: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let s = run.summary();
     let [produced, sent, _, dropped, rejected, unsent] = tsdb_counts(&s);
     assert!(
         dropped > 0,
