@@ -198,14 +198,16 @@ fn slow_campaign(id: &str, drones: u32, iterations: u64, extra: &str, target: &s
     )
 }
 
-async fn until_running(c: &Client, id: &str) {
+/// Waits (at most 10 s) until the campaign runs and its drones report finished iterations.
+async fn until_under_way(c: &Client, id: &str) {
     for _ in 0..200 {
-        if c.get(id).await.unwrap().state == "running" {
+        let campaign = c.get(id).await.unwrap();
+        if campaign.state == "running" && campaign.iterations_done > 0 {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    panic!("campaign {id} never ran");
+    panic!("campaign {id} never got under way");
 }
 
 #[test]
@@ -229,8 +231,7 @@ fn a_drone_killed_mid_run_is_lost_and_the_others_finish() {
             );
         }
         let start = c.start("loss").await.unwrap();
-        until_running(&c, "loss").await;
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        until_under_way(&c, "loss").await;
         let victim = pids_with(&["drone", "--id", "local-loss-1"]);
         assert_eq!(victim.len(), 1);
         std::process::Command::new("kill")
@@ -272,8 +273,7 @@ fn the_server_killed_mid_run_restarts_and_the_campaign_completes_exactly() {
             );
         }
         let start = c.start("rs").await.unwrap();
-        until_running(&c, "rs").await;
-        tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+        until_under_way(&c, "rs").await;
         start.id
     });
     server.kill9_and_restart();
@@ -555,8 +555,7 @@ fn stop_ends_a_run_gracefully_and_keeps_the_drones() {
             );
         }
         let start = c.start("st").await.unwrap();
-        until_running(&c, "st").await;
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        until_under_way(&c, "st").await;
         let stop = c.stop("st").await.unwrap();
         assert_eq!(c.wait_job(stop.id).await.unwrap().state, "complete");
         assert_eq!(c.wait_job(start.id).await.unwrap().state, "complete");

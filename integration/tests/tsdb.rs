@@ -5,8 +5,9 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use camut_integration::victoria::Series;
 use camut_integration::victoria::Victoria;
-use camut_integration::{camut, camut_bin, show, temp_file, TargetProcess};
+use camut_integration::{camut, camut_bin, show, temp_file, wait_for, TargetProcess};
 
 /// A campaign of 3 users × 4 iterations: one call each (the 4th iteration answers 500)
 /// and one `camut.tsdb('shop.cart', …)` point after it.
@@ -96,6 +97,15 @@ fn tsdb_counts(summary: &serde_json::Value) -> [u64; 6] {
     })
 }
 
+/// The sum of every sample of `metric` in `all` whose series has `labels`.
+fn total(all: &[Series], metric: &str, labels: &[(&str, &str)]) -> f64 {
+    all.iter()
+        .filter(|s| s.label("__name__") == Some(metric))
+        .filter(|s| labels.iter().all(|(k, v)| s.label(k) == Some(*v)))
+        .flat_map(|s| s.values.iter())
+        .sum()
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -171,12 +181,9 @@ fn aggregates_count_every_call_over_telnet_and_http() {
         let all = vm.export_at_least(&format!("{{campaign=\"{id}\"}}"), produced);
         let samples: usize = all.iter().map(|s| s.values.len()).sum();
         assert_eq!(samples as u64, produced, "{id}");
-        let sum = |m: &str, status: Option<&str>| -> f64 {
-            all.iter()
-                .filter(|s| s.label("__name__") == Some(m))
-                .filter(|s| status.is_none() || s.label("status") == status)
-                .flat_map(|s| s.values.iter())
-                .sum()
+        let sum = |m: &str, status: Option<&str>| match status {
+            Some(st) => total(&all, m, &[("status", st)]),
+            None => total(&all, m, &[]),
         };
         assert_eq!(sum("http.requests.count", None), 12.0, "{id}");
         assert_eq!(sum("http.requests.count", Some("5xx")), 3.0, "{id}");
@@ -213,10 +220,16 @@ fn a_tsdb_outage_delays_points_but_loses_none() {
     let id = "outage";
     let source = paced_campaign(id, 4, 4.0, "mode: 'call', protocol: 'http'");
     let run = BackgroundRun::start(&target, id, &source, &vm.http_put);
-    std::thread::sleep(Duration::from_millis(1000));
+    let selector = format!("{{campaign=\"{id}\"}}");
+    assert!(
+        wait_for(10, || vm.count(&selector) > 0),
+        "points arrive before the outage"
+    );
     vm.stop();
     let down = now_ms();
-    std::thread::sleep(Duration::from_millis(1500));
+    // The outage lasts while the run makes 100 more calls (5 points each).
+    let served = target.served();
+    assert!(wait_for(10, || target.served() >= served + 100));
     let up = now_ms();
     vm.resume();
     let s = run.summary();
@@ -250,7 +263,8 @@ fn a_full_queue_drops_the_oldest_and_counts_exactly() {
     let opts = "mode: 'call', protocol: 'http', queue: 40, flushTimeout: 30000";
     let source = paced_campaign(id, 4, 3.0, opts);
     let run = BackgroundRun::start(&target, id, &source, &vm.http_put);
-    std::thread::sleep(Duration::from_millis(1500));
+    // 100 calls make 500 points for a 40-point queue while the TSDB is down.
+    assert!(wait_for(10, || target.served() >= 100));
     vm.resume();
     let s = run.summary();
     let [produced, sent, _, dropped, rejected, unsent] = tsdb_counts(&s);
@@ -359,11 +373,7 @@ fn drones_send_aggregates_and_the_results_count_the_points() {
             all.iter().map(|s| s.values.len() as u64).sum::<u64>(),
             produced
         );
-        let requests: f64 = all
-            .iter()
-            .filter(|s| s.label("__name__") == Some("http.requests.count"))
-            .flat_map(|s| s.values.iter())
-            .sum();
+        let requests = total(&all, "http.requests.count", &[]);
         assert_eq!(requests, 2.0 * 3.0 * 5.0);
         let mut clients: Vec<_> = all.iter().filter_map(|s| s.label("client")).collect();
         clients.sort();
@@ -516,11 +526,7 @@ fn the_servers_default_tsdb_serves_campaigns_without_one() {
         let [produced, sent, ..] = tsdb_counts(&s);
         assert!(produced > 0 && sent == produced, "{s}");
         let all = vm.export_at_least("{campaign=\"tsdbdef\"}", produced);
-        let requests: f64 = all
-            .iter()
-            .filter(|s| s.label("__name__") == Some("http.requests.count"))
-            .flat_map(|s| s.values.iter())
-            .sum();
+        let requests = total(&all, "http.requests.count", &[]);
         assert_eq!(requests, 2.0 * 2.0 * 3.0);
         let kill = c.kill("tsdbdef").await.unwrap();
         c.wait_job(kill.id).await.unwrap();

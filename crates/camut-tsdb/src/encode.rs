@@ -200,10 +200,12 @@ pub(crate) fn telnet(out: &mut String, e: &Entry, precision: Precision, base: &B
     }
 }
 
-/// Appends the JSON objects of an entry to an `/api/put` array (without brackets).
+/// Appends the JSON objects of an entry to an `/api/put` array being written in `out`
+/// (empty, or open with `[`).
 pub(crate) fn json(out: &mut String, e: &Entry, precision: Precision, base: &Base) {
     let open = |out: &mut String, metric: &str, ts: u64, value: &Num| {
-        if !out.is_empty() {
+        // Objects follow one another in an array: a comma unless first (after `[`).
+        if !out.is_empty() && !out.ends_with('[') {
             out.push(',');
         }
         out.push_str("{\"metric\":\"");

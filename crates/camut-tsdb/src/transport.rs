@@ -75,11 +75,9 @@ impl Conn {
             }
             Conn::Http { stream, host } => {
                 buf.push('[');
-                let mut body = String::new();
                 for e in batch {
-                    encode::json(&mut body, e, c.precision, base);
+                    encode::json(buf, e, c.precision, base);
                 }
-                buf.push_str(&body);
                 buf.push(']');
                 match tokio::time::timeout(IO_TIMEOUT, post(stream, host, buf.as_bytes())).await {
                     Ok(r) => r,
