@@ -102,11 +102,7 @@ fn msg(m: Msg) -> DroneMessage {
     DroneMessage { msg: Some(m) }
 }
 
-fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+use camut_stats::clock::now_ms as unix_ms;
 
 /// Runs the drones role to its end.
 pub fn main(args: &Args) -> Result<()> {

@@ -107,7 +107,7 @@ async fn run(args: &Args) -> Result<Figures> {
         server_id: "camut-bench".into(),
         default_tsdb: None,
     });
-    core.resume()?;
+    core.resume().await?;
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let server = tokio::spawn(camut_server::serve(
         core,

@@ -119,9 +119,7 @@ fn fs_type(path: &Path) -> String {
 
 /// Now as `YYYY-MM-DD HH:MM UTC`.
 pub fn utc_now() -> String {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let ms = camut_stats::clock::now_ms();
     // camut::clock gives `YYYY-MM-DD HH:MM:SS.mmm`.
     format!("{} UTC", &camut::clock(ms)[..16])
 }

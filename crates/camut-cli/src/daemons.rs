@@ -183,7 +183,7 @@ pub fn server(args: ServerArgs, tap: camut_server::logs::LogTap) -> anyhow::Resu
             default_tsdb: config.default_tsdb()?,
         });
         tap.attach(&core);
-        core.resume()?;
+        core.resume().await?;
         core.reconcile_in_background();
         println!(
             "camut server listening on http://{addr} (data in {})",

@@ -322,9 +322,7 @@ impl Drone {
             },
             ..RunConfig::default()
         };
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now_ms = camut_engine::stats::clock::now_ms();
         let wait = Duration::from_millis((at_ms - now_ms).clamp(0, 60_000) as u64);
         let started = std::thread::Builder::new()
             .name("camut-run".into())

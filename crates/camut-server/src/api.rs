@@ -12,10 +12,10 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::campaign::Command;
 use crate::core::Core;
 use crate::error::ServerError;
 use crate::logs::{level_rank, matches};
+use crate::state::{Command, JobState};
 use crate::store::{now_ms, CommandRow, JobRow};
 
 type Result<T> = std::result::Result<Response<T>, Status>;
@@ -29,8 +29,8 @@ fn job_view(j: JobRow) -> v1::Job {
     v1::Job {
         id: j.id,
         campaign: j.campaign,
-        kind: j.kind,
-        state: j.state,
+        kind: j.kind.as_str().into(),
+        state: j.state.as_str().into(),
         progress_done: j.progress_done,
         progress_total: j.progress_total,
         error: j.error,
@@ -95,7 +95,7 @@ fn caller<T>(r: &Request<T>) -> (String, String) {
 
 impl Api {
     /// Writes a mutating call and its outcome to the command log.
-    fn audited<T>(
+    async fn audited<T>(
         &self,
         (who, origin): (String, String),
         action: &str,
@@ -117,26 +117,27 @@ impl Api {
             ok,
             result,
         };
-        if let Err(e) = self.0.store.record_command(&row) {
+        if let Err(e) = self.0.store.record_command(row).await {
             tracing::error!(action, target, "cannot record the command: {e}");
         }
         out
     }
 
-    fn control(&self, r: Request<v1::CampaignRef>, cmd: Command) -> Result<v1::Job> {
+    async fn control(&self, r: Request<v1::CampaignRef>, cmd: Command) -> Result<v1::Job> {
         let who = caller(&r);
         let target = r.get_ref().id.clone();
-        let out = self.command(r, cmd);
+        let out = self.command(r, cmd).await;
         self.audited(who, cmd.name(), &target, out, |j| format!("job {}", j.id))
+            .await
     }
 
-    fn command(&self, r: Request<v1::CampaignRef>, cmd: Command) -> Result<v1::Job> {
+    async fn command(&self, r: Request<v1::CampaignRef>, cmd: Command) -> Result<v1::Job> {
         let id = r.into_inner().id;
         required("id", &id)?;
-        Ok(Response::new(job_view(self.0.submit(&id, cmd)?)))
+        Ok(Response::new(job_view(self.0.submit(&id, cmd).await?)))
     }
 
-    fn create_inner(&self, r: Request<v1::CreateCampaignRequest>) -> Result<v1::Campaign> {
+    async fn create_inner(&self, r: Request<v1::CreateCampaignRequest>) -> Result<v1::Campaign> {
         let r = r.into_inner();
         required("source", &r.source)?;
         let file = if r.file.is_empty() {
@@ -144,11 +145,11 @@ impl Api {
         } else {
             r.file
         };
-        let row = self.0.create(&file, &r.source)?;
+        let row = self.0.create(&file, &r.source).await?;
         Ok(Response::new(self.0.campaign_view(&row)?))
     }
 
-    fn update_inner(&self, r: Request<v1::UpdateCampaignRequest>) -> Result<v1::Campaign> {
+    async fn update_inner(&self, r: Request<v1::UpdateCampaignRequest>) -> Result<v1::Campaign> {
         let r = r.into_inner();
         required("source", &r.source)?;
         let file = if r.file.is_empty() {
@@ -156,7 +157,7 @@ impl Api {
         } else {
             r.file
         };
-        let row = self.0.update(&file, &r.source)?;
+        let row = self.0.update(&file, &r.source).await?;
         Ok(Response::new(self.0.campaign_view(&row)?))
     }
 }
@@ -166,19 +167,21 @@ impl Campaigns for Api {
     async fn create_campaign(&self, r: Request<v1::CreateCampaignRequest>) -> Result<v1::Campaign> {
         let who = caller(&r);
         let file = r.get_ref().file.clone();
-        let out = self.create_inner(r);
+        let out = self.create_inner(r).await;
         let target = out.as_ref().map_or(file, |c| c.get_ref().id.clone());
         self.audited(who, "create", &target, out, |c| format!("created {}", c.id))
+            .await
     }
 
     async fn update_campaign(&self, r: Request<v1::UpdateCampaignRequest>) -> Result<v1::Campaign> {
         let who = caller(&r);
         let file = r.get_ref().file.clone();
-        let out = self.update_inner(r);
+        let out = self.update_inner(r).await;
         let target = out.as_ref().map_or(file, |c| c.get_ref().id.clone());
         self.audited(who, "update", &target, out, |c| {
             format!("{} is {}", c.id, c.state)
         })
+        .await
     }
 
     async fn delete_campaign(
@@ -190,9 +193,11 @@ impl Campaigns for Api {
         let out = self
             .0
             .delete(&id)
+            .await
             .map(|()| Response::new(v1::DeleteCampaignResponse { id: id.clone() }))
             .map_err(Status::from);
         self.audited(who, "delete", &id, out, |_| "deleted".into())
+            .await
     }
 
     async fn get_campaign(&self, r: Request<v1::CampaignRef>) -> Result<v1::Campaign> {
@@ -213,23 +218,23 @@ impl Campaigns for Api {
     }
 
     async fn spawn(&self, r: Request<v1::CampaignRef>) -> Result<v1::Job> {
-        self.control(r, Command::Spawn)
+        self.control(r, Command::Spawn).await
     }
 
     async fn deploy(&self, r: Request<v1::CampaignRef>) -> Result<v1::Job> {
-        self.control(r, Command::Deploy)
+        self.control(r, Command::Deploy).await
     }
 
     async fn start(&self, r: Request<v1::CampaignRef>) -> Result<v1::Job> {
-        self.control(r, Command::Start)
+        self.control(r, Command::Start).await
     }
 
     async fn stop(&self, r: Request<v1::CampaignRef>) -> Result<v1::Job> {
-        self.control(r, Command::Stop)
+        self.control(r, Command::Stop).await
     }
 
     async fn kill(&self, r: Request<v1::CampaignRef>) -> Result<v1::Job> {
-        self.control(r, Command::Kill)
+        self.control(r, Command::Kill).await
     }
 
     type WatchStream = BoxStream<v1::CampaignEvent>;
@@ -239,7 +244,7 @@ impl Campaigns for Api {
         let row = self.0.campaign_row(&id)?;
         let first = v1::CampaignEvent {
             time_ms: crate::store::now_ms(),
-            event: Some(v1::campaign_event::Event::State(row.state)),
+            event: Some(v1::campaign_event::Event::State(row.state.to_string())),
         };
         let rx = self.0.subscribe(&id);
         let rest = BroadcastStream::new(rx).filter_map(|e| match e {
@@ -262,16 +267,18 @@ impl Campaigns for Api {
         } else {
             r.file
         };
-        Ok(Response::new(match self.0.inspect_only(&file, &r.source) {
-            Ok(id) => v1::ValidateResponse {
-                id,
-                error: String::new(),
+        Ok(Response::new(
+            match self.0.inspect_only(&file, &r.source).await {
+                Ok(id) => v1::ValidateResponse {
+                    id,
+                    error: String::new(),
+                },
+                Err(error) => v1::ValidateResponse {
+                    id: String::new(),
+                    error,
+                },
             },
-            Err(error) => v1::ValidateResponse {
-                id: String::new(),
-                error,
-            },
-        }))
+        ))
     }
 }
 
@@ -279,10 +286,20 @@ impl Campaigns for Api {
 impl Jobs for Api {
     async fn list_jobs(&self, r: Request<v1::ListJobsRequest>) -> Result<v1::ListJobsResponse> {
         let r = r.into_inner();
+        let state = match r.state.as_str() {
+            "" => None,
+            s => Some(
+                s.parse::<JobState>()
+                    .map_err(|e| ServerError::InvalidArgument {
+                        field: "state".into(),
+                        message: format!("{e}: use queued, active, complete, failed or cancelled"),
+                    })?,
+            ),
+        };
         let jobs = self
             .0
             .store
-            .jobs(&r.campaign, &r.state, r.limit)?
+            .jobs(&r.campaign, state, r.limit)?
             .into_iter()
             .map(job_view)
             .collect();
@@ -301,10 +318,10 @@ impl Jobs for Api {
     async fn watch_job(&self, r: Request<v1::JobRef>) -> Result<Self::WatchJobStream> {
         let id = r.into_inner().id;
         // Subscribe before reading, so that no change falls between the two.
-        let rx = self.0.jobs_feed.subscribe();
+        let rx = self.0.jobs.feed.subscribe();
         let now = self.0.store.job(id)?.ok_or(ServerError::JobNotFound(id))?;
-        let ended = |s: &str| matches!(s, "complete" | "failed" | "cancelled");
-        let done = ended(&now.state);
+        let ended = |s: JobState| !s.is_open();
+        let done = ended(now.state);
         let first = tokio_stream::once(Ok(job_view(now)));
         if done {
             return Ok(Response::new(Box::pin(first)));
@@ -317,7 +334,7 @@ impl Jobs for Api {
             })
             .take_while(move |j| {
                 let go = !finished;
-                finished = ended(&j.state);
+                finished = ended(j.state);
                 go
             })
             .map(|j| Ok(job_view(j)));
@@ -330,11 +347,13 @@ impl Jobs for Api {
         let out = self
             .0
             .cancel_job(id)
+            .await
             .map(|j| Response::new(job_view(j)))
             .map_err(Status::from);
         self.audited(who, "cancel-job", &format!("job {id}"), out, |j| {
             format!("cancel asked while job {id} was {}", j.state)
         })
+        .await
     }
 
     async fn delete_job(&self, r: Request<v1::JobRef>) -> Result<v1::DeleteJobResponse> {
@@ -343,11 +362,13 @@ impl Jobs for Api {
         let out = self
             .0
             .delete_job(id)
+            .await
             .map(|()| Response::new(v1::DeleteJobResponse { id }))
             .map_err(Status::from);
         self.audited(who, "delete-job", &format!("job {id}"), out, |_| {
             "deleted".into()
         })
+        .await
     }
 }
 

@@ -7,6 +7,8 @@ use camut_stats::Threshold;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ServerError;
+use crate::state::CampaignState;
+pub use crate::state::Command;
 
 /// The options of a campaign the server acts on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,71 +44,28 @@ pub trait Inspector: Send + Sync + 'static {
     fn inspect(&self, file: &str, source: &str) -> Result<CampaignInfo, String>;
 }
 
-/// Lifecycle states.
-pub mod state {
-    /// Stored, no instances.
-    pub const CREATED: &str = "created";
-    /// Instances exist.
-    pub const SPAWNED: &str = "spawned";
-    /// Drones configured and ready.
-    pub const DEPLOYED: &str = "deployed";
-    /// Drones running.
-    pub const RUNNING: &str = "running";
-    /// Run over.
-    pub const FINISHED: &str = "finished";
-    /// Stopped by the operator or a threshold.
-    pub const STOPPED: &str = "stopped";
-    /// Instances freed, campaign kept.
-    pub const KILLED: &str = "killed";
-}
-
-/// A control command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Command {
-    /// Create instances.
-    Spawn,
-    /// Configure drones.
-    Deploy,
-    /// Run.
-    Start,
-    /// Stop the run.
-    Stop,
-    /// Free the instances.
-    Kill,
-}
-
 impl Command {
-    /// The job kind name.
-    pub fn name(self) -> &'static str {
+    /// The state the campaign is headed for once the command is accepted: a start
+    /// makes it running (and later finished or stopped).
+    pub fn projected(self) -> CampaignState {
         match self {
-            Command::Spawn => "spawn",
-            Command::Deploy => "deploy",
-            Command::Start => "start",
-            Command::Stop => "stop",
-            Command::Kill => "kill",
-        }
-    }
-
-    /// The state the campaign reaches when the command succeeds.
-    pub fn target(self) -> &'static str {
-        match self {
-            Command::Spawn => state::SPAWNED,
-            Command::Deploy => state::DEPLOYED,
-            Command::Start => state::FINISHED,
-            Command::Stop => state::STOPPED,
-            Command::Kill => state::KILLED,
+            Command::Spawn => CampaignState::Spawned,
+            Command::Deploy => CampaignState::Deployed,
+            Command::Start => CampaignState::Running,
+            Command::Stop => CampaignState::Stopped,
+            Command::Kill => CampaignState::Killed,
         }
     }
 
     /// Refuses the command in the wrong state, saying what to do.
-    pub fn check(self, campaign: &str, state: &str) -> Result<(), ServerError> {
-        use state::*;
+    pub fn check(self, campaign: &str, state: CampaignState) -> Result<(), ServerError> {
+        use CampaignState::*;
         let ok = match self {
-            Command::Spawn => [CREATED, KILLED].contains(&state),
-            Command::Deploy => [SPAWNED, FINISHED, STOPPED].contains(&state),
-            Command::Start => state == DEPLOYED,
-            Command::Stop => state == RUNNING,
-            Command::Kill => state != CREATED,
+            Command::Spawn => matches!(state, Created | Killed),
+            Command::Deploy => matches!(state, Spawned | Finished | Stopped),
+            Command::Start => state == Deployed,
+            Command::Stop => state == Running,
+            Command::Kill => state != Created,
         };
         if ok {
             return Ok(());
@@ -126,7 +85,7 @@ impl Command {
         };
         Err(ServerError::WrongState {
             campaign: campaign.into(),
-            state: state.into(),
+            state,
             what: what.into(),
         })
     }
@@ -136,16 +95,16 @@ impl Command {
 pub fn check_update(
     old: &CampaignInfo,
     new: &CampaignInfo,
-    state: &str,
+    state: CampaignState,
 ) -> Result<(), ServerError> {
     let refuse = |what: String| {
         Err(ServerError::WrongState {
             campaign: old.id.clone(),
-            state: state.into(),
+            state,
             what,
         })
     };
-    if state == state::RUNNING {
+    if state == CampaignState::Running {
         return refuse("a running campaign cannot be updated; stop it first".into());
     }
     if old.drones != new.drones {
@@ -186,25 +145,27 @@ mod tests {
 
     #[test]
     fn lifecycle_rules() {
-        assert!(Command::Spawn.check("c", "created").is_ok());
+        use CampaignState::*;
+        assert!(Command::Spawn.check("c", Created).is_ok());
         assert!(Command::Start
-            .check("c", "spawned")
+            .check("c", Spawned)
             .unwrap_err()
             .to_string()
             .contains("deploy first"));
-        assert!(Command::Kill.check("c", "running").is_ok());
-        assert!(Command::Stop.check("c", "finished").is_err());
-        assert!(Command::Deploy.check("c", "finished").is_ok());
+        assert!(Command::Kill.check("c", Running).is_ok());
+        assert!(Command::Stop.check("c", Finished).is_err());
+        assert!(Command::Deploy.check("c", Finished).is_ok());
     }
 
     #[test]
     fn update_rules() {
-        assert!(check_update(&info(2, None), &info(2, None), "spawned").is_ok());
-        let e = check_update(&info(2, None), &info(3, None), "created")
+        use CampaignState::*;
+        assert!(check_update(&info(2, None), &info(2, None), Spawned).is_ok());
+        let e = check_update(&info(2, None), &info(3, None), Created)
             .unwrap_err()
             .to_string();
         assert!(e.contains("delete the campaign and create it again"), "{e}");
-        assert!(check_update(&info(2, Some("a")), &info(2, Some("b")), "created").is_err());
-        assert!(check_update(&info(2, None), &info(2, None), "running").is_err());
+        assert!(check_update(&info(2, Some("a")), &info(2, Some("b")), Created).is_err());
+        assert!(check_update(&info(2, None), &info(2, None), Running).is_err());
     }
 }

@@ -23,10 +23,13 @@ pub enum ServerError {
         /// Campaign id.
         campaign: String,
         /// Its state.
-        state: String,
+        state: crate::state::CampaignState,
         /// What is allowed and what to do.
         what: String,
     },
+    /// A job that is running cannot be deleted.
+    #[error("job {0} is active: cancel it first")]
+    JobActive(u64),
     /// A field is wrong.
     #[error("invalid {field}: {message}")]
     InvalidArgument {
@@ -62,7 +65,7 @@ impl From<ServerError> for Status {
         let code = match &e {
             ServerError::CampaignNotFound(_) | ServerError::JobNotFound(_) => Code::NotFound,
             ServerError::CampaignExists(_) => Code::AlreadyExists,
-            ServerError::WrongState { .. } => Code::FailedPrecondition,
+            ServerError::WrongState { .. } | ServerError::JobActive(_) => Code::FailedPrecondition,
             ServerError::InvalidArgument { .. } => Code::InvalidArgument,
             ServerError::Unauthenticated(_) => Code::Unauthenticated,
             ServerError::Deployer { .. } => Code::Unavailable,
@@ -80,7 +83,7 @@ mod tests {
     fn statuses_are_typed() {
         let s: Status = ServerError::WrongState {
             campaign: "c".into(),
-            state: "running".into(),
+            state: crate::state::CampaignState::Running,
             what: "stop it first".into(),
         }
         .into();

@@ -1,6 +1,7 @@
 //! The drone hub: the `Connect` command streams, heartbeats, loss detection, and the
 //! once-a-second live statistics and abort-on-fail thresholds.
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -15,9 +16,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::campaign::state;
-use crate::core::{Core, LivePoint, Session, HISTORY_POINTS};
-use crate::store::now_ms;
+use crate::core::{Core, DroneTx, LivePoint, Session, HISTORY_POINTS};
+use crate::error::ServerError;
+use crate::state::{CampaignState, DroneState};
+use crate::store::{now_ms, DroneRow};
 
 /// The protocol version this server speaks.
 pub const PROTOCOL: i32 = v1::ProtocolVersion::ProtocolVersion1 as i32;
@@ -26,10 +28,6 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The outbound stream type of Connect.
 pub type CommandStream = Pin<Box<dyn Stream<Item = Result<ServerCommand, Status>> + Send>>;
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// Accepts a drone's stream: checks its Hello and token, then serves it.
 pub async fn connect(
@@ -61,59 +59,48 @@ pub async fn connect(
         .ok_or_else(|| {
             Status::unauthenticated("unknown join token: the drone is not part of any campaign")
         })?;
-    // Keep a known drone's index; give a new one the next free index.
-    let known = core.store.drones(&campaign.id).map_err(Status::from)?;
-    let index = match known.iter().find(|d| d.id == hello.drone_id) {
-        Some(d) => d.index,
-        None => {
-            let instances = core
-                .store
-                .instances(&campaign.id)
-                .map_err(Status::from)?
-                .len();
-            if known.len() >= instances.max(1) {
-                return Err(Status::failed_precondition(format!(
-                    "campaign {} already has its {} drones",
-                    campaign.id,
-                    known.len()
-                )));
-            }
-            known.len() as u32
-        }
-    };
+    let drone = hello.drone_id.clone();
+    let index = core
+        .seat(&campaign.id, campaign.state, &drone)
+        .map_err(Status::from)?;
     let info = core.info(&campaign).map_err(Status::from)?;
     let (tx, rx) = mpsc::channel::<Result<ServerCommand, Status>>(256);
     let generation = core.next_generation.fetch_add(1, Ordering::Relaxed);
-    let resuming = hello.running_campaign == campaign.id && campaign.state == state::RUNNING;
-    let st = if resuming { "running" } else { "connected" };
-    lock(&core.sessions).insert(
-        hello.drone_id.clone(),
-        Session {
-            generation,
-            campaign: campaign.id.clone(),
-            index,
-            tx: tx.clone(),
-            state: st.into(),
-            last_seen: Instant::now(),
-            iterations_done: 0,
-            errors: 0,
-            last_seen_ms: now_ms(),
-            error: String::new(),
-        },
-    );
-    lock(&core.disconnected).remove(&hello.drone_id);
-    core.save_drone_state(&campaign.id, &hello.drone_id, st, "");
+    let resuming =
+        hello.running_campaign == campaign.id && campaign.state == CampaignState::Running;
+    let st = if resuming {
+        DroneState::Running
+    } else {
+        DroneState::Connected
+    };
+    core.with_live(&campaign.id, |l| {
+        l.sessions.insert(
+            drone.clone(),
+            Session {
+                generation,
+                index,
+                tx: tx.clone(),
+                state: st,
+                last_seen: Instant::now(),
+                last_seen_ms: now_ms(),
+                iterations_done: 0,
+                errors: 0,
+                error: String::new(),
+            },
+        );
+        l.disconnected.remove(&drone);
+    });
+    core.save_drone_state(&campaign.id, &drone, st, "").await;
     let acked = core
         .store
-        .max_seq(&campaign.id, &hello.drone_id)
+        .max_seq(&campaign.id, &drone)
         .map_err(Status::from)?;
     core.logs.push(
         "info",
-        &hello.drone_id,
+        &drone,
         &campaign.id,
         format!(
-            "drone {} joined campaign {} as #{index}{}",
-            hello.drone_id,
+            "drone {drone} joined campaign {} as #{index}{}",
             campaign.id,
             if resuming { " (resuming its run)" } else { "" }
         ),
@@ -125,15 +112,14 @@ pub async fn connect(
         })),
     };
     let _ = tx.send(Ok(welcome)).await;
-    if !resuming
-        && [
-            state::SPAWNED,
-            state::DEPLOYED,
-            state::FINISHED,
-            state::STOPPED,
-        ]
-        .contains(&campaign.state.as_str())
-    {
+    let configurable = matches!(
+        campaign.state,
+        CampaignState::Spawned
+            | CampaignState::Deployed
+            | CampaignState::Finished
+            | CampaignState::Stopped
+    );
+    if !resuming && configurable {
         let configure = v1::Configure {
             campaign: campaign.id.clone(),
             file: campaign.file.clone(),
@@ -148,19 +134,25 @@ pub async fn connect(
             }))
             .await;
     }
-    core.drone_event(&campaign.id, &hello.drone_id);
+    core.drone_event(&campaign.id, &drone);
     core.changed.notify_waiters();
-    let drone = hello.drone_id.clone();
     let campaign_id = campaign.id.clone();
     tokio::spawn(async move {
         while let Some(msg) = inbound.next().await {
             let Ok(DroneMessage { msg: Some(msg) }) = msg else {
                 break;
             };
-            core.on_message(&campaign_id, &drone, generation, msg, &tx)
-                .await;
+            if let Err(e) = core
+                .on_message(&campaign_id, &drone, generation, msg, &tx)
+                .await
+            {
+                // The drone keeps what was not acknowledged and sends it again when it
+                // reconnects.
+                let _ = tx.send(Err(Status::unavailable(e.to_string()))).await;
+                break;
+            }
         }
-        core.on_disconnect(&campaign_id, &drone, generation);
+        core.on_disconnect(&campaign_id, &drone, generation).await;
     });
     Ok(Response::new(
         Box::pin(ReceiverStream::new(rx)) as CommandStream
@@ -168,34 +160,73 @@ pub async fn connect(
 }
 
 impl Core {
+    /// The index of `drone` in the campaign's current deployment: the one it had, or
+    /// the next free one while seats remain.
+    fn seat(&self, campaign: &str, state: CampaignState, drone: &str) -> Result<u32, ServerError> {
+        if self.with_live(campaign, |l| l.indexes.is_none() || l.seats.is_none()) {
+            // Loaded once per deployment, outside the campaign's lock.
+            let indexes: HashMap<String, u32> = self
+                .store
+                .drones(campaign)?
+                .into_iter()
+                .map(|d| (d.id, d.index))
+                .collect();
+            let seats = self.store.instances(campaign)?.len().max(1) as u32;
+            self.with_live(campaign, |l| {
+                l.indexes.get_or_insert(indexes);
+                l.seats.get_or_insert(seats);
+            });
+        }
+        self.with_live(campaign, |l| {
+            let seats = l.seats.unwrap_or(1);
+            let indexes = l.indexes.get_or_insert_with(HashMap::new);
+            if let Some(i) = indexes.get(drone) {
+                return Ok(*i);
+            }
+            let taken = indexes.len() as u32;
+            if taken >= seats {
+                return Err(ServerError::WrongState {
+                    campaign: campaign.into(),
+                    state,
+                    what: format!("it already has its {taken} drones"),
+                });
+            }
+            indexes.insert(drone.to_string(), taken);
+            Ok(taken)
+        })
+    }
+
     async fn on_message(
         &self,
         campaign: &str,
         drone: &str,
         generation: u64,
         msg: Msg,
-        tx: &mpsc::Sender<Result<ServerCommand, Status>>,
-    ) {
-        {
-            let mut sessions = lock(&self.sessions);
-            match sessions.get_mut(drone) {
-                Some(s) if s.generation == generation => {
-                    s.last_seen = Instant::now();
-                    s.last_seen_ms = now_ms();
-                }
-                _ => return, // a stale stream of a drone that reconnected
+        tx: &DroneTx,
+    ) -> Result<(), ServerError> {
+        let current = self.with_live(campaign, |l| match l.sessions.get_mut(drone) {
+            Some(s) if s.generation == generation => {
+                s.last_seen = Instant::now();
+                s.last_seen_ms = now_ms();
+                true
             }
+            _ => false, // a stale stream of a drone that reconnected
+        });
+        if !current {
+            return Ok(());
         }
         match msg {
             Msg::Ready(_) => {
-                self.set_session_state(drone, "ready", "");
-                self.save_drone_state(campaign, drone, "ready", "");
+                self.set_session_state(campaign, drone, DroneState::Ready, "");
+                self.save_drone_state(campaign, drone, DroneState::Ready, "")
+                    .await;
                 self.logs
                     .push("info", drone, campaign, format!("drone {drone} is ready"));
             }
             Msg::CompileError(e) => {
-                self.set_session_state(drone, "error", &e.message);
-                self.save_drone_state(campaign, drone, "error", &e.message);
+                self.set_session_state(campaign, drone, DroneState::Error, &e.message);
+                self.save_drone_state(campaign, drone, DroneState::Error, &e.message)
+                    .await;
                 self.logs.push(
                     "error",
                     drone,
@@ -203,14 +234,14 @@ impl Core {
                     format!("drone {drone} cannot compile: {}", e.message),
                 );
             }
-            Msg::Progress(p) => {
-                if let Some(s) = lock(&self.sessions).get_mut(drone) {
+            Msg::Progress(p) => self.with_live(campaign, |l| {
+                if let Some(s) = l.sessions.get_mut(drone) {
                     s.iterations_done = p.iterations_done;
                     s.errors = p.errors;
                 }
-            }
+            }),
             Msg::Stats(s) => {
-                let acked = self.ingest(campaign, drone, s);
+                let acked = self.ingest(campaign, drone, s).await?;
                 let _ = tx
                     .send(Ok(ServerCommand {
                         cmd: Some(Cmd::Ack(v1::Ack { seq: acked })),
@@ -219,14 +250,11 @@ impl Core {
             }
             Msg::Log(l) => self.logs.push(&l.level, drone, campaign, l.line),
             Msg::Finished(f) => {
-                let _ = self.store.set_drone_summary(drone, &f.summary_json);
-                self.set_session_state(drone, "finished", "");
-                self.save_drone_state(campaign, drone, "finished", "");
-                lock(&self.live)
-                    .entry(campaign.to_string())
-                    .or_default()
-                    .finished
-                    .insert(drone.to_string());
+                let _ = self.store.set_drone_summary(drone, &f.summary_json).await;
+                self.set_session_state(campaign, drone, DroneState::Finished, "");
+                self.save_drone_state(campaign, drone, DroneState::Finished, "")
+                    .await;
+                self.with_live(campaign, |l| l.finished.insert(drone.to_string()));
                 self.logs.push(
                     "info",
                     drone,
@@ -238,111 +266,153 @@ impl Core {
         }
         self.drone_event(campaign, drone);
         self.changed.notify_waiters();
+        Ok(())
     }
 
-    /// Stores and merges a delta once; returns the highest sequence number held.
-    fn ingest(&self, campaign: &str, drone: &str, s: v1::Stats) -> u64 {
-        let acked = lock(&self.live)
-            .get(campaign)
-            .and_then(|l| l.acked.get(drone).copied())
-            .unwrap_or(0);
+    /// Stores a delta, then merges it once; returns the highest sequence number held.
+    /// A delta that cannot be stored is an error: it is not acknowledged.
+    async fn ingest(&self, campaign: &str, drone: &str, s: v1::Stats) -> Result<u64, ServerError> {
+        let acked = self.with_live(campaign, |l| l.acked.get(drone).copied().unwrap_or(0));
         if s.seq <= acked {
-            return acked; // a resend after a reconnection: already counted
+            return Ok(acked); // a resend after a reconnection: already counted
         }
-        let Some(delta) = s.delta else { return acked };
-        let bytes = delta.encode_to_vec();
-        match self.store.insert_stats(campaign, drone, s.seq, &bytes) {
-            Ok(true) => {}
-            Ok(false) => return s.seq,
+        let Some(delta) = s.delta else {
+            return Ok(acked);
+        };
+        let set = match camut::stats::from_wire(&delta) {
+            Ok(set) => Some(set),
             Err(e) => {
+                self.logs.push(
+                    "warn",
+                    "server",
+                    campaign,
+                    format!("drone {drone} sent undecodable stats #{}: {e}", s.seq),
+                );
+                None
+            }
+        };
+        let stored = self
+            .store
+            .insert_stats(campaign, drone, s.seq, delta.encode_to_vec())
+            .await
+            .inspect_err(|e| {
                 self.logs.push(
                     "error",
                     "server",
                     campaign,
-                    format!("cannot store stats of {drone}: {e}"),
+                    format!("cannot store stats #{} of {drone}: {e}", s.seq),
                 );
-                return acked;
+            })?;
+        self.with_live(campaign, |l| {
+            if stored {
+                if let Some(set) = &set {
+                    l.merge(drone, set);
+                }
             }
-        }
-        let Ok(set) = camut::stats::from_wire(&delta) else {
+            let held = l.acked.entry(drone.to_string()).or_default();
+            *held = (*held).max(s.seq);
+        });
+        Ok(s.seq)
+    }
+
+    fn set_session_state(&self, campaign: &str, drone: &str, st: DroneState, error: &str) {
+        self.with_live(campaign, |l| {
+            if let Some(s) = l.sessions.get_mut(drone) {
+                s.state = st;
+                s.error = error.into();
+            }
+        });
+    }
+
+    /// Saves a drone's state (keeping its index).
+    pub(crate) async fn save_drone_state(
+        &self,
+        campaign: &str,
+        id: &str,
+        st: DroneState,
+        error: &str,
+    ) {
+        let index = self.with_live(campaign, |l| {
+            l.sessions
+                .get(id)
+                .map(|s| s.index)
+                .or_else(|| l.indexes.as_ref().and_then(|i| i.get(id).copied()))
+                .unwrap_or(0)
+        });
+        let row = DroneRow {
+            id: id.into(),
+            campaign: campaign.into(),
+            index,
+            state: st,
+            error: error.into(),
+        };
+        if let Err(e) = self.store.upsert_drones(vec![row]).await {
             self.logs.push(
-                "warn",
+                "error",
                 "server",
                 campaign,
-                format!("drone {drone} sent undecodable stats #{}", s.seq),
+                format!("cannot save drone {id}: {e}"),
             );
-            return s.seq;
-        };
-        let mut live = lock(&self.live);
-        let l = live.entry(campaign.to_string()).or_default();
-        l.totals.merge(&set);
-        l.interval.merge(&set);
-        l.acked.insert(drone.to_string(), s.seq);
-        s.seq
-    }
-
-    fn set_session_state(&self, drone: &str, st: &str, error: &str) {
-        if let Some(s) = lock(&self.sessions).get_mut(drone) {
-            s.state = st.into();
-            s.error = error.into();
         }
     }
 
-    fn on_disconnect(&self, campaign: &str, drone: &str, generation: u64) {
-        let removed = {
-            let mut sessions = lock(&self.sessions);
-            match sessions.get(drone) {
-                Some(s) if s.generation == generation => sessions.remove(drone),
-                _ => None,
+    async fn on_disconnect(&self, campaign: &str, drone: &str, generation: u64) {
+        let removed = self.with_live(campaign, |l| {
+            let current = l
+                .sessions
+                .get(drone)
+                .is_some_and(|s| s.generation == generation);
+            let removed = if current {
+                l.sessions.remove(drone)
+            } else {
+                None
+            };
+            if removed
+                .as_ref()
+                .is_some_and(|s| s.state == DroneState::Running)
+            {
+                l.disconnected.insert(drone.to_string(), Instant::now());
             }
-        };
+            removed
+        });
         let Some(s) = removed else { return };
+        let running = s.state == DroneState::Running;
         self.logs.push(
-            if s.state == "running" { "warn" } else { "info" },
+            if running { "warn" } else { "info" },
             drone,
             campaign,
             format!("drone {drone} disconnected"),
         );
-        if s.state == "running" {
-            lock(&self.disconnected)
-                .insert(drone.to_string(), (campaign.to_string(), Instant::now()));
-        } else if s.state != "finished" {
-            self.save_drone_state(campaign, drone, "disconnected", "");
+        if !running && s.state != DroneState::Finished {
+            self.save_drone_state(campaign, drone, DroneState::Disconnected, "")
+                .await;
         }
         self.changed.notify_waiters();
     }
 
     fn drone_event(&self, campaign: &str, drone: &str) {
-        let status = {
-            let sessions = lock(&self.sessions);
-            sessions.get(drone).map(|s| v1::DroneStatus {
-                id: drone.into(),
-                index: s.index,
-                state: s.state.clone(),
-                iterations_done: s.iterations_done,
-                errors: s.errors,
-                last_seen_ms: s.last_seen_ms,
-                error: s.error.clone(),
-            })
-        };
+        let status = self.with_live(campaign, |l| l.sessions.get(drone).map(|s| s.status(drone)));
         if let Some(st) = status {
             self.event(campaign, v1::campaign_event::Event::Drone(st));
         }
     }
 
     /// Marks a drone of a running campaign lost and applies the campaign's policy.
-    fn lose(&self, campaign: &str, drone: &str, why: String) {
-        {
-            let mut live = lock(&self.live);
-            let l = live.entry(campaign.to_string()).or_default();
+    async fn lose(&self, campaign: &str, drone: &str, why: String) {
+        let newly = self.with_live(campaign, |l| {
             if l.finished.contains(drone) || l.lost.contains_key(drone) {
-                return;
+                return false;
             }
             l.lost.insert(drone.to_string(), why.clone());
+            l.sessions.remove(drone);
+            l.disconnected.remove(drone);
+            true
+        });
+        if !newly {
+            return;
         }
-        lock(&self.sessions).remove(drone);
-        lock(&self.disconnected).remove(drone);
-        self.save_drone_state(campaign, drone, "lost", &why);
+        self.save_drone_state(campaign, drone, DroneState::Lost, &why)
+            .await;
         self.logs.push(
             "error",
             "server",
@@ -374,36 +444,39 @@ impl Core {
             nonce += 1;
             let now = Instant::now();
             let mut silent = Vec::new();
-            {
-                let sessions = lock(&self.sessions);
-                for (id, s) in sessions.iter() {
+            let mut gone = Vec::new();
+            self.each_live(|campaign, l| {
+                for (id, s) in &l.sessions {
                     let _ = s.tx.try_send(Ok(ServerCommand {
                         cmd: Some(Cmd::Ping(v1::Ping { nonce })),
                     }));
-                    if s.state == "running" && now.duration_since(s.last_seen) > self.drone_timeout
+                    if s.state == DroneState::Running
+                        && now.duration_since(s.last_seen) > self.drone_timeout
                     {
-                        silent.push((s.campaign.clone(), id.clone()));
+                        silent.push((campaign.to_string(), id.clone()));
                     }
                 }
-            }
+                for (id, since) in &l.disconnected {
+                    if now.duration_since(*since) > self.drone_timeout {
+                        gone.push((campaign.to_string(), id.clone()));
+                    }
+                }
+            });
             for (campaign, id) in silent {
                 self.lose(
                     &campaign,
                     &id,
                     format!("no message for {:?}", self.drone_timeout),
-                );
+                )
+                .await;
             }
-            let gone: Vec<(String, String)> = lock(&self.disconnected)
-                .iter()
-                .filter(|(_, (_, since))| now.duration_since(*since) > self.drone_timeout)
-                .map(|(d, (c, _))| (c.clone(), d.clone()))
-                .collect();
             for (campaign, id) in gone {
                 self.lose(
                     &campaign,
                     &id,
                     format!("disconnected and not back within {:?}", self.drone_timeout),
-                );
+                )
+                .await;
             }
             self.publish_live();
         }
@@ -412,49 +485,42 @@ impl Core {
     fn publish_live(&self) {
         let mut events = Vec::new();
         let mut aborts = Vec::new();
-        {
-            let mut live = lock(&self.live);
-            for (campaign, l) in live.iter_mut() {
-                if l.interval.is_empty() {
-                    continue;
-                }
-                let interval = std::mem::take(&mut l.interval);
-                let (requests, errors) = l.totals.request_totals();
-                let (ireq, ierr) = interval.request_totals();
-                let mut rt = camut_stats::histogram();
-                for c in interval.calls.values() {
-                    let _ = rt.add(&c.response_time);
-                }
-                let lat = LatencyStats::from_histogram(&rt, 1000.0);
-                let it = &l.totals.iterations;
-                let stats = v1::LiveStats {
-                    iterations_done: it.completed + it.failed,
-                    requests,
-                    errors,
-                    requests_per_s: ireq as f64,
-                    p50_ms: lat.p50,
-                    p90_ms: lat.p90,
-                    p99_ms: lat.p99,
-                    errors_per_s: ierr as f64,
-                };
-                if l.history.len() >= HISTORY_POINTS {
-                    l.history.pop_front();
-                }
-                l.history.push_back(LivePoint {
-                    time_ms: now_ms(),
-                    stats,
-                    active_vus: it.started.saturating_sub(it.completed + it.failed),
-                });
-                events.push((campaign.clone(), stats));
-                if l.stopped.is_none() {
-                    aborts.push((
-                        campaign.clone(),
-                        l.started.map_or(0.0, |s| s.elapsed().as_secs_f64()),
-                        l.totals.clone(),
-                    ));
-                }
+        self.each_live(|campaign, l| {
+            if l.interval.is_empty() {
+                return;
             }
-        }
+            let interval = std::mem::take(&mut l.interval);
+            let (requests, errors) = l.totals.request_totals();
+            let (ireq, ierr) = interval.request_totals();
+            let mut rt = camut_stats::histogram();
+            for c in interval.calls.values() {
+                let _ = rt.add(&c.response_time);
+            }
+            let lat = LatencyStats::from_histogram(&rt, 1000.0);
+            let it = &l.totals.iterations;
+            let stats = v1::LiveStats {
+                iterations_done: it.completed + it.failed,
+                requests,
+                errors,
+                requests_per_s: ireq as f64,
+                p50_ms: lat.p50,
+                p90_ms: lat.p90,
+                p99_ms: lat.p99,
+                errors_per_s: ierr as f64,
+            };
+            if l.history.len() >= HISTORY_POINTS {
+                l.history.pop_front();
+            }
+            l.history.push_back(LivePoint {
+                time_ms: now_ms(),
+                stats,
+                active_vus: it.started.saturating_sub(it.completed + it.failed),
+            });
+            events.push((campaign.to_string(), stats));
+            if l.stopped.is_none() {
+                aborts.push((campaign.to_string(), l.elapsed_s(), l.totals.clone()));
+            }
+        });
         for (campaign, stats) in events {
             self.event(&campaign, v1::campaign_event::Event::Stats(stats));
         }

@@ -21,6 +21,7 @@ use tracing::{info, warn};
 use crate::api::Api;
 use crate::core::Core;
 use crate::error::ServerError;
+use crate::state::{Command, JobState};
 use crate::store::now_ms;
 
 /// Instance states of instances on their way out.
@@ -37,9 +38,9 @@ impl Core {
         let now = now_ms();
         // Campaigns with a spawn in flight may hold instances the store does not list yet.
         let mut spawning = HashSet::new();
-        for state in ["queued", "active"] {
-            for job in self.store.jobs("", state, 10_000)? {
-                if job.kind == "spawn" {
+        for state in [JobState::Queued, JobState::Active] {
+            for job in self.store.jobs("", Some(state), 10_000)? {
+                if job.kind == Command::Spawn {
                     spawning.insert(job.campaign);
                 }
             }

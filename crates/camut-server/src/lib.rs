@@ -5,19 +5,32 @@
 //! It knows nothing of QuickJS: campaign files are read through an [`Inspector`] that
 //! the binary provides, and deployers are any implementation of the `Deployer` service,
 //! in-process or remote.
+//!
+//! The rooms, and who owns what, are described in [`core`]: `core` holds the state
+//! (one lock per campaign), `campaigns` creates and shows campaigns, `jobs` is the
+//! queue, `flows` the spawn/deploy/start/stop/kill flows, `results` the merged
+//! results, `hub` the drone sessions, `store` the durable store and its writer thread.
 
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod auth;
 pub mod campaign;
+pub mod campaigns;
 pub mod config;
 pub mod core;
 pub mod error;
+pub mod flows;
 pub mod hub;
 pub mod instances;
+pub mod jobs;
 pub mod logs;
 pub mod metrics;
+pub mod results;
+pub mod state;
 pub mod store;
+#[cfg(test)]
+mod testing;
 pub mod ui;
 
 use std::future::Future;
@@ -31,6 +44,7 @@ use tokio::net::TcpListener;
 use tonic::service::Routes;
 use tonic::{Request, Status};
 
+pub use auth::ApiToken;
 pub use campaign::{CampaignInfo, Inspector};
 pub use config::ServerConfig;
 pub use core::{Core, CoreParts};
@@ -39,25 +53,22 @@ pub use store::Store;
 
 /// `GET /metrics`, behind the API token when the server has one (Prometheus sends it
 /// with `authorization: { credentials: … }`).
-fn metrics_route(core: Arc<Core>, token: Option<Arc<str>>) -> axum::routing::MethodRouter {
+fn metrics_route(core: Arc<Core>, token: ApiToken) -> axum::routing::MethodRouter {
     use axum::http::{header, HeaderMap, StatusCode};
     axum::routing::get(move |headers: HeaderMap| {
         let core = core.clone();
         let token = token.clone();
         async move {
-            if let Some(expected) = token.as_deref() {
-                let given = headers
-                    .get(header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("Bearer "));
-                if given != Some(expected) {
-                    return (
-                        StatusCode::UNAUTHORIZED,
-                        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                        "this server needs its API token: header `Authorization: Bearer <token>`\n"
-                            .to_string(),
-                    );
-                }
+            let given = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            if token.check_bearer(given).is_err() {
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                    "this server needs its API token: header `Authorization: Bearer <token>`\n"
+                        .to_string(),
+                );
             }
             let body = tokio::task::spawn_blocking(move || metrics::render(&core))
                 .await
@@ -72,21 +83,16 @@ fn metrics_route(core: Arc<Core>, token: Option<Arc<str>>) -> axum::routing::Met
 }
 
 /// Checks the bearer token of a control call (when the server has one).
-fn check_token(
-    expected: Option<Arc<str>>,
-) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone {
+fn check_token(token: ApiToken) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone {
     move |req: Request<()>| {
-        let Some(expected) = expected.as_deref() else {
-            return Ok(req);
-        };
         let given = req
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok());
-        match given.and_then(|v| v.strip_prefix("Bearer ")) {
-            Some(t) if t == expected => Ok(req),
-            Some(_) => Err(Status::unauthenticated("wrong API token")),
-            None => Err(Status::unauthenticated(
+        match token.check_bearer(given) {
+            Ok(()) => Ok(req),
+            Err(auth::Refusal::Wrong) => Err(Status::unauthenticated("wrong API token")),
+            Err(auth::Refusal::Missing) => Err(Status::unauthenticated(
                 "this server needs an API token: pass --token or set CAMUT_TOKEN (header `authorization: Bearer <token>`)",
             )),
         }
@@ -105,7 +111,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let api = api::Api(core.clone());
-    let token: Option<Arc<str>> = token.filter(|t| !t.is_empty()).map(Arc::from);
+    let token = ApiToken::new(token);
     let auth = check_token(token.clone());
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(camut::v1::FILE_DESCRIPTOR_SET)

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use camut::v1::LogLine;
 use tokio::sync::broadcast;
@@ -97,14 +97,14 @@ pub fn matches(l: &LogLine, campaign: &str, min_level: u8) -> bool {
 /// A `tracing` layer that copies the in-process deployers' events (targets
 /// `camut_deployer…`) into a server's service log, so that `camut logs` and the console
 /// show them. Install it in the subscriber at start-up, then [`LogTap::attach`] the
-/// core once it exists; events before that are only printed.
+/// core's log buffer once it exists; events before that are only printed.
 #[derive(Clone, Default)]
-pub struct LogTap(Arc<OnceLock<Weak<Core>>>);
+pub struct LogTap(Arc<OnceLock<Arc<LogBuffer>>>);
 
 impl LogTap {
     /// From now on, copies events into `core`'s log.
-    pub fn attach(&self, core: &Arc<Core>) {
-        let _ = self.0.set(Arc::downgrade(core));
+    pub fn attach(&self, core: &Core) {
+        let _ = self.0.set(core.logs.clone());
     }
 }
 
@@ -144,7 +144,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LogTap {
         if !meta.target().starts_with("camut_deployer") {
             return;
         }
-        let Some(core) = self.0.get().and_then(Weak::upgrade) else {
+        let Some(logs) = self.0.get() else {
             return;
         };
         let mut f = Fields::default();
@@ -156,7 +156,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LogTap {
             _ => "debug",
         };
         let kind = meta.target().rsplit("::").next().unwrap_or("deployer");
-        core.logs.keep(LogLine {
+        logs.keep(LogLine {
             time_ms: now_ms(),
             level: level.into(),
             source: format!("deployer {kind}"),

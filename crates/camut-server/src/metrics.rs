@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 use camut_stats::LatencyStats;
 
 use crate::core::Core;
+use crate::state::DroneState;
 
 /// The content type Prometheus asks for and this answers with.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -73,43 +74,37 @@ struct CampaignFigures {
 /// Renders the whole exposition.
 pub fn render(core: &Core) -> String {
     let campaigns = core.store.campaigns(10_000).unwrap_or_default();
-    let figures: BTreeMap<String, CampaignFigures> = {
-        let live = core.live.lock().unwrap_or_else(|e| e.into_inner());
-        live.iter()
-            .filter(|(_, l)| l.started.is_some() || !l.totals.is_empty())
-            .map(|(id, l)| {
-                let t = &l.totals;
-                let (requests, errors) = t.request_totals();
-                let mut rt = camut_stats::histogram();
-                for c in t.calls.values() {
-                    let _ = rt.add(&c.response_time);
-                }
-                (
-                    id.clone(),
-                    CampaignFigures {
-                        requests,
-                        errors,
-                        iterations: t.iterations.completed + t.iterations.failed,
-                        failed: t.iterations.failed,
-                        connections: t.connections,
-                        latency_sum_s: rt.mean() * rt.len() as f64 / 1e6,
-                        latency: LatencyStats::from_histogram(&rt, 1_000_000.0),
-                        tsdb_dropped: t.tsdb.dropped,
-                    },
-                )
-            })
-            .collect()
-    };
-    let mut drones: BTreeMap<(String, String), u64> = BTreeMap::new();
-    let connected = {
-        let sessions = core.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        for s in sessions.values() {
-            *drones
-                .entry((s.campaign.clone(), s.state.clone()))
-                .or_default() += 1;
+    let mut figures: BTreeMap<String, CampaignFigures> = BTreeMap::new();
+    let mut drones: BTreeMap<(String, DroneState), u64> = BTreeMap::new();
+    let mut connected = 0;
+    core.each_live(|id, l| {
+        connected += l.sessions.len();
+        for s in l.sessions.values() {
+            *drones.entry((id.to_string(), s.state)).or_default() += 1;
         }
-        sessions.len()
-    };
+        if l.started.is_none() && l.totals.is_empty() {
+            return;
+        }
+        let t = &l.totals;
+        let (requests, errors) = t.request_totals();
+        let mut rt = camut_stats::histogram();
+        for c in t.calls.values() {
+            let _ = rt.add(&c.response_time);
+        }
+        figures.insert(
+            id.to_string(),
+            CampaignFigures {
+                requests,
+                errors,
+                iterations: t.iterations.completed + t.iterations.failed,
+                failed: t.iterations.failed,
+                connections: t.connections,
+                latency_sum_s: rt.mean() * rt.len() as f64 / 1e6,
+                latency: LatencyStats::from_histogram(&rt, 1_000_000.0),
+                tsdb_dropped: t.tsdb.dropped,
+            },
+        );
+    });
     let mut out = String::new();
     let mut f = Family { out: &mut out };
 
@@ -122,7 +117,7 @@ pub fn render(core: &Core) -> String {
     for c in &campaigns {
         f.sample(
             "camut_campaign_info",
-            &[("campaign", &c.id), ("state", &c.state)],
+            &[("campaign", &c.id), ("state", c.state.as_str())],
             1.0,
         );
     }
@@ -196,7 +191,7 @@ pub fn render(core: &Core) -> String {
     for ((campaign, state), n) in &drones {
         f.sample(
             "camut_campaign_drones",
-            &[("campaign", campaign), ("state", state)],
+            &[("campaign", campaign), ("state", state.as_str())],
             *n as f64,
         );
     }
@@ -208,8 +203,8 @@ pub fn render(core: &Core) -> String {
     );
     f.sample("camut_drones_connected", &[], connected as f64);
     f.head("camut_jobs", "gauge", None, "Jobs in the store, by state.");
-    for (state, n) in core.store.count_by_state("jobs").unwrap_or_default() {
-        f.sample("camut_jobs", &[("state", &state)], n as f64);
+    for (state, n) in core.store.jobs_by_state().unwrap_or_default() {
+        f.sample("camut_jobs", &[("state", state.as_str())], n as f64);
     }
     f.head(
         "camut_campaigns",
@@ -217,8 +212,8 @@ pub fn render(core: &Core) -> String {
         None,
         "Campaigns in the store, by state.",
     );
-    for (state, n) in core.store.count_by_state("campaigns").unwrap_or_default() {
-        f.sample("camut_campaigns", &[("state", &state)], n as f64);
+    for (state, n) in core.store.campaigns_by_state().unwrap_or_default() {
+        f.sample("camut_campaigns", &[("state", state.as_str())], n as f64);
     }
     f.head(
         "camut_store_size_bytes",

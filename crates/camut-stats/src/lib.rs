@@ -8,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+pub mod clock;
 pub mod codec;
 pub mod set;
 pub mod summary;

@@ -7,13 +7,7 @@ use camut::v1;
 use camut_engine::stats::{Summary, Verdict};
 use serde_json::{json, Value};
 
-/// Now, Unix ms.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use camut_engine::stats::clock::now_ms;
 
 /// How long ago a Unix-ms time was, shortly: `12s ago`, `5m ago`, `3h ago`, `2d ago`.
 pub fn ago(ms: i64, now_ms: i64) -> String {

@@ -17,7 +17,7 @@ use super::html::{
 };
 use super::queue::jobs_rows;
 use super::{chart, Peer, Ui};
-use crate::campaign::Command;
+use crate::state::{CampaignState, Command};
 
 /// Drones listed one by one on a campaign page; the rest are counted.
 pub(crate) const DRONE_ROWS: usize = 50;
@@ -172,7 +172,7 @@ pub(crate) fn live_html(ui: &Ui, id: &str) -> String {
         Command::Stop,
         Command::Kill,
     ] {
-        if cmd.check(id, &c.state).is_ok() {
+        if cmd.check(id, row.state).is_ok() {
             let confirm = (cmd == Command::Kill).then_some("Free every instance of this campaign?");
             let class = if cmd == Command::Kill {
                 "danger"
@@ -190,7 +190,7 @@ pub(crate) fn live_html(ui: &Ui, id: &str) -> String {
     out.push_str("</div>");
     // Live charts while running (and the last run's afterwards).
     let history = ui.core.live_history(id);
-    if !history.is_empty() || c.state == "running" {
+    if !history.is_empty() || row.state == CampaignState::Running {
         let _ = write!(
             out,
             "<h2>Live</h2><div class=\"charts\" id=\"charts\" data-points=\"{}\">",
@@ -212,7 +212,10 @@ pub(crate) fn live_html(ui: &Ui, id: &str) -> String {
             );
         }
     }
-    if matches!(c.state.as_str(), "finished" | "stopped" | "killed") {
+    if matches!(
+        row.state,
+        CampaignState::Finished | CampaignState::Stopped | CampaignState::Killed
+    ) {
         out.push_str(&summary_html(ui, id));
     }
     out.push_str(&drones_html(&c.drone_status));
@@ -339,7 +342,7 @@ fn drones_html(drones: &[DroneStatus]) -> String {
 }
 
 fn campaign_jobs_html(ui: &Ui, id: &str) -> String {
-    let jobs = ui.core.store.jobs(id, "", 10).unwrap_or_default();
+    let jobs = ui.core.store.jobs(id, None, 10).unwrap_or_default();
     let mut out = format!(
         "<h2>Jobs <a class=\"small\" href=\"{}/jobs?campaign={}\">all</a></h2>",
         ui.base,

@@ -38,7 +38,7 @@ pub(crate) fn campaigns_page(
 ) -> Response {
     let core = &ui.core;
     let (states, rows) = match (
-        core.store.count_by_state("campaigns"),
+        core.store.campaigns_by_state(),
         core.store
             .campaigns_page(PER_PAGE, (page_no - 1) * PER_PAGE),
     ) {
@@ -57,7 +57,7 @@ pub(crate) fn campaigns_page(
         if total == 1 { "" } else { "s" }
     );
     for (state, n) in &states {
-        let _ = write!(body, " · {} {n}", badge(state));
+        let _ = write!(body, " · {} {n}", badge(state.as_str()));
     }
     body.push_str("</p>");
     body.push_str("<table id=\"campaigns\"><thead><tr><th>Campaign</th><th>State</th><th>Drones</th><th>VUs per drone</th><th>Deployer</th><th>Progress (iterations)</th><th>Updated</th></tr></thead><tbody>");

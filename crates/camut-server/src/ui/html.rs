@@ -61,7 +61,7 @@ pub(crate) fn page(ui: &Ui, title: &str, active: &str, body: &str) -> Html<Strin
         };
         let _ = write!(nav, "<a href=\"{base}/{key}\"{class}>{label}</a>");
     }
-    if ui.token.is_some() && !links.is_empty() {
+    if ui.token.is_set() && !links.is_empty() {
         let _ = write!(
             nav,
             "<form method=\"post\" action=\"{base}/logout\" class=\"logout\"><button>Sign out</button></form>"

@@ -36,6 +36,7 @@ use axum::Router;
 use tonic::metadata::MetadataValue;
 
 use crate::api::{Api, FromConsole, USER_HEADER};
+use crate::auth::ApiToken;
 use crate::core::Core;
 
 /// The cookie that holds the API token (hex-encoded).
@@ -46,7 +47,7 @@ const COOKIE: &str = "camut_token";
 pub(crate) struct Ui {
     core: Arc<Core>,
     api: Api,
-    token: Option<Arc<str>>,
+    token: ApiToken,
     /// The console's path, e.g. `/ui`.
     base: Arc<str>,
 }
@@ -81,7 +82,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
 
 /// Adds the console under `base` to the server's router (nothing when `base` is
 /// empty); `base/` leads to it too.
-pub fn mount(server: Router, core: Arc<Core>, token: Option<Arc<str>>, base: &str) -> Router {
+pub fn mount(server: Router, core: Arc<Core>, token: ApiToken, base: &str) -> Router {
     if base.is_empty() {
         return server;
     }
@@ -93,7 +94,7 @@ pub fn mount(server: Router, core: Arc<Core>, token: Option<Arc<str>>, base: &st
 }
 
 /// The console's routes, to be nested under `base` on the server's router.
-pub fn router(core: Arc<Core>, token: Option<Arc<str>>, base: &str) -> Router {
+pub fn router(core: Arc<Core>, token: ApiToken, base: &str) -> Router {
     let ui = Ui {
         api: Api(core.clone()),
         core,
@@ -135,33 +136,18 @@ async fn js() -> impl IntoResponse {
     )
 }
 
-/// Hex of the token, as the cookie holds it.
-fn cookie_value(token: &str) -> String {
-    token.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Compares without stopping at the first difference.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
 /// Whether the request carries the token (always true when the server has none).
 fn signed_in(ui: &Ui, req: &Request) -> bool {
-    let Some(token) = ui.token.as_deref() else {
+    let Some(want) = ui.token.cookie_value() else {
         return true;
     };
-    let want = cookie_value(token);
     req.headers()
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .any(|(k, v)| k == COOKIE && same(v, &want))
+        .any(|(k, v)| k == COOKIE && crate::auth::same(v, &want))
 }
 
 /// Whether a post comes from another site.

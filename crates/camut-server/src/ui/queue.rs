@@ -15,6 +15,7 @@ use super::html::{
     status_code, time, Notice, PER_PAGE, REFRESH_MS,
 };
 use super::{Peer, Ui};
+use crate::state::JobState;
 
 /// Filters of the job queue.
 #[derive(Deserialize, Default)]
@@ -26,7 +27,10 @@ pub(crate) struct JobsQuery {
     page: Option<u32>,
 }
 
-const JOB_STATES: [&str; 5] = ["queued", "active", "complete", "failed", "cancelled"];
+/// The state filter of a jobs query: none when empty or unknown.
+fn state_filter(q: &JobsQuery) -> Option<JobState> {
+    q.state.parse().ok()
+}
 
 pub(crate) async fn jobs(State(ui): State<Ui>, Query(q): Query<JobsQuery>) -> Response {
     jobs_page(&ui, &q, None)
@@ -38,10 +42,10 @@ fn jobs_filter_query(q: &JobsQuery) -> String {
 
 fn jobs_page(ui: &Ui, q: &JobsQuery, notice: Notice) -> Response {
     let base = &ui.base;
-    let counts: BTreeMap<String, u64> = ui
+    let counts: BTreeMap<JobState, u64> = ui
         .core
         .store
-        .count_by_state("jobs")
+        .jobs_by_state()
         .unwrap_or_default()
         .into_iter()
         .collect();
@@ -54,11 +58,11 @@ fn jobs_page(ui: &Ui, q: &JobsQuery, notice: Notice) -> Response {
         format!("&campaign={}", query(&q.campaign))
     };
     let _ = write!(body, "<p class=\"tabs\" id=\"job-tabs\"><a href=\"{base}/jobs?state={campaign_q}\"{}>all {total}</a>", if q.state.is_empty() { " class=\"active\"" } else { "" });
-    for s in JOB_STATES {
+    for s in JobState::ALL {
         let _ = write!(
             body,
             " <a href=\"{base}/jobs?state={s}{campaign_q}\"{}>{s} {}</a>",
-            if q.state == s {
+            if state_filter(q) == Some(*s) {
                 " class=\"active\""
             } else {
                 ""
@@ -98,13 +102,19 @@ fn jobs_table_html(ui: &Ui, q: &JobsQuery) -> String {
     let jobs = ui
         .core
         .store
-        .jobs_page(&q.campaign, &q.state, PER_PAGE, (page_no - 1) * PER_PAGE)
+        .jobs_page(
+            &q.campaign,
+            state_filter(q),
+            PER_PAGE,
+            (page_no - 1) * PER_PAGE,
+        )
         .unwrap_or_default();
     let total = if q.campaign.is_empty() {
-        let counts = ui.core.store.count_by_state("jobs").unwrap_or_default();
+        let counts = ui.core.store.jobs_by_state().unwrap_or_default();
+        let filter = state_filter(q);
         counts
             .iter()
-            .filter(|(s, _)| q.state.is_empty() || *s == q.state)
+            .filter(|(s, _)| filter.is_none_or(|f| f == *s))
             .map(|c| c.1)
             .sum()
     } else {
@@ -134,7 +144,7 @@ pub(crate) fn jobs_rows(ui: &Ui, jobs: &[crate::store::JobRow], with_campaign: b
             out,
             "<tr id=\"job-{id}\" data-state=\"{state}\"><td>{id}</td>",
             id = j.id,
-            state = esc(&j.state)
+            state = j.state
         );
         if with_campaign {
             let _ = write!(
@@ -160,7 +170,7 @@ pub(crate) fn jobs_rows(ui: &Ui, jobs: &[crate::store::JobRow], with_campaign: b
             );
         }
         let mut actions = String::new();
-        if j.state == "queued" || j.state == "active" {
+        if j.state.is_open() {
             actions.push_str(&post_button(
                 &format!("{base}/jobs/{}/cancel", j.id),
                 "Cancel",
@@ -178,8 +188,8 @@ pub(crate) fn jobs_rows(ui: &Ui, jobs: &[crate::store::JobRow], with_campaign: b
         let _ = write!(
             out,
             "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"log\">{}</td><td>{}</td></tr>",
-            esc(&j.kind),
-            badge(&j.state),
+            j.kind,
+            badge(j.state.as_str()),
             progress(j.progress_done as u64, j.progress_total as u64),
             time(j.created_ms),
             time(j.updated_ms),

@@ -7,7 +7,7 @@ use axum::Form;
 use serde::Deserialize;
 
 use super::html::{esc, page};
-use super::{cookie_value, Ui, COOKIE};
+use super::{Ui, COOKIE};
 
 /// The sign-in form.
 #[derive(Deserialize)]
@@ -35,10 +35,10 @@ pub(crate) async fn form_page(State(ui): State<Ui>) -> Html<String> {
 }
 
 pub(crate) async fn sign_in(State(ui): State<Ui>, Form(f): Form<LoginForm>) -> Response {
-    let Some(token) = ui.token.as_deref() else {
+    let Some(value) = ui.token.cookie_value() else {
         return Redirect::to(&format!("{}/campaigns", ui.base)).into_response();
     };
-    if !super::same(&f.token, token) {
+    if !ui.token.admits(&f.token) {
         tracing::warn!("console sign-in with a wrong token");
         let mut res = form(&ui, Some("wrong token")).into_response();
         *res.status_mut() = StatusCode::UNAUTHORIZED;
@@ -46,8 +46,7 @@ pub(crate) async fn sign_in(State(ui): State<Ui>, Form(f): Form<LoginForm>) -> R
     }
     let cookie = format!(
         "{COOKIE}={}; Path={}; HttpOnly; SameSite=Strict",
-        cookie_value(token),
-        ui.base
+        value, ui.base
     );
     (
         [(header::SET_COOKIE, cookie)],

@@ -12,35 +12,11 @@ use axum::response::Response;
 use super::campaign::{live_html, DRONE_ROWS};
 use super::campaigns::campaigns_page;
 use super::html::PER_PAGE;
-use super::{cookie_value, cross_site, open_path, same, Ui};
-use crate::campaign::{CampaignInfo, Inspector};
+use super::{cross_site, open_path, Ui};
+use crate::auth::{hex as cookie_value, same};
 use crate::core::{Core, CoreParts};
+use crate::state::DroneState;
 use crate::store::{DroneRow, Store};
-
-/// Reads `ID DRONES` as a campaign file.
-struct Fake;
-
-impl Inspector for Fake {
-    fn inspect(&self, file: &str, source: &str) -> Result<CampaignInfo, String> {
-        let (id, drones) = source
-            .split_once(' ')
-            .ok_or_else(|| format!("{file}:1:1: expected `ID DRONES`"))?;
-        let drones: u32 = drones.parse().map_err(|e| format!("{file}:1:4: {e}"))?;
-        Ok(CampaignInfo {
-            id: id.into(),
-            drones,
-            min_drones: drones,
-            users: 10,
-            deployer: None,
-            zone: None,
-            instance_type: None,
-            image: None,
-            abort_on_drone_loss: false,
-            thresholds: Vec::new(),
-            iterations_per_drone: 100,
-        })
-    }
-}
 
 fn console(name: &str) -> Ui {
     let dir = std::env::temp_dir().join(format!("camut-ui-{name}-{}", std::process::id()));
@@ -50,7 +26,7 @@ fn console(name: &str) -> Ui {
         deployers: BTreeMap::new(),
         default_deployer: "local".into(),
         public_url: "http://127.0.0.1:1".into(),
-        inspector: Arc::new(Fake),
+        inspector: Arc::new(crate::testing::Fake),
         drone_timeout: Duration::from_secs(10),
         server_id: "camut-test".into(),
         default_tsdb: None,
@@ -58,18 +34,21 @@ fn console(name: &str) -> Ui {
     Ui {
         api: crate::api::Api(core.clone()),
         core,
-        token: None,
+        token: crate::auth::ApiToken::default(),
         base: Arc::from("/ui"),
     }
 }
 
-fn body(res: Response) -> String {
-    let rt = tokio::runtime::Builder::new_current_thread()
+/// Runs a future to its end on a runtime of its own.
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
         .build()
-        .unwrap();
-    let bytes = rt
-        .block_on(axum::body::to_bytes(res.into_body(), usize::MAX))
-        .unwrap();
+        .unwrap()
+        .block_on(f)
+}
+
+fn body(res: Response) -> String {
+    let bytes = block(axum::body::to_bytes(res.into_body(), usize::MAX)).unwrap();
     String::from_utf8(bytes.to_vec()).unwrap()
 }
 
@@ -77,24 +56,24 @@ fn body(res: Response) -> String {
 fn stays_usable_with_100_campaigns_and_1000_drones() {
     let ui = console("scale");
     for i in 0..100 {
-        ui.core.create("c.js", &format!("c{i:03} 1000")).unwrap();
+        block(ui.core.create("c.js", &format!("c{i:03} 1000"))).unwrap();
     }
-    for i in 0..1000u32 {
-        let (state, error) = match i {
-            500 => ("lost", "no message for 10s"),
-            _ => ("ready", ""),
-        };
-        ui.core
-            .store
-            .upsert_drone(&DroneRow {
+    let rows = (0..1000u32)
+        .map(|i| {
+            let (state, error) = match i {
+                500 => (DroneState::Lost, "no message for 10s"),
+                _ => (DroneState::Ready, ""),
+            };
+            DroneRow {
                 id: format!("d{i:04}"),
                 campaign: "c042".into(),
                 index: i,
-                state: state.into(),
+                state,
                 error: error.into(),
-            })
-            .unwrap();
-    }
+            }
+        })
+        .collect();
+    block(ui.core.store.upsert_drones(rows)).unwrap();
     let began = Instant::now();
     let list = body(campaigns_page(&ui, 1, None, None));
     assert_eq!(list.matches("data-campaign=").count(), PER_PAGE as usize);
@@ -137,7 +116,7 @@ fn compile_errors_and_escaping() {
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     let html = body(res);
     assert!(html.contains("x.js:1:4: &lt;bad&gt;"), "{html}");
-    ui.core.create("c.js", "a<b 1").unwrap();
+    block(ui.core.create("c.js", "a<b 1")).unwrap();
     let html = body(campaigns_page(&ui, 1, None, None));
     assert!(html.contains("a&lt;b") && !html.contains("a<b"));
     assert!(html.contains("/ui/campaigns/a%3Cb"));

@@ -1,13 +1,23 @@
 //! The durable store: campaigns, jobs, instances, drones, statistics deltas and results
-//! in one SQLite file (WAL mode, synchronous writes), so that a server killed and
+//! in one SQLite file (WAL mode, synchronous commits), so that a server killed and
 //! restarted loses nothing it acknowledged.
+//!
+//! Writes go to one [`writer`] thread that commits whatever is queued in one
+//! transaction and answers each caller after the commit; reads use a connection of their
+//! own, so they never wait behind a disk sync.
+
+mod writer;
 
 use std::path::Path;
 use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+pub use camut_stats::clock::now_ms;
+
 use crate::error::ServerError;
+use crate::state::{CampaignState, Command, DroneState, JobState};
+use writer::Writer;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -90,7 +100,7 @@ pub struct CampaignRow {
     /// The inspected options, as JSON ([`crate::campaign::CampaignInfo`]).
     pub info: String,
     /// Lifecycle state.
-    pub state: String,
+    pub state: CampaignState,
     /// Drones' join token.
     pub join_token: String,
     /// Last error.
@@ -109,9 +119,9 @@ pub struct JobRow {
     /// Campaign.
     pub campaign: String,
     /// Kind.
-    pub kind: String,
+    pub kind: Command,
     /// State.
-    pub state: String,
+    pub state: JobState,
     /// Steps done.
     pub progress_done: u32,
     /// Steps in all.
@@ -136,7 +146,7 @@ pub struct DroneRow {
     /// Index within the campaign.
     pub index: u32,
     /// State.
-    pub state: String,
+    pub state: DroneState,
     /// Error.
     pub error: String,
 }
@@ -164,14 +174,8 @@ pub struct CommandRow {
 
 /// The SQLite store.
 pub struct Store {
-    conn: Mutex<Connection>,
-}
-
-/// Current time, Unix ms.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    reader: Mutex<Connection>,
+    writer: Writer,
 }
 
 impl Store {
@@ -180,7 +184,8 @@ impl Store {
         std::fs::create_dir_all(dir).map_err(|e| {
             ServerError::Store(format!("cannot create data dir {}: {e}", dir.display()))
         })?;
-        let conn = Connection::open(dir.join("camut.db"))?;
+        let path = dir.join("camut.db");
+        let conn = Connection::open(&path)?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
         )?;
@@ -191,25 +196,35 @@ impl Store {
                 i + 1
             ))?;
         }
+        let reader = Connection::open(&path)?;
+        reader.execute_batch("PRAGMA query_only = ON;")?;
         Ok(Store {
-            conn: Mutex::new(conn),
+            reader: Mutex::new(reader),
+            writer: Writer::start(conn)?,
         })
     }
 
+    /// Runs a read on the reading connection.
     fn with<T>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, ServerError> {
-        let conn = self
-            .conn
-            .lock()
-            .map_err(|_| ServerError::Store("store lock poisoned".into()))?;
+        let conn = self.reader.lock().unwrap_or_else(|p| p.into_inner());
         Ok(f(&conn)?)
     }
 
+    /// Runs a write in the writer's next transaction; returns after the commit.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, ServerError> {
+        self.writer.write(f).await
+    }
+
     /// Inserts a campaign; false when the id exists.
-    pub fn insert_campaign(&self, c: &CampaignRow) -> Result<bool, ServerError> {
-        self.with(|db| {
+    pub async fn insert_campaign(&self, c: &CampaignRow) -> Result<bool, ServerError> {
+        let c = c.clone();
+        self.write(move |db| {
             let n = db.execute(
                 "INSERT OR IGNORE INTO campaigns (id, file, source, info, state, join_token, error, created_ms, updated_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -217,39 +232,62 @@ impl Store {
             )?;
             Ok(n == 1)
         })
+        .await
     }
 
     /// Replaces a campaign's source and options.
-    pub fn update_campaign_source(
+    pub async fn update_campaign_source(
         &self,
         id: &str,
         file: &str,
         source: &str,
         info: &str,
     ) -> Result<(), ServerError> {
-        self.with(|db| {
+        let (id, file, source, info) = (
+            id.to_owned(),
+            file.to_owned(),
+            source.to_owned(),
+            info.to_owned(),
+        );
+        self.write(move |db| {
             db.execute(
                 "UPDATE campaigns SET file = ?2, source = ?3, info = ?4, updated_ms = ?5 WHERE id = ?1",
                 params![id, file, source, info, now_ms()],
             )
             .map(|_| ())
         })
+        .await
     }
 
     /// Sets a campaign's state (and error).
-    pub fn set_campaign_state(
+    pub async fn set_campaign_state(
         &self,
         id: &str,
-        state: &str,
+        state: CampaignState,
         error: &str,
     ) -> Result<(), ServerError> {
-        self.with(|db| {
+        let (id, error) = (id.to_owned(), error.to_owned());
+        self.write(move |db| {
             db.execute(
                 "UPDATE campaigns SET state = ?2, error = ?3, updated_ms = ?4 WHERE id = ?1",
                 params![id, state, error, now_ms()],
             )
             .map(|_| ())
         })
+        .await
+    }
+
+    /// Sets a campaign's error, keeping its state.
+    pub async fn set_campaign_error(&self, id: &str, error: &str) -> Result<(), ServerError> {
+        let (id, error) = (id.to_owned(), error.to_owned());
+        self.write(move |db| {
+            db.execute(
+                "UPDATE campaigns SET error = ?2, updated_ms = ?3 WHERE id = ?1",
+                params![id, error, now_ms()],
+            )
+            .map(|_| ())
+        })
+        .await
     }
 
     /// One campaign.
@@ -295,43 +333,58 @@ impl Store {
     }
 
     /// Deletes a campaign and everything that belongs to it.
-    pub fn delete_campaign(&self, id: &str) -> Result<(), ServerError> {
-        self.with(|db| {
+    pub async fn delete_campaign(&self, id: &str) -> Result<(), ServerError> {
+        let id = id.to_owned();
+        self.write(move |db| {
             for table in ["stats", "results"] {
-                db.execute(&format!("DELETE FROM {table} WHERE campaign = ?1"), [id])?;
+                db.execute(&format!("DELETE FROM {table} WHERE campaign = ?1"), [&id])?;
             }
             for table in ["jobs", "instances", "drones"] {
-                db.execute(&format!("DELETE FROM {table} WHERE campaign = ?1"), [id])?;
+                db.execute(&format!("DELETE FROM {table} WHERE campaign = ?1"), [&id])?;
             }
             db.execute("DELETE FROM campaigns WHERE id = ?1", [id])
                 .map(|_| ())
         })
+        .await
     }
 
     /// Adds a job; returns it.
-    pub fn insert_job(&self, campaign: &str, kind: &str) -> Result<JobRow, ServerError> {
+    pub async fn insert_job(&self, campaign: &str, kind: Command) -> Result<JobRow, ServerError> {
         let now = now_ms();
-        let id = self.with(|db| {
+        let campaign = campaign.to_owned();
+        self.write(move |db| {
             db.execute(
-                "INSERT INTO jobs (campaign, kind, state, created_ms, updated_ms) VALUES (?1, ?2, 'queued', ?3, ?3)",
-                params![campaign, kind, now],
+                "INSERT INTO jobs (campaign, kind, state, created_ms, updated_ms) VALUES (?1, ?2, ?3, ?4, ?4)",
+                params![campaign, kind, JobState::Queued, now],
             )?;
-            Ok(db.last_insert_rowid() as u64)
-        })?;
-        self.job(id)?
-            .ok_or_else(|| ServerError::Store("job vanished after insert".into()))
+            Ok(JobRow {
+                id: db.last_insert_rowid() as u64,
+                campaign,
+                kind,
+                state: JobState::Queued,
+                progress_done: 0,
+                progress_total: 0,
+                error: String::new(),
+                log: Vec::new(),
+                created_ms: now,
+                updated_ms: now,
+            })
+        })
+        .await
     }
 
     /// Saves a job's mutable fields.
-    pub fn save_job(&self, j: &JobRow) -> Result<(), ServerError> {
+    pub async fn save_job(&self, j: &JobRow) -> Result<(), ServerError> {
         let log = serde_json::to_string(&j.log).unwrap_or_else(|_| "[]".into());
-        self.with(|db| {
+        let j = j.clone();
+        self.write(move |db| {
             db.execute(
                 "UPDATE jobs SET state = ?2, progress_done = ?3, progress_total = ?4, error = ?5, log = ?6, updated_ms = ?7 WHERE id = ?1",
                 params![j.id, j.state, j.progress_done, j.progress_total, j.error, log, j.updated_ms],
             )
             .map(|_| ())
         })
+        .await
     }
 
     /// One job.
@@ -346,10 +399,11 @@ impl Store {
     pub fn jobs(
         &self,
         campaign: &str,
-        state: &str,
+        state: Option<JobState>,
         limit: u32,
     ) -> Result<Vec<JobRow>, ServerError> {
         let limit = if limit == 0 { 100 } else { limit as i64 };
+        let state = state.map_or("", JobState::as_str);
         self.with(|db| {
             let mut st = db.prepare(
                 "SELECT * FROM jobs WHERE (?1 = '' OR campaign = ?1) AND (?2 = '' OR state = ?2) ORDER BY id DESC LIMIT ?3",
@@ -363,10 +417,11 @@ impl Store {
     pub fn jobs_page(
         &self,
         campaign: &str,
-        state: &str,
+        state: Option<JobState>,
         limit: u32,
         offset: u32,
     ) -> Result<Vec<JobRow>, ServerError> {
+        let state = state.map_or("", JobState::as_str);
         self.with(|db| {
             let mut st = db.prepare(
                 "SELECT * FROM jobs WHERE (?1 = '' OR campaign = ?1) AND (?2 = '' OR state = ?2) ORDER BY id DESC LIMIT ?3 OFFSET ?4",
@@ -377,22 +432,24 @@ impl Store {
     }
 
     /// Deletes a job.
-    pub fn delete_job(&self, id: u64) -> Result<(), ServerError> {
-        self.with(|db| {
+    pub async fn delete_job(&self, id: u64) -> Result<(), ServerError> {
+        self.write(move |db| {
             db.execute("DELETE FROM jobs WHERE id = ?1", [id])
                 .map(|_| ())
         })
+        .await
     }
 
     /// Replaces the instances of a campaign.
-    pub fn set_instances(
+    pub async fn set_instances(
         &self,
         campaign: &str,
         deployer: &str,
         list: &[(String, String, String)],
     ) -> Result<(), ServerError> {
-        self.with(|db| {
-            db.execute("DELETE FROM instances WHERE campaign = ?1", [campaign])?;
+        let (campaign, deployer, list) = (campaign.to_owned(), deployer.to_owned(), list.to_vec());
+        self.write(move |db| {
+            db.execute("DELETE FROM instances WHERE campaign = ?1", [&campaign])?;
             for (id, address, state) in list {
                 db.execute(
                     "INSERT OR REPLACE INTO instances (id, campaign, deployer, address, state) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -401,6 +458,7 @@ impl Store {
             }
             Ok(())
         })
+        .await
     }
 
     /// Instances of a campaign: (id, address, state).
@@ -414,27 +472,32 @@ impl Store {
         })
     }
 
-    /// Records a drone (keeps its index when it is known).
-    pub fn upsert_drone(&self, d: &DroneRow) -> Result<(), ServerError> {
-        self.with(|db| {
-            db.execute(
+    /// Records drones (one transaction for all of them).
+    pub async fn upsert_drones(&self, rows: Vec<DroneRow>) -> Result<(), ServerError> {
+        self.write(move |db| {
+            let mut st = db.prepare_cached(
                 "INSERT INTO drones (id, campaign, idx, state, error) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (id) DO UPDATE SET campaign = ?2, idx = ?3, state = ?4, error = ?5",
-                params![d.id, d.campaign, d.index, d.state, d.error],
-            )
-            .map(|_| ())
+            )?;
+            for d in rows {
+                st.execute(params![d.id, d.campaign, d.index, d.state, d.error])?;
+            }
+            Ok(())
         })
+        .await
     }
 
     /// Sets a drone's final summary JSON.
-    pub fn set_drone_summary(&self, id: &str, summary: &str) -> Result<(), ServerError> {
-        self.with(|db| {
+    pub async fn set_drone_summary(&self, id: &str, summary: &str) -> Result<(), ServerError> {
+        let (id, summary) = (id.to_owned(), summary.to_owned());
+        self.write(move |db| {
             db.execute(
                 "UPDATE drones SET summary = ?2 WHERE id = ?1",
                 params![id, summary],
             )
             .map(|_| ())
         })
+        .await
     }
 
     /// Drones of a campaign, by index.
@@ -449,30 +512,34 @@ impl Store {
     }
 
     /// Forgets a campaign's drones and statistics (before a new deployment).
-    pub fn clear_run(&self, campaign: &str) -> Result<(), ServerError> {
-        self.with(|db| {
-            db.execute("DELETE FROM drones WHERE campaign = ?1", [campaign])?;
-            db.execute("DELETE FROM stats WHERE campaign = ?1", [campaign])?;
-            db.execute("DELETE FROM results WHERE campaign = ?1", [campaign])
+    pub async fn clear_run(&self, campaign: &str) -> Result<(), ServerError> {
+        let campaign = campaign.to_owned();
+        self.write(move |db| {
+            db.execute("DELETE FROM drones WHERE campaign = ?1", [&campaign])?;
+            db.execute("DELETE FROM stats WHERE campaign = ?1", [&campaign])?;
+            db.execute("DELETE FROM results WHERE campaign = ?1", [&campaign])
                 .map(|_| ())
         })
+        .await
     }
 
     /// Stores a statistics delta; false when that sequence number was already stored.
-    pub fn insert_stats(
+    pub async fn insert_stats(
         &self,
         campaign: &str,
         drone: &str,
         seq: u64,
-        delta: &[u8],
+        delta: Vec<u8>,
     ) -> Result<bool, ServerError> {
-        self.with(|db| {
+        let (campaign, drone) = (campaign.to_owned(), drone.to_owned());
+        self.write(move |db| {
             let mut st = db.prepare_cached(
                 "INSERT OR IGNORE INTO stats (campaign, drone, seq, delta) VALUES (?1, ?2, ?3, ?4)",
             )?;
             let n = st.execute(params![campaign, drone, seq as i64, delta])?;
             Ok(n == 1)
         })
+        .await
     }
 
     /// Highest stored sequence number of a drone's deltas.
@@ -499,19 +566,21 @@ impl Store {
     }
 
     /// Saves the final results.
-    pub fn set_results(
+    pub async fn set_results(
         &self,
         campaign: &str,
-        summary: &str,
+        summary: String,
         thresholds_ok: bool,
     ) -> Result<(), ServerError> {
-        self.with(|db| {
+        let campaign = campaign.to_owned();
+        self.write(move |db| {
             db.execute(
                 "INSERT OR REPLACE INTO results (campaign, summary, thresholds_ok) VALUES (?1, ?2, ?3)",
                 params![campaign, summary, thresholds_ok],
             )
             .map(|_| ())
         })
+        .await
     }
 
     /// The final results, when there are.
@@ -527,14 +596,15 @@ impl Store {
     }
 
     /// Appends to the command log.
-    pub fn record_command(&self, c: &CommandRow) -> Result<(), ServerError> {
-        self.with(|db| {
+    pub async fn record_command(&self, c: CommandRow) -> Result<(), ServerError> {
+        self.write(move |db| {
             db.execute(
                 "INSERT INTO commands (time_ms, who, origin, action, target, ok, result) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![c.time_ms, c.who, c.origin, c.action, c.target, c.ok, c.result],
             )
             .map(|_| ())
         })
+        .await
     }
 
     /// The command log, newest first: `limit` entries after skipping `offset`.
@@ -567,13 +637,20 @@ impl Store {
         })
     }
 
-    /// Rows of `table` (`jobs` or `campaigns`) counted by state.
-    pub fn count_by_state(&self, table: &str) -> Result<Vec<(String, u64)>, ServerError> {
-        let sql = match table {
-            "jobs" => "SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state",
-            "campaigns" => "SELECT state, COUNT(*) FROM campaigns GROUP BY state ORDER BY state",
-            other => return Err(ServerError::Store(format!("no table '{other}' to count"))),
-        };
+    /// Jobs counted by state.
+    pub fn jobs_by_state(&self) -> Result<Vec<(JobState, u64)>, ServerError> {
+        self.count_by_state("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state")
+    }
+
+    /// Campaigns counted by state.
+    pub fn campaigns_by_state(&self) -> Result<Vec<(CampaignState, u64)>, ServerError> {
+        self.count_by_state("SELECT state, COUNT(*) FROM campaigns GROUP BY state ORDER BY state")
+    }
+
+    fn count_by_state<S: rusqlite::types::FromSql>(
+        &self,
+        sql: &str,
+    ) -> Result<Vec<(S, u64)>, ServerError> {
         self.with(|db| {
             let mut st = db.prepare(sql)?;
             let rows = st.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
@@ -634,7 +711,7 @@ mod tests {
             file: "f.js".into(),
             source: "s".into(),
             info: "{}".into(),
-            state: "created".into(),
+            state: CampaignState::Created,
             join_token: format!("tok-{id}"),
             error: String::new(),
             created_ms: now_ms(),
@@ -642,31 +719,34 @@ mod tests {
         }
     }
 
-    #[test]
-    fn survives_reopen() {
+    #[tokio::test]
+    async fn survives_reopen() {
         let dir = std::env::temp_dir().join(format!("camut-store-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         {
             let s = Store::open(&dir).unwrap();
-            assert!(s.insert_campaign(&row("a")).unwrap());
-            assert!(!s.insert_campaign(&row("a")).unwrap(), "ids are unique");
-            let mut j = s.insert_job("a", "spawn").unwrap();
-            j.state = "complete".into();
-            j.log.push("done".into());
-            s.save_job(&j).unwrap();
-            assert!(s.insert_stats("a", "d1", 1, b"x").unwrap());
+            assert!(s.insert_campaign(&row("a")).await.unwrap());
             assert!(
-                !s.insert_stats("a", "d1", 1, b"x").unwrap(),
+                !s.insert_campaign(&row("a")).await.unwrap(),
+                "ids are unique"
+            );
+            let mut j = s.insert_job("a", Command::Spawn).await.unwrap();
+            j.state = JobState::Complete;
+            j.log.push("done".into());
+            s.save_job(&j).await.unwrap();
+            assert!(s.insert_stats("a", "d1", 1, b"x".to_vec()).await.unwrap());
+            assert!(
+                !s.insert_stats("a", "d1", 1, b"x".to_vec()).await.unwrap(),
                 "a resent delta is stored once"
             );
         }
         let s = Store::open(&dir).unwrap();
         assert_eq!(s.campaign("a").unwrap().unwrap().join_token, "tok-a");
         assert_eq!(s.campaign_by_token("tok-a").unwrap().unwrap().id, "a");
-        let jobs = s.jobs("a", "", 0).unwrap();
+        let jobs = s.jobs("a", None, 0).unwrap();
         assert_eq!(
-            (jobs[0].state.as_str(), jobs[0].log.clone()),
-            ("complete", vec!["done".to_string()])
+            (jobs[0].state, jobs[0].log.clone()),
+            (JobState::Complete, vec!["done".to_string()])
         );
         assert_eq!(s.max_seq("a", "d1").unwrap(), 1);
         let entry = CommandRow {
@@ -679,16 +759,48 @@ mod tests {
             ok: true,
             result: "job 1".into(),
         };
-        s.record_command(&entry).unwrap();
+        s.record_command(entry.clone()).await.unwrap();
         assert_eq!(s.count_commands().unwrap(), 1);
         assert_eq!(s.commands(10, 0).unwrap()[0], CommandRow { id: 1, ..entry });
         assert_eq!(
-            s.count_by_state("campaigns").unwrap(),
-            vec![("created".to_string(), 1)]
+            s.campaigns_by_state().unwrap(),
+            vec![(CampaignState::Created, 1)]
         );
-        s.delete_campaign("a").unwrap();
+        s.delete_campaign("a").await.unwrap();
         assert!(s.campaign("a").unwrap().is_none());
         assert!(s.stats("a").unwrap().is_empty());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn concurrent_writes_commit_together_and_a_failed_one_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = std::sync::Arc::new(Store::open(dir.path()).unwrap());
+        assert!(s.insert_campaign(&row("a")).await.unwrap());
+        let writes = (1..=500u64).map(|seq| {
+            let s = s.clone();
+            tokio::spawn(async move { s.insert_stats("a", "d1", seq, vec![1, 2]).await })
+        });
+        for w in writes.collect::<Vec<_>>() {
+            assert!(w.await.unwrap().unwrap());
+        }
+        assert_eq!(s.max_seq("a", "d1").unwrap(), 500);
+        // A write that breaks a constraint fails alone; its batch-mates are kept.
+        let (bad, good) = tokio::join!(
+            s.write(|db| {
+                db.execute("DELETE FROM stats WHERE seq = 1", [])?;
+                db.execute("INSERT INTO no_such_table VALUES (1)", [])
+            }),
+            s.insert_stats("a", "d2", 1, vec![3])
+        );
+        let e = bad.unwrap_err().to_string();
+        assert!(e.contains("no_such_table"), "{e}");
+        assert!(good.unwrap());
+        assert_eq!(
+            s.max_seq("a", "d1").unwrap(),
+            500,
+            "the failed write undid itself"
+        );
+        assert_eq!(s.stats("a").unwrap().len(), 501);
     }
 }
