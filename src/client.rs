@@ -328,7 +328,7 @@ impl Client {
     }
 
     /// The merged summary and threshold verdicts of a campaign.
-    pub async fn results(&self, id: &str) -> Result<v1::Results, ClientError> {
+    pub async fn results(&self, id: &str) -> Result<v1::CampaignResults, ClientError> {
         Ok(self.campaigns.clone().results(cref(id)).await?.into_inner())
     }
 
@@ -499,7 +499,11 @@ impl Client {
     /// that fails or is cancelled ends the run with [`ClientError::JobFailed`].
     ///
     /// The instances are left up: [`Client::kill`] frees them.
-    pub async fn run_campaign(&self, file: &str, source: &str) -> Result<v1::Results, ClientError> {
+    pub async fn run_campaign(
+        &self,
+        file: &str,
+        source: &str,
+    ) -> Result<v1::CampaignResults, ClientError> {
         let campaign = match self.create(file, source).await {
             Ok(c) => c,
             Err(e) if e.code() == Some(Code::AlreadyExists) => self.update(file, source).await?,
@@ -869,10 +873,10 @@ mod tests {
             async fn results(
                 &self,
                 req: Request<v1::CampaignRef>,
-            ) -> Result<Response<v1::Results>, Status> {
+            ) -> Result<Response<v1::CampaignResults>, Status> {
                 let id = req.into_inner().id;
                 self.0.lock().unwrap().calls.push(format!("results {id}"));
-                Ok(Response::new(v1::Results {
+                Ok(Response::new(v1::CampaignResults {
                     id,
                     state: "finished".into(),
                     thresholds_ok: true,

@@ -5,6 +5,7 @@
 pub mod client;
 pub use client::Client;
 pub mod stats;
+pub mod summary;
 
 /// A Unix-ms time as UTC `YYYY-MM-DD HH:MM:SS.mmm`.
 pub fn clock(ms: i64) -> String {

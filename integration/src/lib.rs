@@ -347,3 +347,21 @@ pub fn control_campaign(
          }};\n"
     )
 }
+
+/// A campaign's results as the JSON the tests assert on: the typed summary's fields
+/// (as `camut run --summary-json` writes them) plus `drones`, one row per drone.
+pub fn summary_value(r: &camut::v1::CampaignResults) -> serde_json::Value {
+    let mut v = serde_json::to_value(r.run_summary()).expect("a summary serializes");
+    v["drones"] = r
+        .drones
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "id": d.id, "index": d.index, "state": d.state,
+                "requests": d.requests, "errors": d.errors, "iterations": d.iterations,
+                "lost": (!d.lost.is_empty()).then_some(&d.lost),
+            })
+        })
+        .collect();
+    v
+}

@@ -14,8 +14,8 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn summary(r: &camut::v1::Results) -> serde_json::Value {
-    serde_json::from_str(&r.summary_json).expect("summary is JSON")
+fn summary(r: &camut::v1::CampaignResults) -> serde_json::Value {
+    camut_integration::summary_value(r)
 }
 
 #[test]

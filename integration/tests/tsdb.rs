@@ -360,7 +360,7 @@ fn drones_send_aggregates_and_the_results_count_the_points() {
             .await
             .unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
         assert_eq!(results.state, "finished");
-        let s: serde_json::Value = serde_json::from_str(&results.summary_json).unwrap();
+        let s: serde_json::Value = camut_integration::summary_value(&results);
         let [produced, sent, _, dropped, _, unsent] = tsdb_counts(&s);
         assert!(produced > 0, "{s}");
         assert_eq!(
@@ -522,7 +522,7 @@ fn the_servers_default_tsdb_serves_campaigns_without_one() {
     rt.block_on(async {
         let c = camut::Client::connect(&server.addr, None).await.unwrap();
         let results = c.run_campaign("tsdbdef.js", &source).await.unwrap();
-        let s: serde_json::Value = serde_json::from_str(&results.summary_json).unwrap();
+        let s: serde_json::Value = camut_integration::summary_value(&results);
         let [produced, sent, ..] = tsdb_counts(&s);
         assert!(produced > 0 && sent == produced, "{s}");
         let all = vm.export_at_least("{campaign=\"tsdbdef\"}", produced);

@@ -226,9 +226,8 @@ async fn drive(args: &Args, dir: &Path, addr: SocketAddr, machine: Machine) -> R
     let hwm_end_kb = proc_status_kb("VmHWM").unwrap_or(0);
     drones.exit();
 
-    let summary: serde_json::Value =
-        serde_json::from_str(&results.summary_json).context("results summary is not JSON")?;
-    let it = &summary["iterations"];
+    let summary = results.run_summary();
+    let it = &summary.iterations;
     let command = {
         let mut c = format!(
             "cargo run --release -p camut-server-bench -- --drones {n} --seconds {}",
@@ -270,9 +269,8 @@ async fn drive(args: &Args, dir: &Path, addr: SocketAddr, machine: Machine) -> R
         hwm_end_kb,
         finalize_ms,
         finalize_cpu_s,
-        requests_merged: summary["requests"].as_u64().unwrap_or(0),
-        iterations_merged: it["completed"].as_u64().unwrap_or(0)
-            + it["failed"].as_u64().unwrap_or(0),
+        requests_merged: summary.requests,
+        iterations_merged: it.completed + it.failed,
     })
 }
 

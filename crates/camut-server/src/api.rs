@@ -256,7 +256,7 @@ impl Campaigns for Api {
         )))
     }
 
-    async fn results(&self, r: Request<v1::CampaignRef>) -> Result<v1::Results> {
+    async fn results(&self, r: Request<v1::CampaignRef>) -> Result<v1::CampaignResults> {
         Ok(Response::new(self.0.results(&r.into_inner().id)?))
     }
 

@@ -9,13 +9,15 @@ use std::collections::BTreeMap;
 
 use camut::v1;
 use camut_stats::{StatsSet, Summary};
+use prost::Message;
 
 use crate::core::{Core, DroneCounts};
 use crate::error::ServerError;
+use crate::store::SavedResults;
 
 /// Decodes a stored delta.
 pub(crate) fn decode(bytes: &[u8]) -> Option<StatsSet> {
-    let d = <v1::StatsDelta as prost::Message>::decode(bytes).ok()?;
+    let d = v1::StatsDelta::decode(bytes).ok()?;
     camut::stats::from_wire(&d).ok()
 }
 
@@ -57,17 +59,21 @@ impl Core {
         Ok(f)
     }
 
-    /// Builds the campaign's summary and saves it as its results.
+    /// Builds the campaign's results and saves them.
     pub(crate) async fn finalize(&self, campaign: &str) -> Result<Summary, ServerError> {
-        let (summary, json) = self.summary(campaign)?;
+        let (summary, results) = self.build_results(campaign)?;
         self.store
-            .set_results(campaign, json, summary.thresholds_ok)
+            .set_results(campaign, results.encode_to_vec(), summary.thresholds_ok)
             .await?;
         Ok(summary)
     }
 
-    /// The summary of the run so far, and its JSON with per-drone rows.
-    pub(crate) fn summary(&self, campaign: &str) -> Result<(Summary, String), ServerError> {
+    /// The results of the run so far: the summary, and the API's message with per-drone
+    /// rows.
+    pub(crate) fn build_results(
+        &self,
+        campaign: &str,
+    ) -> Result<(Summary, v1::CampaignResults), ServerError> {
         let row = self.campaign_row(campaign)?;
         let info = self.info(&row)?;
         let figures = self.run_figures(campaign)?;
@@ -80,76 +86,96 @@ impl Core {
             &info.thresholds,
             None,
         );
-        let mut json = serde_json::to_value(&summary).expect("summary serializes");
-        let rows: Vec<serde_json::Value> = drones
-            .iter()
+        let drones = drones
+            .into_iter()
             .map(|d| {
                 let c = figures.per_drone.get(&d.id).copied().unwrap_or_default();
-                serde_json::json!({
-                    "id": d.id,
-                    "index": d.index,
-                    "state": d.state.as_str(),
-                    "requests": c.requests,
-                    "errors": c.errors,
-                    "iterations": c.iterations,
-                    "lost": figures.lost.get(&d.id),
-                })
+                v1::DroneResult {
+                    lost: figures.lost.get(&d.id).cloned().unwrap_or_default(),
+                    id: d.id,
+                    index: d.index,
+                    state: d.state.as_str().into(),
+                    requests: c.requests,
+                    errors: c.errors,
+                    iterations: c.iterations,
+                }
             })
             .collect();
-        json["drones"] = serde_json::Value::Array(rows);
-        json["degraded"] = serde_json::Value::Bool(!figures.lost.is_empty());
-        json["lost"] = serde_json::to_value(
-            figures
+        let results = v1::CampaignResults {
+            id: campaign.into(),
+            state: row.state.as_str().into(),
+            thresholds_ok: summary.thresholds_ok,
+            thresholds: summary
+                .thresholds
+                .iter()
+                .map(camut::summary::verdict_to_wire)
+                .collect(),
+            summary: Some(camut::summary::to_wire(&summary)),
+            degraded: !figures.lost.is_empty(),
+            lost: figures
                 .lost
                 .iter()
                 .map(|(d, why)| format!("{d}: {why}"))
-                .collect::<Vec<_>>(),
-        )
-        .expect("strings serialize");
-        Ok((summary, json.to_string()))
+                .collect(),
+            drones,
+        };
+        Ok((summary, results))
     }
 
     /// The results of a campaign: final when the run is over, otherwise so far.
-    pub fn results(&self, id: &str) -> Result<v1::Results, ServerError> {
+    pub fn results(&self, id: &str) -> Result<v1::CampaignResults, ServerError> {
         let row = self.campaign_row(id)?;
-        let (json, ok) = match self.store.results(id)? {
-            Some(r) => r,
-            None => {
-                let (s, json) = self.summary(id)?;
-                (json, s.thresholds_ok)
-            }
+        let mut results = match self.store.results(id)? {
+            Some(SavedResults::Encoded(bytes)) => v1::CampaignResults::decode(bytes.as_slice())
+                .map_err(|e| ServerError::Store(format!("results of {id}: {e}")))?,
+            Some(SavedResults::Json(json)) => legacy_results(id, &json)?,
+            None => self.build_results(id)?.1,
         };
-        let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
-        let thresholds = v["thresholds"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|t| v1::ThresholdVerdict {
-                        metric: t["metric"].as_str().unwrap_or_default().into(),
-                        expr: t["expr"].as_str().unwrap_or_default().into(),
-                        ok: t["ok"].as_bool().unwrap_or(false),
-                        value: t["value"].as_f64(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(v1::Results {
-            id: id.into(),
-            state: row.state.as_str().into(),
-            thresholds_ok: ok,
-            thresholds,
-            degraded: v["degraded"].as_bool().unwrap_or(false),
-            lost: v["lost"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            summary_json: json,
-        })
+        results.state = row.state.as_str().into();
+        Ok(results)
     }
+}
+
+/// Results saved as JSON by an earlier version: the summary's fields plus `drones`,
+/// `degraded` and `lost`.
+fn legacy_results(id: &str, json: &str) -> Result<v1::CampaignResults, ServerError> {
+    let bad = |e: serde_json::Error| ServerError::Store(format!("results of {id}: {e}"));
+    let summary: Summary = serde_json::from_str(json).map_err(bad)?;
+    let v: serde_json::Value = serde_json::from_str(json).map_err(bad)?;
+    let text = |x: &serde_json::Value| x.as_str().unwrap_or_default().to_string();
+    let drones = v["drones"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|d| v1::DroneResult {
+                    id: text(&d["id"]),
+                    index: d["index"].as_u64().unwrap_or(0) as u32,
+                    state: text(&d["state"]),
+                    requests: d["requests"].as_u64().unwrap_or(0),
+                    errors: d["errors"].as_u64().unwrap_or(0),
+                    iterations: d["iterations"].as_u64().unwrap_or(0),
+                    lost: text(&d["lost"]),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(v1::CampaignResults {
+        id: id.into(),
+        state: String::new(),
+        thresholds_ok: summary.thresholds_ok,
+        thresholds: summary
+            .thresholds
+            .iter()
+            .map(camut::summary::verdict_to_wire)
+            .collect(),
+        degraded: v["degraded"].as_bool().unwrap_or(false),
+        lost: v["lost"]
+            .as_array()
+            .map(|a| a.iter().map(text).collect())
+            .unwrap_or_default(),
+        summary: Some(camut::summary::to_wire(&summary)),
+        drones,
+    })
 }
 
 #[cfg(test)]
@@ -187,26 +213,47 @@ mod tests {
                 .unwrap());
             core.with_live("c", |l| l.merge(drone, &set));
         }
-        let (live, _) = core.summary("c").unwrap();
+        let (live, _) = core.build_results("c").unwrap();
         assert_eq!((live.requests, live.iterations.completed), (12, 12));
         // A process that follows no run reads the deltas back.
         drop(core);
         let core = crate::testing::reopen(dir.path(), 1);
-        let (stored, json) = core.summary("c").unwrap();
+        let (stored, results) = core.build_results("c").unwrap();
         assert_eq!(stored.requests, live.requests);
         assert_eq!(
             stored.metrics["http.response_time"].count,
             live.metrics["http.response_time"].count
         );
-        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-        assert_eq!(v["degraded"], false);
+        assert!(!results.degraded);
+        assert_eq!(
+            results.drones.len(),
+            0,
+            "no drone rows without drones stored"
+        );
         core.finalize("c").await.unwrap();
         let r = core.results("c").unwrap();
         assert!(r.thresholds_ok);
-        assert!(
-            r.summary_json.contains("\"requests\":12"),
-            "{}",
-            r.summary_json
-        );
+        assert_eq!(r.run_summary().requests, 12);
+    }
+
+    #[tokio::test]
+    async fn results_saved_as_json_by_an_earlier_version_still_read() {
+        let (core, _dir) = core_with(1);
+        core.create("c.js", "c 1").await.unwrap();
+        let json = r#"{"campaign":"c","duration_s":2.0,"vus":10,"iterations":{"started":5,"completed":5,"failed":0,"timed_out":0,"dropped":0,"per_s":2.5},"requests":5,"errors":0,"requests_per_s":2.5,"connections":1,"done_twice":0,"metrics":{},"operations":[],"error_messages":[],"thresholds":[],"thresholds_ok":true,"health":null,"drones":[{"id":"d1","index":0,"state":"finished","requests":5,"errors":0,"iterations":5,"lost":null}],"degraded":false,"lost":[]}"#;
+        core.store
+            .write(move |db| {
+                db.execute(
+                    "INSERT INTO results (campaign, summary, thresholds_ok) VALUES ('c', ?1, 1)",
+                    [json],
+                )
+            })
+            .await
+            .unwrap();
+        let r = core.results("c").unwrap();
+        assert_eq!(r.run_summary().requests, 5);
+        assert_eq!(r.drones[0].id, "d1");
+        assert_eq!(r.drones[0].iterations, 5);
+        assert_eq!(r.state, "created");
     }
 }

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 
 use camut::v1;
-use camut_engine::stats::{Summary, Verdict};
+use camut_engine::stats::Verdict;
 use serde_json::{json, Value};
 
 pub use camut_engine::stats::clock::now_ms;
@@ -370,48 +370,23 @@ pub fn log_json(l: &v1::LogLine) -> Value {
 
 pub use camut::clock;
 
-/// The verdicts of a result in the summary's form.
-fn verdicts(r: &v1::Results) -> Vec<Verdict> {
-    r.thresholds
-        .iter()
-        .map(|t| Verdict {
-            metric: t.metric.clone(),
-            expr: t.expr.clone(),
-            ok: t.ok,
-            value: t.value,
-        })
-        .collect()
-}
-
 /// What `results` prints: the merged summary (as `camut run` prints its own), the
 /// verdicts, lost drones and the overall verdict.
-pub fn results_text(r: &v1::Results) -> String {
+pub fn results_text(r: &v1::CampaignResults) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "{}: {}", r.id, r.state);
-    match serde_json::from_str::<Summary>(&r.summary_json) {
-        Ok(mut summary) => {
-            if !r.thresholds.is_empty() || summary.thresholds.is_empty() {
-                summary.thresholds = verdicts(r);
-            }
+    match &r.summary {
+        Some(wire) => {
+            let mut summary = camut::summary::from_wire(wire);
+            summary.thresholds = r
+                .thresholds
+                .iter()
+                .map(camut::summary::verdict_from_wire)
+                .collect::<Vec<Verdict>>();
             o.push_str(&summary.render_text());
         }
-        Err(_) => {
-            if r.summary_json.trim().is_empty() {
-                let _ = writeln!(o, "  no statistics yet");
-            } else {
-                let _ = writeln!(o, "{}", r.summary_json.trim_end());
-            }
-            if !r.thresholds.is_empty() {
-                let _ = writeln!(o, "\n  thresholds");
-                for v in verdicts(r) {
-                    let value = v
-                        .value
-                        .map(|x| format!("{x:.3}"))
-                        .unwrap_or_else(|| "no data".into());
-                    let mark = if v.ok { "✓" } else { "✗" };
-                    let _ = writeln!(o, "  {mark} {} {}   (value {value})", v.metric, v.expr);
-                }
-            }
+        None => {
+            let _ = writeln!(o, "  no statistics yet");
         }
     }
     if r.degraded || !r.lost.is_empty() {
@@ -435,13 +410,28 @@ pub fn results_text(r: &v1::Results) -> String {
     o
 }
 
-/// Results as JSON; the summary is embedded as an object when it parses.
-pub fn results_json(r: &v1::Results) -> Value {
-    let summary = if r.summary_json.trim().is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&r.summary_json)
-            .unwrap_or_else(|_| Value::String(r.summary_json.clone()))
+/// Results as JSON: the summary (the fields of `camut run --summary-json`) with one
+/// row per drone.
+pub fn results_json(r: &v1::CampaignResults) -> Value {
+    let summary = match &r.summary {
+        Some(wire) => {
+            let mut v =
+                serde_json::to_value(camut::summary::from_wire(wire)).unwrap_or(Value::Null);
+            v["drones"] = r
+                .drones
+                .iter()
+                .map(|d| {
+                    json!({
+                        "id": d.id, "index": d.index, "state": d.state,
+                        "requests": d.requests, "errors": d.errors,
+                        "iterations": d.iterations,
+                        "lost": (!d.lost.is_empty()).then_some(&d.lost),
+                    })
+                })
+                .collect();
+            v
+        }
+        None => Value::Null,
     };
     json!({
         "id": r.id,
@@ -536,13 +526,13 @@ mod tests {
 
     #[test]
     fn results_use_the_summary_and_the_verdicts() {
-        let summary = Summary {
+        let summary = camut_engine::stats::Summary {
             campaign: "shop".into(),
             vus: 10,
             requests: 100,
             ..Default::default()
         };
-        let r = v1::Results {
+        let r = v1::CampaignResults {
             id: "shop".into(),
             state: "finished".into(),
             thresholds_ok: false,
@@ -552,9 +542,14 @@ mod tests {
                 ok: false,
                 value: Some(612.0),
             }],
-            summary_json: serde_json::to_string(&summary).unwrap(),
+            summary: Some(camut::summary::to_wire(&summary)),
             degraded: true,
             lost: vec!["drone 1: no heartbeat".into()],
+            drones: vec![v1::DroneResult {
+                id: "d1".into(),
+                requests: 100,
+                ..Default::default()
+            }],
         };
         let text = results_text(&r);
         assert!(
@@ -569,9 +564,10 @@ mod tests {
         assert!(text.ends_with("THRESHOLDS BROKEN\n"), "{text}");
         let v = results_json(&r);
         assert_eq!(v["summary"]["requests"], 100);
+        assert_eq!(v["summary"]["drones"][0]["requests"], 100);
         assert_eq!(v["thresholds"][0]["value"], 612.0);
 
-        let r = v1::Results {
+        let r = v1::CampaignResults {
             id: "x".into(),
             thresholds_ok: true,
             ..Default::default()

@@ -86,7 +86,21 @@ CREATE TABLE commands (
     result TEXT NOT NULL
 );
 "#,
+    // Results as the encoded `CampaignResults` message; `summary` keeps the JSON of
+    // results saved by earlier versions.
+    r#"
+ALTER TABLE results ADD COLUMN encoded BLOB;
+"#,
 ];
+
+/// A campaign's saved results.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SavedResults {
+    /// The encoded `CampaignResults` message.
+    Encoded(Vec<u8>),
+    /// The JSON summary an earlier version saved.
+    Json(String),
+}
 
 /// A stored campaign row.
 #[derive(Debug, Clone)]
@@ -214,7 +228,7 @@ impl Store {
     }
 
     /// Runs a write in the writer's next transaction; returns after the commit.
-    async fn write<T: Send + 'static>(
+    pub(crate) async fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, ServerError> {
@@ -569,14 +583,14 @@ impl Store {
     pub async fn set_results(
         &self,
         campaign: &str,
-        summary: String,
+        encoded: Vec<u8>,
         thresholds_ok: bool,
     ) -> Result<(), ServerError> {
         let campaign = campaign.to_owned();
         self.write(move |db| {
             db.execute(
-                "INSERT OR REPLACE INTO results (campaign, summary, thresholds_ok) VALUES (?1, ?2, ?3)",
-                params![campaign, summary, thresholds_ok],
+                "INSERT OR REPLACE INTO results (campaign, summary, thresholds_ok, encoded) VALUES (?1, '', ?2, ?3)",
+                params![campaign, thresholds_ok, encoded],
             )
             .map(|_| ())
         })
@@ -584,12 +598,17 @@ impl Store {
     }
 
     /// The final results, when there are.
-    pub fn results(&self, campaign: &str) -> Result<Option<(String, bool)>, ServerError> {
+    pub fn results(&self, campaign: &str) -> Result<Option<SavedResults>, ServerError> {
         self.with(|db| {
             db.query_row(
-                "SELECT summary, thresholds_ok FROM results WHERE campaign = ?1",
+                "SELECT encoded, summary FROM results WHERE campaign = ?1",
                 [campaign],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| {
+                    Ok(match r.get::<_, Option<Vec<u8>>>(0)? {
+                        Some(bytes) => SavedResults::Encoded(bytes),
+                        None => SavedResults::Json(r.get(1)?),
+                    })
+                },
             )
             .optional()
         })

@@ -231,9 +231,16 @@ fn summary_html(ui: &Ui, id: &str) -> String {
         Ok(r) => r,
         Err(e) => return format!("<p class=\"error\">{}</p>", esc(&e.to_string())),
     };
-    let v: serde_json::Value = serde_json::from_str(&r.summary_json).unwrap_or_default();
-    let rt = &v["metrics"]["http.response_time"];
-    let f = |x: &serde_json::Value| x.as_f64().unwrap_or(0.0);
+    let summary = r
+        .summary
+        .as_ref()
+        .map(camut::summary::from_wire)
+        .unwrap_or_default();
+    let rt = summary
+        .metrics
+        .get("http.response_time")
+        .cloned()
+        .unwrap_or_default();
     let mut out = format!(
         "<section id=\"summary\"><h2>Summary {}</h2>",
         if r.thresholds_ok {
@@ -248,16 +255,16 @@ fn summary_html(ui: &Ui, id: &str) -> String {
          <tr><th>iterations</th><td>{} completed, {} failed</td></tr>\
          <tr><th>requests</th><td>{} ({:.1}/s), {} errors</td></tr>\
          <tr><th>response time</th><td>p50 {:.1} ms · p90 {:.1} ms · p99 {:.1} ms · max {:.1} ms</td></tr></table>",
-        f(&v["duration_s"]),
-        v["iterations"]["completed"].as_u64().unwrap_or(0),
-        v["iterations"]["failed"].as_u64().unwrap_or(0),
-        v["requests"].as_u64().unwrap_or(0),
-        f(&v["requests_per_s"]),
-        v["errors"].as_u64().unwrap_or(0),
-        f(&rt["p50"]),
-        f(&rt["p90"]),
-        f(&rt["p99"]),
-        f(&rt["max"]),
+        summary.duration_s,
+        summary.iterations.completed,
+        summary.iterations.failed,
+        summary.requests,
+        summary.requests_per_s,
+        summary.errors,
+        rt.p50,
+        rt.p90,
+        rt.p99,
+        rt.max,
     );
     if r.degraded {
         let _ = write!(
