@@ -102,7 +102,7 @@ fn status_text(s: &Status) -> String {
 
 /// Whether a job state is final: `complete`, `failed` or `cancelled`.
 pub fn job_finished(job: &v1::Job) -> bool {
-    matches!(job.state.as_str(), "complete" | "failed" | "cancelled")
+    job.state().is_final()
 }
 
 /// Adds `authorization: Bearer <token>` and `x-camut-user: <name>` to every request.
@@ -509,12 +509,13 @@ impl Client {
             Err(e) if e.code() == Some(Code::AlreadyExists) => self.update(file, source).await?,
             Err(e) => return Err(e),
         };
-        let id = campaign.id;
+        let id = campaign.id.clone();
         // What the server accepts from each state: spawn from created or killed, deploy
         // from spawned, finished or stopped (instances still up), start from deployed.
-        let (spawn, deploy) = match campaign.state.as_str() {
-            "spawned" | "finished" | "stopped" => (false, true),
-            "deployed" => (false, false),
+        use v1::CampaignState::*;
+        let (spawn, deploy) = match campaign.state() {
+            Spawned | Finished | Stopped => (false, true),
+            Deployed => (false, false),
             _ => (true, true),
         };
         if spawn {
@@ -534,12 +535,12 @@ impl Client {
         } else {
             self.wait_job(job.id).await?
         };
-        if job.state == "complete" {
+        if job.state() == v1::JobState::Complete {
             Ok(job)
         } else {
             Err(ClientError::JobFailed {
                 error: if job.error.is_empty() {
-                    format!("job {} {}", job.id, job.state)
+                    format!("job {} {}", job.id, job.state().label())
                 } else {
                     job.error
                 },
@@ -604,7 +605,7 @@ mod tests {
     #[test]
     fn finished_states() {
         let job = |state: &str| v1::Job {
-            state: state.into(),
+            state: v1::JobState::from_label(state).map_or(0, |s| s as i32),
             ..Default::default()
         };
         assert!(job_finished(&job("complete")));
@@ -691,7 +692,7 @@ mod tests {
                     ..Default::default()
                 };
                 let step = |state: &str, done: u32, error: &str| v1::Job {
-                    state: state.into(),
+                    state: v1::JobState::from_label(state).map_or(0, |s| s as i32),
                     progress_done: done,
                     error: error.into(),
                     log: (0..done).map(|i| format!("{kind} step {i}")).collect(),
@@ -794,7 +795,7 @@ mod tests {
                 s.calls.push(format!("create {}", r.source));
                 let c = v1::Campaign {
                     id: r.source.clone(),
-                    state: "created".into(),
+                    state: v1::CampaignState::Created as i32,
                     file: r.file,
                     ..Default::default()
                 };
@@ -878,7 +879,7 @@ mod tests {
                 self.0.lock().unwrap().calls.push(format!("results {id}"));
                 Ok(Response::new(v1::CampaignResults {
                     id,
-                    state: "finished".into(),
+                    state: v1::CampaignState::Finished as i32,
                     thresholds_ok: true,
                     ..Default::default()
                 }))
@@ -967,13 +968,13 @@ mod tests {
         let client = Client::connect(&addr, None).await.unwrap();
         client.create("a.js", "shop").await.unwrap();
         let job = client.spawn("shop").await.unwrap();
-        assert_eq!(job.state, "queued");
+        assert_eq!(job.state(), v1::JobState::Queued);
         let mut seen = Vec::new();
         let end = client
-            .wait_job_with(job.id, |j| seen.push(j.state.clone()))
+            .wait_job_with(job.id, |j| seen.push(j.state().label()))
             .await
             .unwrap();
-        assert_eq!(end.state, "complete");
+        assert_eq!(end.state(), v1::JobState::Complete);
         assert_eq!(end.progress_done, 2);
         assert_eq!(seen, ["queued", "active", "complete"]);
         assert!(m.0.lock().unwrap().polls >= 2);

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub use client::Client;
+pub mod states;
 pub mod stats;
 pub mod summary;
 

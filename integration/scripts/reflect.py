@@ -31,8 +31,10 @@ def main():
     metadata = [("authorization", f"Bearer {token}")] if token else []
     resp = call(req_cls(), metadata=metadata, timeout=10)
     print(f"campaigns: {len(resp.campaigns)}")
+    state = resp_cls.DESCRIPTOR.fields_by_name["campaigns"].message_type.fields_by_name["state"]
     for c in resp.campaigns:
-        print(f"campaign {c.id} {c.state}")
+        name = state.enum_type.values_by_number[c.state].name
+        print(f"campaign {c.id} {name.removeprefix('CAMPAIGN_STATE_').lower()}")
 
 
 if __name__ == "__main__":

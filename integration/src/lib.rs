@@ -357,7 +357,7 @@ pub fn summary_value(r: &camut::v1::CampaignResults) -> serde_json::Value {
         .iter()
         .map(|d| {
             serde_json::json!({
-                "id": d.id, "index": d.index, "state": d.state,
+                "id": d.id, "index": d.index, "state": d.state().label(),
                 "requests": d.requests, "errors": d.errors, "iterations": d.iterations,
                 "lost": (!d.lost.is_empty()).then_some(&d.lost),
             })

@@ -36,7 +36,7 @@ fn whole_workflow_with_exact_totals() {
             .run_campaign("wf.js", &source)
             .await
             .unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
-        assert_eq!(results.state, "finished");
+        assert_eq!(results.state().label(), "finished");
         let s = summary(&results);
         assert_eq!(s["requests"], 2 * 3 * 7, "{s}");
         assert_eq!(s["iterations"]["completed"], 2 * 3 * 7);
@@ -60,12 +60,12 @@ fn whole_workflow_with_exact_totals() {
         );
         let kill = c.kill("wf").await.unwrap();
         let kill = c.wait_job(kill.id).await.unwrap();
-        assert_eq!(kill.state, "complete", "{kill:?}");
+        assert_eq!(kill.state().label(), "complete", "{kill:?}");
         assert!(
             wait_for(10, || pids_with(&["drone", "--id", "local-wf-"]).is_empty()),
             "kill frees the instances"
         );
-        assert_eq!(c.get("wf").await.unwrap().state, "killed");
+        assert_eq!(c.get("wf").await.unwrap().state().label(), "killed");
         // The results are kept after kill.
         assert_eq!(summary(&c.results("wf").await.unwrap())["requests"], 42);
         c.delete("wf").await.unwrap();
@@ -202,7 +202,7 @@ fn slow_campaign(id: &str, drones: u32, iterations: u64, extra: &str, target: &s
 async fn until_under_way(c: &Client, id: &str) {
     for _ in 0..200 {
         let campaign = c.get(id).await.unwrap();
-        if campaign.state == "running" && campaign.iterations_done > 0 {
+        if campaign.state().label() == "running" && campaign.iterations_done > 0 {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -224,7 +224,7 @@ fn a_drone_killed_mid_run_is_lost_and_the_others_finish() {
             c.deploy("loss").await.unwrap(),
         ] {
             assert_eq!(
-                c.wait_job(job.id).await.unwrap().state,
+                c.wait_job(job.id).await.unwrap().state().label(),
                 "complete",
                 "{}",
                 server.log()
@@ -239,7 +239,12 @@ fn a_drone_killed_mid_run_is_lost_and_the_others_finish() {
             .status()
             .unwrap();
         let start = c.wait_job(start.id).await.unwrap();
-        assert_eq!(start.state, "complete", "{start:?}\n{}", server.log());
+        assert_eq!(
+            start.state().label(),
+            "complete",
+            "{start:?}\n{}",
+            server.log()
+        );
         let r = c.results("loss").await.unwrap();
         assert!(r.degraded, "results are marked degraded");
         assert_eq!(r.lost.len(), 1);
@@ -266,7 +271,7 @@ fn the_server_killed_mid_run_restarts_and_the_campaign_completes_exactly() {
         c.create("rs.js", &source).await.unwrap();
         for job in [c.spawn("rs").await.unwrap(), c.deploy("rs").await.unwrap()] {
             assert_eq!(
-                c.wait_job(job.id).await.unwrap().state,
+                c.wait_job(job.id).await.unwrap().state().label(),
                 "complete",
                 "{}",
                 server.log()
@@ -281,11 +286,17 @@ fn the_server_killed_mid_run_restarts_and_the_campaign_completes_exactly() {
         let c = Client::connect(&server.addr, None).await.unwrap();
         let campaign = c.get("rs").await.unwrap();
         assert_eq!(
-            campaign.state, "running",
+            campaign.state().label(),
+            "running",
             "the campaign survived the restart"
         );
         let start = c.wait_job(start_id).await.unwrap();
-        assert_eq!(start.state, "complete", "{start:?}\n{}", server.log());
+        assert_eq!(
+            start.state().label(),
+            "complete",
+            "{start:?}\n{}",
+            server.log()
+        );
         let r = c.results("rs").await.unwrap();
         let s = summary(&r);
         assert_eq!(s["requests"], 2 * 2 * 30, "{s}");
@@ -299,7 +310,7 @@ fn the_server_killed_mid_run_restarts_and_the_campaign_completes_exactly() {
         let jobs = c.jobs(Some("rs")).await.unwrap();
         assert!(
             jobs.iter()
-                .any(|j| j.kind == "spawn" && j.state == "complete"),
+                .any(|j| j.kind == "spawn" && j.state().label() == "complete"),
             "jobs survived: {jobs:?}"
         );
         let _ = c.kill("rs").await;
@@ -340,7 +351,10 @@ fn a_deployer_run_as_its_own_process_works_the_same() {
         assert_eq!(summary(&r)["requests"], 12);
         assert_eq!(target.served(), 12);
         let kill = c.kill("apart").await.unwrap();
-        assert_eq!(c.wait_job(kill.id).await.unwrap().state, "complete");
+        assert_eq!(
+            c.wait_job(kill.id).await.unwrap().state().label(),
+            "complete"
+        );
     });
     let _ = deployer.kill();
     let _ = deployer.wait();
@@ -362,7 +376,7 @@ fn an_abort_on_fail_threshold_stops_every_drone() {
         c.create("ab.js", &source).await.unwrap();
         for job in [c.spawn("ab").await.unwrap(), c.deploy("ab").await.unwrap()] {
             assert_eq!(
-                c.wait_job(job.id).await.unwrap().state,
+                c.wait_job(job.id).await.unwrap().state().label(),
                 "complete",
                 "{}",
                 server.log()
@@ -371,13 +385,13 @@ fn an_abort_on_fail_threshold_stops_every_drone() {
         let started = std::time::Instant::now();
         let start = c.start("ab").await.unwrap();
         let start = c.wait_job(start.id).await.unwrap();
-        assert_eq!(start.state, "complete", "{start:?}");
+        assert_eq!(start.state().label(), "complete", "{start:?}");
         assert!(
             started.elapsed() < std::time::Duration::from_secs(30),
             "stopped long before its 60 s"
         );
         let campaign = c.get("ab").await.unwrap();
-        assert_eq!(campaign.state, "stopped");
+        assert_eq!(campaign.state().label(), "stopped");
         assert!(campaign.error.contains("abortOnFail"), "{}", campaign.error);
         let r = c.results("ab").await.unwrap();
         assert!(!r.thresholds_ok);
@@ -492,16 +506,19 @@ fn stuck_and_queued_jobs_can_be_cancelled_and_deleted() {
         let c = Client::connect(&server.addr, None).await.unwrap();
         c.create("stuck.js", &source).await.unwrap();
         let spawn = c.spawn("stuck").await.unwrap();
-        assert_eq!(c.wait_job(spawn.id).await.unwrap().state, "complete");
+        assert_eq!(
+            c.wait_job(spawn.id).await.unwrap().state().label(),
+            "complete"
+        );
         let deploy = c.deploy("stuck").await.unwrap();
         let start = c.start("stuck").await.unwrap();
         assert_eq!(
-            c.job(start.id).await.unwrap().state,
+            c.job(start.id).await.unwrap().state().label(),
             "queued",
             "start waits behind deploy"
         );
         for _ in 0..100 {
-            if c.job(deploy.id).await.unwrap().state == "active" {
+            if c.job(deploy.id).await.unwrap().state().label() == "active" {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -513,16 +530,22 @@ fn stuck_and_queued_jobs_can_be_cancelled_and_deleted() {
             "an active job must be cancelled first: {e}"
         );
         c.cancel_job(start.id).await.unwrap();
-        assert_eq!(c.wait_job(start.id).await.unwrap().state, "cancelled");
+        assert_eq!(
+            c.wait_job(start.id).await.unwrap().state().label(),
+            "cancelled"
+        );
         c.cancel_job(deploy.id).await.unwrap();
-        assert_eq!(c.wait_job(deploy.id).await.unwrap().state, "cancelled");
+        assert_eq!(
+            c.wait_job(deploy.id).await.unwrap().state().label(),
+            "cancelled"
+        );
         c.delete_job(deploy.id).await.unwrap();
         assert_eq!(
             c.job(deploy.id).await.unwrap_err().code(),
             Some(Code::NotFound)
         );
         assert_eq!(
-            c.get("stuck").await.unwrap().state,
+            c.get("stuck").await.unwrap().state().label(),
             "spawned",
             "the campaign is back where it was"
         );
@@ -548,7 +571,7 @@ fn stop_ends_a_run_gracefully_and_keeps_the_drones() {
         c.create("st.js", &source).await.unwrap();
         for job in [c.spawn("st").await.unwrap(), c.deploy("st").await.unwrap()] {
             assert_eq!(
-                c.wait_job(job.id).await.unwrap().state,
+                c.wait_job(job.id).await.unwrap().state().label(),
                 "complete",
                 "{}",
                 server.log()
@@ -557,9 +580,15 @@ fn stop_ends_a_run_gracefully_and_keeps_the_drones() {
         let start = c.start("st").await.unwrap();
         until_under_way(&c, "st").await;
         let stop = c.stop("st").await.unwrap();
-        assert_eq!(c.wait_job(stop.id).await.unwrap().state, "complete");
-        assert_eq!(c.wait_job(start.id).await.unwrap().state, "complete");
-        assert_eq!(c.get("st").await.unwrap().state, "stopped");
+        assert_eq!(
+            c.wait_job(stop.id).await.unwrap().state().label(),
+            "complete"
+        );
+        assert_eq!(
+            c.wait_job(start.id).await.unwrap().state().label(),
+            "complete"
+        );
+        assert_eq!(c.get("st").await.unwrap().state().label(), "stopped");
         let s = summary(&c.results("st").await.unwrap());
         let done = s["iterations"]["completed"].as_u64().unwrap();
         assert!(done > 0 && done < 2 * 2 * 1000, "stopped part-way: {done}");
@@ -574,7 +603,10 @@ fn stop_ends_a_run_gracefully_and_keeps_the_drones() {
             "drones stay after stop"
         );
         let kill = c.kill("st").await.unwrap();
-        assert_eq!(c.wait_job(kill.id).await.unwrap().state, "complete");
+        assert_eq!(
+            c.wait_job(kill.id).await.unwrap().state().label(),
+            "complete"
+        );
     });
 }
 
@@ -596,7 +628,7 @@ fn spawn_goes_on_with_fewer_than_asked_and_fails_below_the_minimum() {
         c.create("few.js", &file("few", 4, 2)).await.unwrap();
         let spawn = c.spawn("few").await.unwrap();
         let spawn = c.wait_job(spawn.id).await.unwrap();
-        assert_eq!(spawn.state, "complete", "{spawn:?}");
+        assert_eq!(spawn.state().label(), "complete", "{spawn:?}");
         assert!(
             spawn
                 .log
@@ -612,17 +644,23 @@ fn spawn_goes_on_with_fewer_than_asked_and_fails_below_the_minimum() {
         c.create("none.js", &file("none", 2, 1)).await.unwrap();
         let spawn = c.spawn("none").await.unwrap();
         let spawn = c.wait_job(spawn.id).await.unwrap();
-        assert_eq!(spawn.state, "failed", "{spawn:?}");
+        assert_eq!(spawn.state().label(), "failed", "{spawn:?}");
         assert!(spawn.error.contains("needs at least 1"), "{}", spawn.error);
         let none = c.get("none").await.unwrap();
-        assert_eq!(none.state, "created");
+        assert_eq!(none.state().label(), "created");
         assert!(none.instances.is_empty());
 
         // Freed capacity is there again.
         let kill = c.kill("few").await.unwrap();
-        assert_eq!(c.wait_job(kill.id).await.unwrap().state, "complete");
+        assert_eq!(
+            c.wait_job(kill.id).await.unwrap().state().label(),
+            "complete"
+        );
         let spawn = c.spawn("none").await.unwrap();
-        assert_eq!(c.wait_job(spawn.id).await.unwrap().state, "complete");
+        assert_eq!(
+            c.wait_job(spawn.id).await.unwrap().state().label(),
+            "complete"
+        );
         assert_eq!(c.get("none").await.unwrap().instances.len(), 2);
     });
 }

@@ -111,7 +111,7 @@ fn spawn_deploy_run_kill_through_moto_and_a_real_sshd() {
         let spawn = c.spawn("cloud").await.unwrap();
         let spawn = c.wait_job(spawn.id).await.unwrap();
         let spawn_ms = started.elapsed().as_millis();
-        assert_eq!(spawn.state, "complete", "{spawn:?}\n{}", server.log());
+        assert_eq!(spawn.state().label(), "complete", "{spawn:?}\n{}", server.log());
         assert!(
             spawn.log.iter().any(|l| l.contains("made 2 of 3 instances")),
             "fewer than asked is reported: {:?}",
@@ -142,7 +142,7 @@ fn spawn_deploy_run_kill_through_moto_and_a_real_sshd() {
         let deploy = c.wait_job(deploy.id).await.unwrap();
         let deploy_ms = started.elapsed().as_millis();
         assert_eq!(
-            deploy.state,
+            deploy.state().label(),
             "complete",
             "{deploy:?}\n{}\nsshd: {}",
             server.log(),
@@ -161,7 +161,7 @@ fn spawn_deploy_run_kill_through_moto_and_a_real_sshd() {
 
         let start = c.start("cloud").await.unwrap();
         let start = c.wait_job(start.id).await.unwrap();
-        assert_eq!(start.state, "complete", "{start:?}");
+        assert_eq!(start.state().label(), "complete", "{start:?}");
         let results = c.results("cloud").await.unwrap();
         let summary: Value = camut_integration::summary_value(&results);
         assert_eq!(summary["requests"], 2 * 2 * 5, "{summary}");
@@ -178,7 +178,7 @@ fn spawn_deploy_run_kill_through_moto_and_a_real_sshd() {
 
         let kill = c.kill("cloud").await.unwrap();
         let kill = c.wait_job(kill.id).await.unwrap();
-        assert_eq!(kill.state, "complete", "{kill:?}");
+        assert_eq!(kill.state().label(), "complete", "{kill:?}");
         let after = moto.campaign_instances("cloud");
         assert!(
             after.iter().all(|i| i.state == "terminated"),
@@ -315,7 +315,7 @@ fn zombies_are_found_and_reaped_and_a_missing_image_fails_cleanly() {
         c.create("noimg.js", source).await.unwrap();
         let spawn = c.spawn("noimg").await.unwrap();
         let spawn = c.wait_job(spawn.id).await.unwrap();
-        assert_eq!(spawn.state, "failed");
+        assert_eq!(spawn.state().label(), "failed");
         assert!(
             spawn
                 .error
@@ -323,7 +323,7 @@ fn zombies_are_found_and_reaped_and_a_missing_image_fails_cleanly() {
             "{}",
             spawn.error
         );
-        assert_eq!(c.get("noimg").await.unwrap().state, "created");
+        assert_eq!(c.get("noimg").await.unwrap().state().label(), "created");
     });
     assert!(
         moto.campaign_instances("noimg").is_empty(),

@@ -359,7 +359,7 @@ fn drones_send_aggregates_and_the_results_count_the_points() {
             .run_campaign("tsdbd.js", &source)
             .await
             .unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
-        assert_eq!(results.state, "finished");
+        assert_eq!(results.state().label(), "finished");
         let s: serde_json::Value = camut_integration::summary_value(&results);
         let [produced, sent, _, dropped, _, unsent] = tsdb_counts(&s);
         assert!(produced > 0, "{s}");
@@ -458,7 +458,7 @@ fn metrics_parse_as_openmetrics_with_live_campaign_series() {
             .await
             .unwrap();
         let results = c.run_campaign("prom.js", &source).await.unwrap();
-        assert_eq!(results.state, "finished");
+        assert_eq!(results.state().label(), "finished");
     });
     let m = scrape(&server.addr, Some("s3cret")).unwrap();
     let campaign = [("campaign", "prom")];

@@ -188,7 +188,11 @@ fn console_in_headless_chromium() {
     rt.block_on(async {
         let c = Client::connect(&server.addr, Some(TOKEN)).await.unwrap();
         let r = c.results("ui-demo").await.unwrap();
-        assert_eq!(r.state, "killed", "finished, then killed from the console");
+        assert_eq!(
+            r.state().label(),
+            "killed",
+            "finished, then killed from the console"
+        );
         let s = camut_integration::summary_value(&r);
         assert!(r.thresholds_ok, "{s}");
         assert_eq!(s["requests"].as_u64().unwrap(), target.served(), "{report}");

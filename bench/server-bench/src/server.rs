@@ -133,7 +133,7 @@ async fn complete(client: &Client, job: &v1::Job, within: Duration) -> Result<v1
         .await
         .with_context(|| format!("the {} job did not end within {within:?}", job.kind))??;
     ensure!(
-        done.state == "complete",
+        done.state() == camut::v1::JobState::Complete,
         "the {} job ended {}: {}",
         done.kind,
         done.state,
@@ -162,7 +162,7 @@ async fn drive(args: &Args, dir: &Path, addr: SocketAddr, machine: Machine) -> R
     loop {
         let j = client.job(deploy.id).await?;
         ensure!(
-            !camut::client::job_finished(&j) || j.state == "complete",
+            !camut::client::job_finished(&j) || j.state() == camut::v1::JobState::Complete,
             "the deploy job ended {}: {}",
             j.state,
             j.error

@@ -93,7 +93,11 @@ async fn step(client: &Client, id: &str, kind: &str) -> anyhow::Result<v1::Job> 
         _ => client.kill(id).await?,
     };
     let end = follow_job(client, job, id, false).await?;
-    anyhow::ensure!(end.state == "complete", "{}", show::job_failure(&end));
+    anyhow::ensure!(
+        end.state() == v1::JobState::Complete,
+        "{}",
+        show::job_failure(&end)
+    );
     Ok(end)
 }
 

@@ -30,7 +30,7 @@ fn job_view(j: JobRow) -> v1::Job {
         id: j.id,
         campaign: j.campaign,
         kind: j.kind.as_str().into(),
-        state: j.state.as_str().into(),
+        state: j.state.wire(),
         progress_done: j.progress_done,
         progress_total: j.progress_total,
         error: j.error,
@@ -244,7 +244,7 @@ impl Campaigns for Api {
         let row = self.0.campaign_row(&id)?;
         let first = v1::CampaignEvent {
             time_ms: crate::store::now_ms(),
-            event: Some(v1::campaign_event::Event::State(row.state.to_string())),
+            event: Some(v1::campaign_event::Event::State(row.state.wire())),
         };
         let rx = self.0.subscribe(&id);
         let rest = BroadcastStream::new(rx).filter_map(|e| match e {
@@ -286,15 +286,15 @@ impl Campaigns for Api {
 impl Jobs for Api {
     async fn list_jobs(&self, r: Request<v1::ListJobsRequest>) -> Result<v1::ListJobsResponse> {
         let r = r.into_inner();
-        let state = match r.state.as_str() {
-            "" => None,
-            s => Some(
-                s.parse::<JobState>()
-                    .map_err(|e| ServerError::InvalidArgument {
-                        field: "state".into(),
-                        message: format!("{e}: use queued, active, complete, failed or cancelled"),
-                    })?,
-            ),
+        let state = match v1::JobState::try_from(r.state) {
+            Ok(w) => JobState::from_wire(w),
+            Err(_) => {
+                return Err(ServerError::InvalidArgument {
+                    field: "state".into(),
+                    message: format!("{} is no JobState", r.state),
+                }
+                .into())
+            }
         };
         let jobs = self
             .0

@@ -158,7 +158,7 @@ impl Core {
                     None => v1::DroneStatus {
                         id: d.id,
                         index: d.index,
-                        state: d.state.as_str().into(),
+                        state: d.state.wire(),
                         iterations_done: 0,
                         errors: 0,
                         last_seen_ms: 0,
@@ -171,7 +171,7 @@ impl Core {
         };
         Ok(v1::Campaign {
             id: row.id.clone(),
-            state: row.state.as_str().into(),
+            state: row.state.wire(),
             file: row.file.clone(),
             source: row.source.clone(),
             drones: info.drones,

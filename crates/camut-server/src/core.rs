@@ -60,7 +60,7 @@ impl Session {
         v1::DroneStatus {
             id: id.into(),
             index: self.index,
-            state: self.state.as_str().into(),
+            state: self.state.wire(),
             iterations_done: self.iterations_done,
             errors: self.errors,
             last_seen_ms: self.last_seen_ms,
@@ -289,7 +289,7 @@ impl Core {
                 format!("cannot save state {st}: {e}"),
             );
         }
-        self.event(id, v1::campaign_event::Event::State(st.to_string()));
+        self.event(id, v1::campaign_event::Event::State(st.wire()));
         self.changed.notify_waiters();
     }
 

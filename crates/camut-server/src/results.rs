@@ -13,6 +13,7 @@ use prost::Message;
 
 use crate::core::{Core, DroneCounts};
 use crate::error::ServerError;
+use crate::state::DroneState;
 use crate::store::SavedResults;
 
 /// Decodes a stored delta.
@@ -94,7 +95,7 @@ impl Core {
                     lost: figures.lost.get(&d.id).cloned().unwrap_or_default(),
                     id: d.id,
                     index: d.index,
-                    state: d.state.as_str().into(),
+                    state: d.state.wire(),
                     requests: c.requests,
                     errors: c.errors,
                     iterations: c.iterations,
@@ -103,7 +104,7 @@ impl Core {
             .collect();
         let results = v1::CampaignResults {
             id: campaign.into(),
-            state: row.state.as_str().into(),
+            state: row.state.wire(),
             thresholds_ok: summary.thresholds_ok,
             thresholds: summary
                 .thresholds
@@ -131,7 +132,7 @@ impl Core {
             Some(SavedResults::Json(json)) => legacy_results(id, &json)?,
             None => self.build_results(id)?.1,
         };
-        results.state = row.state.as_str().into();
+        results.state = row.state.wire();
         Ok(results)
     }
 }
@@ -150,7 +151,10 @@ fn legacy_results(id: &str, json: &str) -> Result<v1::CampaignResults, ServerErr
                 .map(|d| v1::DroneResult {
                     id: text(&d["id"]),
                     index: d["index"].as_u64().unwrap_or(0) as u32,
-                    state: text(&d["state"]),
+                    state: d["state"]
+                        .as_str()
+                        .and_then(|s| s.parse::<DroneState>().ok())
+                        .map_or(0, DroneState::wire),
                     requests: d["requests"].as_u64().unwrap_or(0),
                     errors: d["errors"].as_u64().unwrap_or(0),
                     iterations: d["iterations"].as_u64().unwrap_or(0),
@@ -161,7 +165,7 @@ fn legacy_results(id: &str, json: &str) -> Result<v1::CampaignResults, ServerErr
         .unwrap_or_default();
     Ok(v1::CampaignResults {
         id: id.into(),
-        state: String::new(),
+        state: 0,
         thresholds_ok: summary.thresholds_ok,
         thresholds: summary
             .thresholds
@@ -254,6 +258,6 @@ mod tests {
         assert_eq!(r.run_summary().requests, 5);
         assert_eq!(r.drones[0].id, "d1");
         assert_eq!(r.drones[0].iterations, 5);
-        assert_eq!(r.state, "created");
+        assert_eq!(r.state(), camut::v1::CampaignState::Created);
     }
 }

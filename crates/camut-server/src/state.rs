@@ -161,6 +161,42 @@ impl Command {
     }
 }
 
+/// The API's enum for a state enum: same variants, converted at the edge.
+macro_rules! wire_enum {
+    ($name:ident => $wire:path { $($variant:ident),+ }) => {
+        impl From<$name> for $wire {
+            fn from(s: $name) -> $wire {
+                match s {
+                    $($name::$variant => <$wire>::$variant,)+
+                }
+            }
+        }
+
+        impl $name {
+            /// The API's value of this state, as its message field holds it.
+            pub fn wire(self) -> i32 {
+                <$wire>::from(self) as i32
+            }
+
+            /// The state an API value names; none for the zero value.
+            pub fn from_wire(w: $wire) -> Option<$name> {
+                match w {
+                    $(<$wire>::$variant => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+wire_enum!(CampaignState => camut::v1::CampaignState {
+    Created, Spawned, Deployed, Running, Finished, Stopped, Killed
+});
+wire_enum!(JobState => camut::v1::JobState { Queued, Active, Complete, Failed, Cancelled });
+wire_enum!(DroneState => camut::v1::DroneState {
+    Connected, Ready, Error, Running, Finished, Disconnected, Lost
+});
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,5 +215,16 @@ mod tests {
         let e = "runing".parse::<CampaignState>().unwrap_err();
         assert_eq!(e.to_string(), "'runing' is not a CampaignState");
         assert!(JobState::Active.is_open() && !JobState::Failed.is_open());
+        for s in CampaignState::ALL {
+            let w = camut::v1::CampaignState::from(*s);
+            assert_eq!(w.label(), s.as_str(), "the API's name is the store's");
+            assert_eq!(CampaignState::from_wire(w), Some(*s));
+        }
+        for s in JobState::ALL {
+            assert_eq!(camut::v1::JobState::from(*s).label(), s.as_str());
+        }
+        for s in DroneState::ALL {
+            assert_eq!(camut::v1::DroneState::from(*s).label(), s.as_str());
+        }
     }
 }

@@ -295,7 +295,14 @@ async fn run(client: &Client, cmd: ManageCommand) -> anyhow::Result<ExitCode> {
             let jobs = client
                 .list_jobs(v1::ListJobsRequest {
                     campaign: a.id.unwrap_or_default(),
-                    state: a.state.unwrap_or_default(),
+                    state: match a.state.as_deref() {
+                        None => 0,
+                        Some(s) => v1::JobState::from_label(s).ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "--state {s:?}: use queued, active, complete, failed or cancelled"
+                            )
+                        })? as i32,
+                    },
                     limit: a.limit.unwrap_or(0),
                 })
                 .await?;
@@ -360,7 +367,7 @@ async fn job_command(client: &Client, kind: &str, a: JobArgs) -> anyhow::Result<
         return Ok(ExitCode::SUCCESS);
     }
     let end = follow_job(client, job, &a.id, a.json).await?;
-    if end.state == "complete" {
+    if end.state() == v1::JobState::Complete {
         Ok(ExitCode::SUCCESS)
     } else {
         Err(anyhow!("{}", show::job_failure(&end)))

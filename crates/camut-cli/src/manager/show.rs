@@ -42,7 +42,7 @@ pub fn drones(c: &v1::Campaign) -> String {
     let live = c
         .drone_status
         .iter()
-        .filter(|d| !matches!(d.state.as_str(), "lost" | "error"))
+        .filter(|d| !matches!(d.state().label(), "lost" | "error"))
         .count();
     format!("{live}/{}", c.drones)
 }
@@ -52,7 +52,7 @@ pub fn campaign_line(c: &v1::Campaign) -> String {
     format!(
         "{} ({}): {} drone{}, {} VUs each, deployer {}",
         c.id,
-        c.state,
+        c.state().label(),
         c.drones,
         if c.drones == 1 { "" } else { "s" },
         c.users,
@@ -105,7 +105,7 @@ pub fn campaign_table(list: &[v1::Campaign]) -> String {
         .map(|c| {
             vec![
                 c.id.clone(),
-                c.state.clone(),
+                c.state().label().to_string(),
                 drones(c),
                 progress(c.iterations_done, c.iterations_planned),
             ]
@@ -118,7 +118,7 @@ pub fn campaign_table(list: &[v1::Campaign]) -> String {
 pub fn campaign_status(c: &v1::Campaign, now_ms: i64) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "campaign {} ({})", c.id, c.file);
-    let _ = writeln!(o, "  state      {}", c.state);
+    let _ = writeln!(o, "  state      {}", c.state().label());
     if !c.error.is_empty() {
         let _ = writeln!(o, "  error      {}", c.error);
     }
@@ -175,7 +175,7 @@ pub fn campaign_status(c: &v1::Campaign, now_ms: i64) -> String {
                 vec![
                     d.index.to_string(),
                     d.id.clone(),
-                    d.state.clone(),
+                    d.state().label().to_string(),
                     d.iterations_done.to_string(),
                     d.errors.to_string(),
                     ago(d.last_seen_ms, now_ms),
@@ -195,7 +195,7 @@ pub fn campaign_status(c: &v1::Campaign, now_ms: i64) -> String {
 pub fn campaign_json(c: &v1::Campaign, with_source: bool) -> Value {
     let mut v = json!({
         "id": c.id,
-        "state": c.state,
+        "state": c.state().label(),
         "file": c.file,
         "drones": c.drones,
         "min_drones": c.min_drones,
@@ -208,7 +208,7 @@ pub fn campaign_json(c: &v1::Campaign, with_source: bool) -> Value {
         "drone_status": c.drone_status.iter().map(|d| json!({
             "id": d.id,
             "index": d.index,
-            "state": d.state,
+            "state": d.state().label(),
             "iterations_done": d.iterations_done,
             "errors": d.errors,
             "last_seen_ms": d.last_seen_ms,
@@ -232,7 +232,7 @@ pub fn job_json(j: &v1::Job) -> Value {
         "id": j.id,
         "campaign": j.campaign,
         "kind": j.kind,
-        "state": j.state,
+        "state": j.state().label(),
         "progress_done": j.progress_done,
         "progress_total": j.progress_total,
         "error": j.error,
@@ -254,7 +254,7 @@ pub fn job_table(jobs: &[v1::Job], now_ms: i64) -> String {
                 j.id.to_string(),
                 j.kind.clone(),
                 j.campaign.clone(),
-                j.state.clone(),
+                j.state().label().to_string(),
                 steps(j),
                 ago(j.created_ms, now_ms),
                 j.error.lines().next().unwrap_or_default().to_string(),
@@ -282,9 +282,9 @@ fn steps(j: &v1::Job) -> String {
 pub fn job_progress(j: &v1::Job) -> String {
     let steps = steps(j);
     if steps.is_empty() {
-        format!("[{}] {}", j.kind, j.state)
+        format!("[{}] {}", j.kind, j.state().label())
     } else {
-        format!("[{}] {} {}", j.kind, j.state, steps)
+        format!("[{}] {} {}", j.kind, j.state().label(), steps)
     }
 }
 
@@ -301,11 +301,21 @@ pub fn job_end_line(j: &v1::Job) -> String {
 /// Why a job did not complete, as the error the command ends with.
 pub fn job_failure(j: &v1::Job) -> String {
     if j.error.is_empty() {
-        format!("{} job {} of {} {}", j.kind, j.id, j.campaign, j.state)
+        format!(
+            "{} job {} of {} {}",
+            j.kind,
+            j.id,
+            j.campaign,
+            j.state().label()
+        )
     } else {
         format!(
             "{} job {} of {} {}: {}",
-            j.kind, j.id, j.campaign, j.state, j.error
+            j.kind,
+            j.id,
+            j.campaign,
+            j.state().label(),
+            j.error
         )
     }
 }
@@ -374,7 +384,7 @@ pub use camut::clock;
 /// verdicts, lost drones and the overall verdict.
 pub fn results_text(r: &v1::CampaignResults) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "{}: {}", r.id, r.state);
+    let _ = writeln!(o, "{}: {}", r.id, r.state().label());
     match &r.summary {
         Some(wire) => {
             let mut summary = camut::summary::from_wire(wire);
@@ -422,7 +432,7 @@ pub fn results_json(r: &v1::CampaignResults) -> Value {
                 .iter()
                 .map(|d| {
                     json!({
-                        "id": d.id, "index": d.index, "state": d.state,
+                        "id": d.id, "index": d.index, "state": d.state().label(),
                         "requests": d.requests, "errors": d.errors,
                         "iterations": d.iterations,
                         "lost": (!d.lost.is_empty()).then_some(&d.lost),
@@ -435,7 +445,7 @@ pub fn results_json(r: &v1::CampaignResults) -> Value {
     };
     json!({
         "id": r.id,
-        "state": r.state,
+        "state": r.state().label(),
         "thresholds_ok": r.thresholds_ok,
         "thresholds": r.thresholds.iter().map(|t| json!({
             "metric": t.metric, "expr": t.expr, "ok": t.ok, "value": t.value,
@@ -455,7 +465,7 @@ mod tests {
             id: 7,
             campaign: "shop".into(),
             kind: "deploy".into(),
-            state: state.into(),
+            state: v1::JobState::from_label(state).map_or(0, |s| s as i32),
             progress_done: done,
             progress_total: total,
             ..Default::default()
@@ -483,17 +493,17 @@ mod tests {
     fn campaign_list_table() {
         let c = |id: &str, state: &str, done, planned| v1::Campaign {
             id: id.into(),
-            state: state.into(),
+            state: v1::CampaignState::from_label(state).map_or(0, |s| s as i32),
             drones: 2,
             iterations_done: done,
             iterations_planned: planned,
             drone_status: vec![
                 v1::DroneStatus {
-                    state: "running".into(),
+                    state: v1::DroneState::Running as i32,
                     ..Default::default()
                 },
                 v1::DroneStatus {
-                    state: "lost".into(),
+                    state: v1::DroneState::Lost as i32,
                     ..Default::default()
                 },
             ],
@@ -534,7 +544,7 @@ mod tests {
         };
         let r = v1::CampaignResults {
             id: "shop".into(),
-            state: "finished".into(),
+            state: v1::CampaignState::Finished as i32,
             thresholds_ok: false,
             thresholds: vec![v1::ThresholdVerdict {
                 metric: "http.response_time".into(),

@@ -157,8 +157,8 @@ pub(crate) fn live_html(ui: &Ui, id: &str) -> String {
     };
     let mut out = format!(
         "<p class=\"state-line\">State <span id=\"state\" data-state=\"{}\">{}</span> · iterations {}",
-        esc(&c.state),
-        badge(&c.state),
+        c.state().label(),
+        badge(c.state().label()),
         progress(c.iterations_done, c.iterations_planned)
     );
     if !c.error.is_empty() {
@@ -299,7 +299,7 @@ fn summary_html(ui: &Ui, id: &str) -> String {
 fn drones_html(drones: &[DroneStatus]) -> String {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for d in drones {
-        *counts.entry(d.state.as_str()).or_default() += 1;
+        *counts.entry(d.state().label()).or_default() += 1;
     }
     let mut out = format!(
         "<h2>Drones</h2><p class=\"summary\" id=\"drone-counts\">{} drones",
@@ -318,7 +318,7 @@ fn drones_html(drones: &[DroneStatus]) -> String {
     let mut order: Vec<&DroneStatus> = drones.iter().collect();
     order.sort_by_key(|d| {
         (
-            d.error.is_empty() && d.state != "lost",
+            d.error.is_empty() && d.state() != v1::DroneState::Lost,
             d.errors == 0,
             d.index,
         )
@@ -330,7 +330,7 @@ fn drones_html(drones: &[DroneStatus]) -> String {
             "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"error\">{}</td></tr>",
             d.index,
             esc(&d.id),
-            badge(&d.state),
+            badge(d.state().label()),
             d.iterations_done,
             d.errors,
             time(d.last_seen_ms),
@@ -401,7 +401,10 @@ pub(crate) async fn act(
                 peer,
             );
             match ui.api.update_campaign(req).await {
-                Ok(c) => Ok(format!("updated: the campaign is {}", c.get_ref().state)),
+                Ok(c) => Ok(format!(
+                    "updated: the campaign is {}",
+                    c.get_ref().state().label()
+                )),
                 Err(s) => {
                     return campaign_page(
                         &ui,
@@ -427,5 +430,5 @@ pub(crate) async fn act(
 }
 
 fn job_started(j: &v1::Job) -> String {
-    format!("job {} ({}) is {}", j.id, j.kind, j.state)
+    format!("job {} ({}) is {}", j.id, j.kind, j.state().label())
 }

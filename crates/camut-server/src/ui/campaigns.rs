@@ -79,7 +79,7 @@ pub(crate) fn campaigns_page(
             "<tr data-campaign=\"{id}\"><td><a href=\"{base}/campaigns/{q}\">{id}</a></td><td>{state}</td><td>{drones}</td><td>{users}</td><td>{deployer}</td><td>{progress}</td><td>{updated}</td></tr>",
             id = esc(&c.id),
             q = query(&c.id),
-            state = badge(&c.state),
+            state = badge(c.state().label()),
             drones = drone_count(&c),
             users = c.users,
             deployer = esc(&c.deployer),
@@ -129,10 +129,8 @@ fn drone_count(c: &Campaign) -> String {
         .drone_status
         .iter()
         .filter(|d| {
-            matches!(
-                d.state.as_str(),
-                "ready" | "running" | "finished" | "connected"
-            )
+            use camut::v1::DroneState::*;
+            matches!(d.state(), Ready | Running | Finished | Connected)
         })
         .count();
     format!("{up}/{} up ({} asked)", c.drone_status.len(), c.drones)
