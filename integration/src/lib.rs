@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 
 pub mod cloud;
+pub mod nginx;
 pub mod victoria;
 
 /// Path of the `camut` binary built for this test run.
@@ -24,15 +25,27 @@ pub fn camut_bin() -> PathBuf {
 /// A `camut target` process on a free loopback port, killed on drop.
 pub struct TargetProcess {
     child: Child,
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` with `--tls`).
     pub url: String,
+    /// With `--tls`: its self-signed certificate, PEM.
+    pub certificate: Option<String>,
 }
 
 impl TargetProcess {
     /// Starts `camut target --listen 127.0.0.1:0` and reads its address.
     pub fn start() -> TargetProcess {
+        Self::start_with(&[])
+    }
+
+    /// Starts `camut target --tls` and reads its address and certificate.
+    pub fn start_tls() -> TargetProcess {
+        Self::start_with(&["--tls"])
+    }
+
+    fn start_with(extra: &[&str]) -> TargetProcess {
         let mut child = Command::new(camut_bin())
             .args(["target", "--listen", "127.0.0.1:0", "--threads", "1"])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -43,15 +56,27 @@ impl TargetProcess {
                 )
             });
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped stdout"))
-            .read_line(&mut line)
-            .expect("first line");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        stdout.read_line(&mut line).expect("first line");
         let url = line
             .trim()
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_string();
-        TargetProcess { child, url }
+        let certificate = url.starts_with("https://").then(|| {
+            let mut line = String::new();
+            stdout.read_line(&mut line).expect("certificate line");
+            let path = line
+                .trim()
+                .strip_prefix("certificate ")
+                .unwrap_or_else(|| panic!("unexpected second line {line:?}"));
+            std::fs::read_to_string(path).expect("the certificate file")
+        });
+        TargetProcess {
+            child,
+            url,
+            certificate,
+        }
     }
 
     /// `camut run FILE --env TARGET=<this target> EXTRA…`.
@@ -64,14 +89,26 @@ impl TargetProcess {
 
     /// Requests the target has served, from `/_camut/stats`.
     pub fn served(&self) -> u64 {
-        let (_, body) = http_request(
-            self.url.trim_start_matches("http://"),
-            "GET",
-            "/_camut/stats",
-            "",
-        );
-        let v: serde_json::Value = serde_json::from_str(body.trim()).expect("stats json");
-        v["requests"].as_u64().expect("requests count")
+        self.stats()["requests"].as_u64().expect("requests count")
+    }
+
+    /// Requests the target has served to the test endpoint `path`.
+    pub fn served_path(&self, path: &str) -> u64 {
+        self.stats()["paths"][path].as_u64().unwrap_or(0)
+    }
+
+    /// `/_camut/stats` as JSON.
+    pub fn stats(&self) -> serde_json::Value {
+        let (_, body) = match &self.certificate {
+            None => http_request(
+                self.url.trim_start_matches("http://"),
+                "GET",
+                "/_camut/stats",
+                "",
+            ),
+            Some(ca) => https_get(self.url.trim_start_matches("https://"), "/_camut/stats", ca),
+        };
+        serde_json::from_str(body.trim()).expect("stats json")
     }
 }
 
@@ -88,12 +125,17 @@ pub fn http_request(addr: &str, method: &str, path: &str, body: &str) -> (u16, S
     .unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
-    let raw = String::from_utf8_lossy(&raw).to_string();
+    parse_response(&raw, &format!("{addr}{path}"))
+}
+
+/// Status and body (de-chunked) of a raw HTTP/1.1 response.
+fn parse_response(raw: &[u8], from: &str) -> (u16, String) {
+    let raw = String::from_utf8_lossy(raw).to_string();
     let status = raw
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP answer from {addr}{path}: {raw:?}"));
+        .unwrap_or_else(|| panic!("not an HTTP answer from {from}: {raw:?}"));
     let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
     let body = if head
         .to_ascii_lowercase()
@@ -104,6 +146,39 @@ pub fn http_request(addr: &str, method: &str, path: &str, body: &str) -> (u16, S
         body.to_string()
     };
     (status, body)
+}
+
+/// One HTTPS GET to `addr` (`host:port`), trusting `ca_pem`, with `Connection: close`.
+pub fn https_get(addr: &str, path: &str, ca_pem: &str) -> (u16, String) {
+    use rustls::pki_types::pem::PemObject;
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.expect("CA PEM")).expect("usable CA");
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h).to_string();
+    let name = rustls::pki_types::ServerName::try_from(host).expect("server name");
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).expect("TLS client");
+    let tcp = std::net::TcpStream::connect(addr)
+        .unwrap_or_else(|e| panic!("cannot connect to {addr}: {e}"));
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    write!(
+        tls,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    // A server that closes without close_notify ends the read with an error: keep what came.
+    let _ = tls.read_to_end(&mut raw);
+    parse_response(&raw, &format!("https://{addr}{path}"))
 }
 
 fn dechunk(mut rest: &str) -> String {

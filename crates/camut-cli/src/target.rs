@@ -2,7 +2,10 @@
 //!
 //! `/` answers a small fixed body; the query shapes the answer: `delay_ms` (wait before
 //! answering), `status` (response status), `bytes` (body size). `GET /_camut/stats` answers
-//! `{"requests": N}`, the requests served so far (stats calls excluded).
+//! `{"requests": N, "paths": {…}}`, the requests served so far (stats calls excluded).
+//! The test endpoints (cookies, sessions, redirects, gzip, Basic auth, echo) are listed
+//! in `camut_target::endpoints`. `--tls` serves HTTPS with a self-signed certificate
+//! made at start, written to a file whose path is printed.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -21,6 +24,12 @@ pub struct TargetArgs {
     /// Worker threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
+    /// Serve HTTPS with a self-signed certificate for localhost and 127.0.0.1, made now.
+    #[arg(long)]
+    tls: bool,
+    /// Where to write the certificate (PEM) with --tls (default: a file in the temp dir).
+    #[arg(long, requires = "tls")]
+    cert_out: Option<std::path::PathBuf>,
 }
 
 pub fn main(args: TargetArgs) -> anyhow::Result<ExitCode> {
@@ -34,11 +43,25 @@ pub fn main(args: TargetArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr()?;
-        println!("listening on http://{addr}");
+        let acceptor = if args.tls {
+            let identity =
+                camut_target::tls::Identity::self_signed().map_err(anyhow::Error::msg)?;
+            let path = args.cert_out.clone().unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("camut-target-{}.pem", addr.port()))
+            });
+            std::fs::write(&path, &identity.cert_pem)
+                .with_context(|| format!("cannot write the certificate to {}", path.display()))?;
+            println!("listening on https://{addr}");
+            println!("certificate {}", path.display());
+            Some(identity.acceptor().map_err(anyhow::Error::msg)?)
+        } else {
+            println!("listening on http://{addr}");
+            None
+        };
         use std::io::Write as _;
         std::io::stdout().flush()?;
         tokio::select! {
-            _ = camut_target::serve(listener, Arc::new(AtomicU64::new(0))) => {}
+            _ = camut_target::serve_with(listener, Arc::new(AtomicU64::new(0)), acceptor) => {}
             _ = tokio::signal::ctrl_c() => {}
         }
         Ok(ExitCode::SUCCESS)

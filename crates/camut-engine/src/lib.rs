@@ -14,7 +14,7 @@ pub mod js;
 
 pub use campaign::{Campaign, CampaignError, CampaignOptions};
 pub use camut_stats as stats;
-pub(crate) mod http;
+pub mod http;
 pub mod run;
 
 pub use run::{

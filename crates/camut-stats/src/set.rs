@@ -42,6 +42,8 @@ pub struct CallStats {
     pub received: Histogram<u64>,
     /// Bytes sent per call.
     pub transmitted: Histogram<u64>,
+    /// TLS handshake time in µs, one value per call that opened an HTTPS connection.
+    pub tls_handshake_time: Histogram<u64>,
 }
 
 impl Default for CallStats {
@@ -54,6 +56,7 @@ impl Default for CallStats {
             service_time: histogram(),
             received: histogram(),
             transmitted: histogram(),
+            tls_handshake_time: histogram(),
         }
     }
 }
@@ -67,6 +70,7 @@ impl CallStats {
         add(&mut self.service_time, &o.service_time);
         add(&mut self.received, &o.received);
         add(&mut self.transmitted, &o.transmitted);
+        add(&mut self.tls_handshake_time, &o.tls_handshake_time);
     }
 }
 

@@ -175,7 +175,7 @@ pub struct Summary {
     /// done() calls after the first in the same iteration.
     pub done_twice: u64,
     /// Per metric (`http.response_time`, `http.response_begin_time`, `http.service_time`,
-    /// `http.received`, `http.transmitted`, `iteration.duration`).
+    /// `http.received`, `http.transmitted`, `http.tls_handshake_time`, `iteration.duration`).
     pub metrics: BTreeMap<String, LatencyStats>,
     /// Per operation.
     pub operations: Vec<OperationSummary>,
@@ -200,10 +200,11 @@ pub struct StatsView<'a> {
     pub duration_s: f64,
 }
 
-const TIME_METRICS: [&str; 3] = [
+const TIME_METRICS: [&str; 4] = [
     "http.response_time",
     "http.response_begin_time",
     "http.service_time",
+    "http.tls_handshake_time",
 ];
 
 impl StatsView<'_> {
@@ -223,6 +224,7 @@ impl StatsView<'_> {
                 "http.service_time" => &c.service_time,
                 "http.received" => &c.received,
                 "http.transmitted" => &c.transmitted,
+                "http.tls_handshake_time" => &c.tls_handshake_time,
                 _ => return None,
             };
             h.add(src).ok()?;
@@ -329,6 +331,7 @@ impl Summary {
             ("http.service_time", 1000.0),
             ("http.received", 1.0),
             ("http.transmitted", 1.0),
+            ("http.tls_handshake_time", 1000.0),
             ("iteration.duration", 1000.0),
         ] {
             if let Some(h) = view.histogram(name, None) {
@@ -421,6 +424,13 @@ impl Summary {
             self.requests_per_s,
             self.connections
         );
+        if let Some(t) = self.metrics.get("http.tls_handshake_time") {
+            let _ = writeln!(
+                o,
+                "  tls         {} handshakes   p50 {:.2} ms   p99 {:.2} ms   max {:.2} ms",
+                t.count, t.p50, t.p99, t.max
+            );
+        }
         if self.done_twice > 0 {
             let _ = writeln!(o, "  done twice  {} (each counted once)", self.done_twice);
         }

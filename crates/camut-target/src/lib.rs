@@ -1,9 +1,11 @@
 //! A small HTTP server to aim campaigns at in examples, tests and benchmarks
-//! (`camut target`).
+//! (`camut target`), over plain HTTP or HTTPS with a certificate made at start.
 //!
 //! `/` answers a small fixed body; the query shapes the answer: `delay_ms` (wait before
 //! answering), `status` (response status), `bytes` (body size). `GET /_camut/stats` answers
-//! `{"requests": N}`, the requests served so far (stats calls excluded).
+//! `{"requests": N, "paths": {…}}`: the requests served so far (stats calls excluded)
+//! and, per path, those of the test endpoints in [`endpoints`] (cookies, redirects,
+//! gzip, Basic auth, echo).
 
 #![warn(missing_docs)]
 
@@ -22,6 +24,11 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+pub mod endpoints;
+pub mod tls;
+
+use endpoints::PathCounts;
+
 const BODY: &[u8] = b"hello from the camut target\n";
 /// Largest `bytes` answered, so that a typo cannot exhaust memory.
 const MAX_BYTES: usize = 64 << 20;
@@ -31,7 +38,10 @@ pub struct Target {
     /// Where it listens.
     pub addr: SocketAddr,
     served: Arc<AtomicU64>,
+    paths: Arc<PathCounts>,
     task: tokio::task::JoinHandle<()>,
+    /// The certificate (PEM) when it serves HTTPS.
+    pub certificate: Option<String>,
 }
 
 impl Target {
@@ -40,21 +50,60 @@ impl Target {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let served = Arc::new(AtomicU64::new(0));
-        let s = served.clone();
+        let paths = Arc::new(PathCounts::default());
+        let (s, p) = (served.clone(), paths.clone());
         let task = tokio::spawn(async move {
-            serve(listener, s).await;
+            serve_counted(listener, s, p, None).await;
         });
-        Ok(Target { addr, served, task })
+        Ok(Target {
+            addr,
+            served,
+            paths,
+            task,
+            certificate: None,
+        })
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// Starts a target serving HTTPS with a self-signed certificate for `localhost` and
+    /// `127.0.0.1`, made now.
+    pub async fn start_tls() -> std::io::Result<Target> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let served = Arc::new(AtomicU64::new(0));
+        let identity = tls::Identity::self_signed().map_err(std::io::Error::other)?;
+        let acceptor = identity.acceptor().map_err(std::io::Error::other)?;
+        let paths = Arc::new(PathCounts::default());
+        let (s, p) = (served.clone(), paths.clone());
+        let task = tokio::spawn(async move {
+            serve_counted(listener, s, p, Some(acceptor)).await;
+        });
+        Ok(Target {
+            addr,
+            served,
+            paths,
+            task,
+            certificate: Some(identity.cert_pem),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT` (or `https://`).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.certificate.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Requests served so far.
     pub fn served(&self) -> u64 {
         self.served.load(Ordering::Relaxed)
+    }
+
+    /// Requests served so far to the test endpoint `path`.
+    pub fn served_path(&self, path: &str) -> u64 {
+        self.paths.get(path)
     }
 }
 
@@ -66,6 +115,24 @@ impl Drop for Target {
 
 /// Serves the target on `listener`, counting requests into `served`, until dropped.
 pub async fn serve(listener: TcpListener, served: Arc<AtomicU64>) {
+    serve_with(listener, served, None).await
+}
+
+/// Serves the target on `listener`, over TLS when an acceptor is given.
+pub async fn serve_with(
+    listener: TcpListener,
+    served: Arc<AtomicU64>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
+    serve_counted(listener, served, Arc::new(PathCounts::default()), tls).await
+}
+
+async fn serve_counted(
+    listener: TcpListener,
+    served: Arc<AtomicU64>,
+    paths: Arc<PathCounts>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,
@@ -77,12 +144,28 @@ pub async fn serve(listener: TcpListener, served: Arc<AtomicU64>) {
         };
         let _ = stream.set_nodelay(true);
         let served = served.clone();
+        let paths = paths.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let svc = service_fn(move |req| handle(req, served.clone()));
-            let _ = http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
+            let svc = service_fn(move |req| handle(req, served.clone(), paths.clone()));
+            let mut http = http1::Builder::new();
+            match tls {
+                None => {
+                    let _ = http
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                }
+                Some(acceptor) => {
+                    let Ok(stream) = acceptor.accept(stream).await else {
+                        return; // a failed handshake: the client reports it
+                    };
+                    let _ = http
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                }
+            }
         });
     }
 }
@@ -90,13 +173,23 @@ pub async fn serve(listener: TcpListener, served: Arc<AtomicU64>) {
 async fn handle(
     req: Request<Incoming>,
     served: Arc<AtomicU64>,
+    paths: Arc<PathCounts>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     if req.uri().path() == "/_camut/stats" {
-        let body = format!("{{\"requests\": {}}}\n", served.load(Ordering::Relaxed));
+        let body = format!(
+            "{{\"requests\": {}, \"paths\": {}}}\n",
+            served.load(Ordering::Relaxed),
+            paths.json()
+        );
         return Ok(Response::builder()
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body)))
             .expect("static response is valid"));
+    }
+    if endpoints::is_endpoint(req.uri().path()) {
+        served.fetch_add(1, Ordering::Relaxed);
+        paths.count(req.uri().path());
+        return Ok(endpoints::handle(req, &paths).await);
     }
     let mut status = StatusCode::OK;
     let mut delay = None;

@@ -1,5 +1,6 @@
 //! Campaign files: loading, compiling to QuickJS bytecode once, and validating the options.
 
+pub mod http_options;
 pub mod options;
 
 use std::path::Path;
@@ -8,6 +9,7 @@ use std::sync::Arc;
 use rquickjs::{Context, Runtime};
 use thiserror::Error;
 
+pub use http_options::HttpDefaults;
 pub use options::{CampaignOptions, DeployOptions, DroneLossPolicy, RunLength, TsdbOptions};
 
 use crate::js::{self, ScriptError};
@@ -20,7 +22,7 @@ const LOAD_SCOPE: &str = r#"
   g.camut = {
     env: {}, vu: { id: 0, index: 0, iteration: 0 }, drone: { id: 'local', index: 0, count: 1 }, campaign: {},
     http: function () { throw new Error('camut.http cannot be called while the campaign options are read; call it from the test function'); },
-    tsdb: nop,
+    tsdb: nop, cookies: { get: function () { return {}; }, set: nop, clear: nop, all: function () { return []; } },
   };
   g.console = { log: nop, info: nop, warn: nop, error: nop, debug: nop };
   g.setTimeout = g.setInterval = function () { return 0; };

@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::http_options::{HttpDefaults, KEYS as HTTP_KEYS};
 use super::CampaignError;
 use camut_stats::threshold::Threshold;
 
@@ -84,6 +85,8 @@ pub struct CampaignOptions {
     pub tsdb: Option<TsdbOptions>,
     /// Pass/fail criteria evaluated on the summary.
     pub thresholds: Vec<Threshold>,
+    /// Defaults of `camut.http` calls: TLS, cookies, redirects, compression, keep-alive.
+    pub http: HttpDefaults,
 }
 
 const KEYS: &[&str] = &[
@@ -119,15 +122,16 @@ impl CampaignOptions {
             )
         })?;
         for key in obj.keys() {
-            if !KEYS.contains(&key.as_str()) {
-                let hint = closest(key, KEYS)
+            if !KEYS.contains(&key.as_str()) && !HTTP_KEYS.contains(&key.as_str()) {
+                let all: Vec<&str> = KEYS.iter().chain(HTTP_KEYS).copied().collect();
+                let hint = closest(key, &all)
                     .map(|k| format!(" (did you mean `{k}`?)"))
                     .unwrap_or_default();
                 return Err(invalid(
                     key,
                     &format!(
                         "is not a campaign option{hint}; expected one of: {}",
-                        KEYS.join(", ")
+                        all.join(", ")
                     ),
                 ));
             }
@@ -237,6 +241,7 @@ impl CampaignOptions {
             None | Some(Value::Null) => Vec::new(),
             Some(v) => Threshold::parse_all(v).map_err(|e| invalid(&e.option, &e.message))?,
         };
+        let http = HttpDefaults::from_options(obj)?;
         Ok(CampaignOptions {
             id,
             drones,
@@ -252,6 +257,7 @@ impl CampaignOptions {
             deploy,
             tsdb,
             thresholds,
+            http,
         })
     }
 }

@@ -1,23 +1,31 @@
 //! The HTTP/1.1 client behind `camut.http`: keep-alive connections pooled per worker
-//! thread, measuring each call.
+//! thread, plain or TLS, measuring each call.
 //!
 //! It is a small client on tokio and httparse (hyper's parser) rather than hyper's own
 //! client: everything happens inside the calling task, with no connection task, channel
 //! or shared pool in between — that machinery cost more CPU per request than the rest
 //! of the engine (see docs/PERFORMANCE.md). The built-in target still serves with hyper.
 
+pub(crate) mod body;
+pub(crate) mod cookies;
+mod stream;
+pub mod tls;
 mod wire;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{HeaderName, HeaderValue};
 use http::{Method, Uri};
+use rustls::ClientConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use stream::{Counted, Stream};
+use tls::TlsSettings;
 use wire::{decode_chunks, parse_head, request_bytes, ChunkState, Framing};
 
 /// One call to make.
@@ -28,6 +36,12 @@ pub(crate) struct HttpRequest {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Bytes,
     pub timeout: Duration,
+    /// TLS settings for `https://` URLs: an index from [`HttpClient::tls_index`]
+    /// (0 is the campaign's `tls` option).
+    pub tls: u32,
+    /// Whether the connection may be kept for later calls (`keepAlive: false` sends
+    /// `Connection: close` and opens a connection per call).
+    pub keep_alive: bool,
 }
 
 /// What happened to a call.
@@ -49,6 +63,8 @@ pub(crate) struct HttpOutcome {
     pub transmitted: u64,
     /// Transport error or timeout; statuses ≥ 400 are judged by the caller.
     pub error: Option<String>,
+    /// How long the TLS handshake took, when this call made one.
+    pub tls_handshake: Option<Duration>,
 }
 
 /// An idle connection is checked for a close by the server before reuse after this long.
@@ -57,15 +73,23 @@ const PROBE_IDLE_AFTER: Duration = Duration::from_secs(1);
 const MAX_IDLE_PER_HOST: usize = 1024;
 
 struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     buf: BytesMut,
     idle_since: Instant,
 }
 
-/// Keep-alive connections of one worker, by URL authority, and how many it opened.
+/// TLS settings in use and their rustls configuration, built on first use.
+struct TlsConfig {
+    settings: TlsSettings,
+    config: Option<Result<Arc<ClientConfig>, String>>,
+}
+
+/// Keep-alive connections of one worker, by pool (0: plain HTTP; n + 1: HTTPS with the
+/// TLS settings n) and URL authority, and how many connections it opened.
 pub(crate) struct HttpClient {
-    idle: RefCell<HashMap<String, Vec<Conn>>>,
+    idle: RefCell<HashMap<u32, HashMap<String, Vec<Conn>>>>,
     opened: Cell<u64>,
+    tls: RefCell<Vec<TlsConfig>>,
 }
 
 /// A response read off a connection.
@@ -75,6 +99,8 @@ struct Exchanged {
     body: Bytes,
     begin: Duration,
     received: u64,
+    transmitted: u64,
+    tls_handshake: Option<Duration>,
 }
 
 enum ReadError {
@@ -86,11 +112,41 @@ enum ReadError {
 }
 
 impl HttpClient {
-    pub fn new() -> Self {
+    /// A client whose index-0 TLS settings are `default_tls` (the campaign's `tls`).
+    pub fn new(default_tls: TlsSettings) -> Self {
         HttpClient {
             idle: RefCell::new(HashMap::new()),
             opened: Cell::new(0),
+            tls: RefCell::new(vec![TlsConfig {
+                settings: default_tls,
+                config: None,
+            }]),
         }
+    }
+
+    /// The index of `settings` for [`HttpRequest::tls`], added on first use.
+    pub fn tls_index(&self, settings: TlsSettings) -> u32 {
+        let mut tls = self.tls.borrow_mut();
+        if let Some(i) = tls.iter().position(|t| t.settings == settings) {
+            return i as u32;
+        }
+        tls.push(TlsConfig {
+            settings,
+            config: None,
+        });
+        (tls.len() - 1) as u32
+    }
+
+    fn tls_config(&self, index: u32) -> Result<(Arc<ClientConfig>, Option<String>), String> {
+        let mut tls = self.tls.borrow_mut();
+        let t = tls
+            .get_mut(index as usize)
+            .ok_or("internal: unknown TLS settings")?;
+        let config = t
+            .config
+            .get_or_insert_with(|| t.settings.client_config())
+            .clone()?;
+        Ok((config, t.settings.servername.clone()))
     }
 
     /// Connections opened since the last call (the count is then reset).
@@ -100,16 +156,29 @@ impl HttpClient {
 
     pub async fn send(&self, req: HttpRequest) -> HttpOutcome {
         let start = Instant::now();
-        let wire = request_bytes(&req.method, &req.uri, &req.headers, &req.body);
+        let deadline = start + req.timeout;
+        let https = req.uri.scheme_str() == Some("https");
+        let mut headers = req.headers;
+        if !req.keep_alive {
+            headers.push((http::header::CONNECTION, HeaderValue::from_static("close")));
+        }
+        let wire = request_bytes(&req.method, &req.uri, &headers, &req.body);
         let transmitted = wire.len() as u64;
-        let Some(key) = req.uri.authority().map(|a| a.as_str()) else {
+        let Some(authority) = req.uri.authority().map(|a| a.as_str()) else {
             return failed(start, 0, format!("invalid url '{}': no host", req.uri));
+        };
+        let target = Target {
+            pool: if https { req.tls + 1 } else { 0 },
+            authority,
+            host: req.uri.host().unwrap_or(authority),
+            port: req.uri.port_u16().unwrap_or(if https { 443 } else { 80 }),
+            keep_alive: req.keep_alive,
         };
         let is_head = req.method == Method::HEAD;
         let idempotent = !matches!(req.method, Method::POST | Method::PATCH);
-        match tokio::time::timeout(
-            req.timeout,
-            self.exchange(key, &wire, is_head, idempotent, start),
+        match tokio::time::timeout_at(
+            deadline.into(),
+            self.exchange(&target, &wire, is_head, idempotent, start, deadline),
         )
         .await
         {
@@ -122,29 +191,44 @@ impl HttpClient {
                 begin: x.begin,
                 total: start.elapsed(),
                 received: x.received,
-                transmitted,
+                transmitted: x.transmitted,
                 error: None,
+                tls_handshake: x.tls_handshake,
             },
         }
     }
 
     async fn exchange(
         &self,
-        key: &str,
+        target: &Target<'_>,
         wire: &[u8],
         is_head: bool,
         idempotent: bool,
         start: Instant,
+        deadline: Instant,
     ) -> Result<Exchanged, String> {
         let mut retried = false;
         loop {
-            let (mut conn, reused) = match self.checkout(key) {
-                Some(c) => (c, true),
-                None => (self.connect(key).await?, false),
+            let checked_out = if target.keep_alive {
+                self.checkout(target.pool, target.authority)
+            } else {
+                None
             };
+            let (mut conn, reused, handshake) = match checked_out {
+                Some(c) => (c, true, None),
+                None => {
+                    let (c, h) = self.connect(target, deadline).await?;
+                    (c, false, h)
+                }
+            };
+            let counts_before = conn.stream.socket_counts();
             // A reused connection the server had closed is retried once on a fresh one.
             let may_retry = reused && !retried && idempotent;
-            if let Err(e) = conn.stream.write_all(wire).await {
+            let written = match conn.stream.write_all(wire).await {
+                Ok(()) => conn.stream.flush().await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = written {
                 if may_retry {
                     retried = true;
                     continue;
@@ -152,15 +236,28 @@ impl HttpClient {
                 return Err(io_message(&e));
             }
             match read_response(&mut conn, is_head, start).await {
-                Ok((x, keep_alive)) => {
-                    if keep_alive && conn.buf.is_empty() {
+                Ok((mut x, keep_alive)) => {
+                    x.transmitted = wire.len() as u64;
+                    x.tls_handshake = handshake.map(|h| h.duration);
+                    if let Some((read, written)) = conn.stream.socket_counts() {
+                        // HTTPS: the bytes on the socket, handshake included.
+                        let (read0, written0) = match (&handshake, counts_before) {
+                            (Some(_), _) => (0, 0),
+                            (None, Some(c)) => c,
+                            (None, None) => (0, 0),
+                        };
+                        x.received = read - read0;
+                        x.transmitted = written - written0;
+                    }
+                    if keep_alive && target.keep_alive && conn.buf.is_empty() {
                         conn.idle_since = Instant::now();
                         let mut idle = self.idle.borrow_mut();
-                        match idle.get_mut(key) {
+                        let pool = idle.entry(target.pool).or_default();
+                        match pool.get_mut(target.authority) {
                             Some(list) if list.len() < MAX_IDLE_PER_HOST => list.push(conn),
                             Some(_) => {}
                             None => {
-                                idle.insert(key.to_string(), vec![conn]);
+                                pool.insert(target.authority.to_string(), vec![conn]);
                             }
                         }
                     }
@@ -175,16 +272,17 @@ impl HttpClient {
         }
     }
 
-    /// An idle connection to `key`, skipping those the server closed meanwhile.
-    fn checkout(&self, key: &str) -> Option<Conn> {
+    /// An idle connection of `pool` to `authority`, skipping those the server closed
+    /// meanwhile.
+    fn checkout(&self, pool: u32, authority: &str) -> Option<Conn> {
         let mut idle = self.idle.borrow_mut();
-        let list = idle.get_mut(key)?;
+        let list = idle.get_mut(&pool)?.get_mut(authority)?;
         while let Some(conn) = list.pop() {
             if conn.idle_since.elapsed() < PROBE_IDLE_AFTER {
                 return Some(conn);
             }
             let mut probe = [0u8; 1];
-            match conn.stream.try_read(&mut probe) {
+            match conn.stream.tcp().try_read(&mut probe) {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Some(conn),
                 _ => continue, // closed, or unexpected bytes: not reusable
             }
@@ -192,20 +290,54 @@ impl HttpClient {
         None
     }
 
-    async fn connect(&self, authority: &str) -> Result<Conn, String> {
-        let stream = match authority.rsplit_once(':') {
-            Some((_, port)) if !port.contains(']') => TcpStream::connect(authority).await,
-            _ => TcpStream::connect(format!("{authority}:80")).await,
-        }
-        .map_err(|e| io_message(&e))?;
-        let _ = stream.set_nodelay(true);
+    /// Opens a connection (and runs the TLS handshake for HTTPS pools).
+    async fn connect(
+        &self,
+        target: &Target<'_>,
+        deadline: Instant,
+    ) -> Result<(Conn, Option<Handshake>), String> {
+        let host = target.host.trim_start_matches('[').trim_end_matches(']');
+        let tcp = TcpStream::connect((host, target.port))
+            .await
+            .map_err(|e| io_message(&e))?;
+        let _ = tcp.set_nodelay(true);
         self.opened.set(self.opened.get() + 1);
-        Ok(Conn {
+        let (stream, handshake) = if target.pool == 0 {
+            (Stream::Plain(tcp), None)
+        } else {
+            let (config, servername) = self.tls_config(target.pool - 1)?;
+            let (tls, duration) = tls::handshake(
+                config,
+                servername.as_deref(),
+                host,
+                Counted::new(tcp),
+                deadline,
+            )
+            .await?;
+            (Stream::Tls(Box::new(tls)), Some(Handshake { duration }))
+        };
+        let conn = Conn {
             stream,
             buf: BytesMut::with_capacity(8 * 1024),
             idle_since: Instant::now(),
-        })
+        };
+        Ok((conn, handshake))
     }
+}
+
+/// Where a call goes: its pool, authority and socket address.
+struct Target<'a> {
+    pool: u32,
+    authority: &'a str,
+    host: &'a str,
+    port: u16,
+    keep_alive: bool,
+}
+
+/// A TLS handshake made for a call.
+#[derive(Debug, Clone, Copy)]
+struct Handshake {
+    duration: Duration,
 }
 
 /// Reads one response; returns it and whether the connection may be reused.
@@ -262,6 +394,8 @@ async fn read_response(
         body,
         begin,
         received,
+        transmitted: 0,
+        tls_handshake: None,
     };
     Ok((x, head.keep_alive))
 }
@@ -279,7 +413,8 @@ async fn read_more(conn: &mut Conn, total: &mut u64) -> Result<usize, ReadError>
     Ok(n)
 }
 
-fn failed(start: Instant, transmitted: u64, error: String) -> HttpOutcome {
+/// The outcome of a call that failed `start.elapsed()` after it started.
+pub(crate) fn failed(start: Instant, transmitted: u64, error: String) -> HttpOutcome {
     let t = start.elapsed();
     HttpOutcome {
         status: None,
@@ -290,11 +425,12 @@ fn failed(start: Instant, transmitted: u64, error: String) -> HttpOutcome {
         received: 0,
         transmitted,
         error: Some(error),
+        tls_handshake: None,
     }
 }
 
 /// A short, node-like description of a transport error.
-fn io_message(e: &std::io::Error) -> String {
+pub(crate) fn io_message(e: &std::io::Error) -> String {
     use std::io::ErrorKind::*;
     match e.kind() {
         ConnectionRefused => format!("ECONNREFUSED: {e}"),
@@ -342,6 +478,8 @@ mod tests {
             headers: Vec::new(),
             body: Bytes::new(),
             timeout: Duration::from_secs(5),
+            tls: 0,
+            keep_alive: true,
         }
     }
 
@@ -359,7 +497,7 @@ mod tests {
             vec!["HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n1\r\n!\r\n0\r\n\r\n"],
             vec!["HTTP/1.1 201 Created\r\nConnection: close\r\n\r\nuntil close"],
         ]);
-        let client = HttpClient::new();
+        let client = HttpClient::new(TlsSettings::default());
         block_on(async {
             let a = client.send(request(Method::GET, &addr)).await;
             assert_eq!(
@@ -385,7 +523,7 @@ mod tests {
     fn keep_alive_reuses_one_connection() {
         let ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
         let (addr, h) = raw_server(vec![vec![ok, ok, ok]]);
-        let client = HttpClient::new();
+        let client = HttpClient::new(TlsSettings::default());
         block_on(async {
             for _ in 0..3 {
                 let r = client.send(request(Method::GET, &addr)).await;
@@ -404,7 +542,7 @@ mod tests {
     fn post_on_a_closed_connection_is_not_replayed() {
         let ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
         let (addr, h) = raw_server(vec![vec![ok]]);
-        let client = HttpClient::new();
+        let client = HttpClient::new(TlsSettings::default());
         block_on(async {
             assert_eq!(
                 client.send(request(Method::GET, &addr)).await.status,

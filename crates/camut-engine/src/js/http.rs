@@ -3,35 +3,78 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use http::header::{HeaderName, HeaderValue, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_TYPE};
 use http::{Method, Uri};
-use rquickjs::{Ctx, Exception, Object, Value};
+use rquickjs::{Ctx, Exception, Object, TypedArray, Value};
 
-use crate::http::{HttpOutcome, HttpRequest};
+use crate::campaign::http_options::MAX_REDIRECTS;
+use crate::campaign::HttpDefaults;
+use crate::http::body;
+use crate::http::tls::TlsVersion;
+use crate::http::{HttpClient, HttpOutcome, HttpRequest};
 
 /// Default `timeout` of a call, as k6 and node users expect: 60 s.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A parsed call: the request, its operation tag and its URL (for tags).
+/// A parsed call: the request, its operation tag and its URL (for tags), and what to do
+/// with the response.
 pub(crate) struct Call {
     pub request: HttpRequest,
-    pub operation: String,
+    /// The `operation` option; None: method and path of each request.
+    pub operation: Option<String>,
     pub url: String,
+    /// Redirects still to follow.
+    pub follow_redirects: u32,
+    /// `responseType: 'bytes'`: the body goes to JS as a `Uint8Array`.
+    pub bytes: bool,
 }
 
-/// Reads `camut.http` options: a URL string, or node http.request options plus
-/// `url`, `body`, `timeout` (ms) and `operation`.
-pub(crate) fn parse_call<'js>(ctx: &Ctx<'js>, options: &Value<'js>) -> Result<Call, String> {
+/// Per-call TLS fields (node's names, and the campaign `tls` names).
+const TLS_FIELDS: &[&str] = &[
+    "rejectUnauthorized",
+    "insecureSkipVerify",
+    "ca",
+    "cert",
+    "key",
+    "servername",
+    "minVersion",
+];
+
+/// Reads `camut.http` options: a URL string, or node http.request options plus `url`,
+/// `body`, `form`, `timeout` (ms), `operation`, `followRedirects`, `compressed`,
+/// `keepAlive`, `responseType` and the TLS fields.
+pub(crate) fn parse_call<'js>(
+    ctx: &Ctx<'js>,
+    options: &Value<'js>,
+    defaults: &HttpDefaults,
+    client: &HttpClient,
+) -> Result<Call, String> {
+    let mut compressed = defaults.compressed;
     if let Some(s) = options.as_string() {
         let url = s.to_string().map_err(|e| e.to_string())?;
+        let mut headers = Vec::new();
+        if compressed {
+            headers.push((
+                ACCEPT_ENCODING,
+                HeaderValue::from_static(body::ACCEPT_ENCODING),
+            ));
+        }
         return build(
             &url,
             Method::GET,
-            Vec::new(),
+            headers,
             Bytes::new(),
             DEFAULT_TIMEOUT,
-            None,
-        );
+            defaults,
+            0,
+        )
+        .map(|request| Call {
+            request,
+            operation: None,
+            url,
+            follow_redirects: defaults.follow_redirects,
+            bytes: false,
+        });
     }
     let obj = options
         .as_object()
@@ -53,6 +96,15 @@ pub(crate) fn parse_call<'js>(ctx: &Ctx<'js>, options: &Value<'js>) -> Result<Ca
             .transpose()?
             .map(Some)
             .ok_or_else(|| format!("camut.http: option `{k}` must be a string"))
+    };
+    let get_bool = |k: &str| -> Result<Option<bool>, String> {
+        let v: Value = obj.get(k).map_err(|e| e.to_string())?;
+        if v.is_undefined() || v.is_null() {
+            return Ok(None);
+        }
+        v.as_bool()
+            .map(Some)
+            .ok_or_else(|| format!("camut.http: option `{k}` must be true or false"))
     };
     let url = match get_str("url")? {
         Some(u) => u,
@@ -81,21 +133,55 @@ pub(crate) fn parse_call<'js>(ctx: &Ctx<'js>, options: &Value<'js>) -> Result<Ca
     if let Some(h) = hv.as_object() {
         for entry in h.props::<String, Value>() {
             let (k, v) = entry.map_err(|e| e.to_string())?;
-            let v = value_text(ctx, &v);
             let name = HeaderName::from_bytes(k.as_bytes())
                 .map_err(|_| format!("camut.http: bad header name '{k}'"))?;
-            let value = HeaderValue::from_str(&v)
-                .map_err(|_| format!("camut.http: bad value for header '{k}'"))?;
-            headers.push((name, value));
+            // A header may have several values: `{ 'x-a': ['1', '2'] }`.
+            let values: Vec<Value> = match v.as_array() {
+                Some(a) => a
+                    .iter::<Value>()
+                    .collect::<rquickjs::Result<_>>()
+                    .map_err(|e| e.to_string())?,
+                None => vec![v],
+            };
+            for v in values {
+                let value = HeaderValue::from_str(&value_text(ctx, &v))
+                    .map_err(|_| format!("camut.http: bad value for header '{k}'"))?;
+                headers.push((name.clone(), value));
+            }
+        }
+    }
+    let has =
+        |headers: &[(HeaderName, HeaderValue)], n: &HeaderName| headers.iter().any(|(k, _)| k == n);
+    if let Some(auth) = get_str("auth")? {
+        if !has(&headers, &AUTHORIZATION) {
+            let value = HeaderValue::from_str(&body::basic_auth(&auth))
+                .map_err(|_| "camut.http: bad `auth`".to_string())?;
+            headers.push((AUTHORIZATION, value));
         }
     }
     let bv: Value = obj.get("body").map_err(|e| e.to_string())?;
-    let body = if bv.is_undefined() || bv.is_null() {
+    let fv: Value = obj.get("form").map_err(|e| e.to_string())?;
+    let body = if let Some(form) = fv.as_object() {
+        let mut pairs = Vec::new();
+        for entry in form.props::<String, Value>() {
+            let (k, v) = entry.map_err(|e| e.to_string())?;
+            pairs.push((k, value_text(ctx, &v)));
+        }
+        if !has(&headers, &CONTENT_TYPE) {
+            headers.push((
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/x-www-form-urlencoded"),
+            ));
+        }
+        Bytes::from(body::form_urlencoded(&pairs))
+    } else if bv.is_undefined() || bv.is_null() {
         Bytes::new()
     } else if let Some(s) = bv.as_string() {
         Bytes::from(s.to_string().map_err(|e| e.to_string())?)
+    } else if let Some(bytes) = binary(&bv) {
+        Bytes::from(bytes)
     } else {
-        if !headers.iter().any(|(k, _)| k == CONTENT_TYPE) {
+        if !has(&headers, &CONTENT_TYPE) {
             headers.push((CONTENT_TYPE, HeaderValue::from_static("application/json")));
         }
         Bytes::from(value_text(ctx, &bv))
@@ -111,48 +197,134 @@ pub(crate) fn parse_call<'js>(ctx: &Ctx<'js>, options: &Value<'js>) -> Result<Ca
         }
         None => DEFAULT_TIMEOUT,
     };
-    let operation = get_str("operation")?;
-    build(&url, method, headers, body, timeout, operation)
+    if let Some(c) = get_bool("compressed")? {
+        compressed = c;
+    }
+    if compressed && !has(&headers, &ACCEPT_ENCODING) {
+        headers.push((
+            ACCEPT_ENCODING,
+            HeaderValue::from_static(body::ACCEPT_ENCODING),
+        ));
+    }
+    let follow_redirects = match obj
+        .get::<_, Value>("followRedirects")
+        .map_err(|e| e.to_string())?
+    {
+        v if v.is_undefined() || v.is_null() => defaults.follow_redirects,
+        v => match v.as_number() {
+            Some(n) if n.fract() == 0.0 && (0.0..=MAX_REDIRECTS as f64).contains(&n) => n as u32,
+            _ => {
+                return Err(format!(
+                    "camut.http: `followRedirects` must be a whole number from 0 to {MAX_REDIRECTS}"
+                ))
+            }
+        },
+    };
+    let bytes = match get_str("responseType")?.as_deref() {
+        None | Some("text") => false,
+        Some("bytes") | Some("arraybuffer") => true,
+        Some(other) => {
+            return Err(format!(
+                "camut.http: `responseType` '{other}' is not 'text' or 'bytes'"
+            ))
+        }
+    };
+    let mut tls = 0;
+    let mut own_tls = None;
+    for field in TLS_FIELDS {
+        let v: Value = obj.get(*field).map_err(|e| e.to_string())?;
+        if v.is_undefined() {
+            continue;
+        }
+        let s = own_tls.get_or_insert_with(|| defaults.tls.clone());
+        match *field {
+            "rejectUnauthorized" => s.insecure_skip_verify = !get_bool(field)?.unwrap_or(true),
+            "insecureSkipVerify" => s.insecure_skip_verify = get_bool(field)?.unwrap_or(false),
+            "ca" => s.ca = get_str(field)?,
+            "cert" => s.cert = get_str(field)?,
+            "key" => s.key = get_str(field)?,
+            "servername" => s.servername = get_str(field)?,
+            _ => {
+                if let Some(v) = get_str(field)? {
+                    s.min_version =
+                        TlsVersion::parse(&v).map_err(|e| format!("camut.http: {e}"))?;
+                }
+            }
+        }
+    }
+    if let Some(s) = own_tls {
+        tls = client.tls_index(s);
+    }
+    let mut request = build(&url, method, headers, body, timeout, defaults, tls)?;
+    if let Some(k) = get_bool("keepAlive")? {
+        request.keep_alive = k;
+    }
+    Ok(Call {
+        request,
+        operation: get_str("operation")?,
+        url,
+        follow_redirects,
+        bytes,
+    })
 }
 
-fn build(
+/// The bytes of an `ArrayBuffer` or a typed array (a `Uint8Array`, …).
+fn binary(v: &Value<'_>) -> Option<Vec<u8>> {
+    let obj = v.as_object()?;
+    if let Some(ab) = obj.as_array_buffer() {
+        // SAFETY: the bytes are copied before any JavaScript runs again.
+        return unsafe { ab.as_bytes() }.map(<[u8]>::to_vec);
+    }
+    if let Ok(t) = TypedArray::<u8>::from_object(obj.clone()) {
+        // SAFETY: as above.
+        return unsafe { t.as_bytes() }.map(<[u8]>::to_vec);
+    }
+    let buffer: Value = obj.get("buffer").ok()?;
+    let ab = buffer.as_object()?.as_array_buffer()?;
+    let offset: usize = obj.get("byteOffset").ok()?;
+    let len: usize = obj.get("byteLength").ok()?;
+    // SAFETY: as above.
+    let all = unsafe { ab.as_bytes() }?;
+    all.get(offset..offset + len).map(<[u8]>::to_vec)
+}
+
+/// Builds the request of a URL, checking its scheme and host.
+pub(crate) fn build(
     url: &str,
     method: Method,
     headers: Vec<(HeaderName, HeaderValue)>,
     body: Bytes,
     timeout: Duration,
-    operation: Option<String>,
-) -> Result<Call, String> {
+    defaults: &HttpDefaults,
+    tls: u32,
+) -> Result<HttpRequest, String> {
     let uri: Uri = url
         .parse()
         .map_err(|e| format!("camut.http: bad url '{url}': {e}"))?;
     match uri.scheme_str() {
-        Some("http") => {}
+        Some("http") | Some("https") => {}
         Some(other) => {
             return Err(format!(
-                "camut.http: scheme '{other}' is not supported yet; use http://"
+                "camut.http: scheme '{other}' is not supported; use http:// or https://"
             ))
         }
         None => {
             return Err(format!(
-                "camut.http: url '{url}' needs a scheme and host, e.g. http://host:port/path"
+                "camut.http: url '{url}' needs a scheme and host, e.g. https://host:port/path"
             ))
         }
     }
     if uri.host().is_none() {
         return Err(format!("camut.http: url '{url}' has no host"));
     }
-    let operation = operation.unwrap_or_else(|| format!("{} {}", method, uri.path()));
-    Ok(Call {
-        request: HttpRequest {
-            method,
-            uri,
-            headers,
-            body,
-            timeout,
-        },
-        operation,
-        url: url.to_string(),
+    Ok(HttpRequest {
+        method,
+        uri,
+        headers,
+        body,
+        timeout,
+        tls,
+        keep_alive: defaults.keep_alive,
     })
 }
 
@@ -174,14 +346,16 @@ pub(crate) fn value_text<'js>(ctx: &Ctx<'js>, v: &Value<'js>) -> String {
         .unwrap_or_else(|| format!("[{}]", v.type_name()))
 }
 
-/// The `response` object handed to callbacks: `{ statusCode, headers, body }`.
+/// The `response` object handed to callbacks: `{ statusCode, headers, body, url }`.
 pub(crate) fn response_object<'js>(
     ctx: &Ctx<'js>,
     out: &HttpOutcome,
     body: &Value<'js>,
+    url: &str,
 ) -> rquickjs::Result<Object<'js>> {
     let r = Object::new(ctx.clone())?;
     r.set("statusCode", out.status.map(i32::from))?;
+    r.set("url", url)?;
     let h = Object::new(ctx.clone())?;
     for (k, v) in &out.headers {
         h.set(k.as_str(), v.as_str())?;

@@ -7,7 +7,7 @@
 
 use std::rc::Weak;
 
-use rquickjs::function::{Opt, Rest};
+use rquickjs::function::{Opt, Rest, This};
 use rquickjs::{Ctx, Function, Object, Persistent, Value};
 
 use crate::run::worker::Worker;
@@ -31,6 +31,8 @@ pub(crate) struct Installed<'js> {
 pub(crate) struct SharedScope {
     globals: Vec<(&'static str, Persistent<Value<'static>>)>,
     camut: Vec<(&'static str, Persistent<Value<'static>>)>,
+    /// `abort()` of the request objects `camut.http` returns (reads `this.callId`).
+    pub abort: Persistent<Function<'static>>,
 }
 
 /// Installs the VU scope into the globals of `ctx`.
@@ -96,6 +98,19 @@ fn make_shared<'js>(
     .with_name("http")?;
     http.set_constructor(true);
     camut.push(("http", save(http.into_value())));
+    let wk = worker.clone();
+    let abort = Function::new(ctx.clone(), move |this: This<Value<'js>>| {
+        let id = this
+            .0
+            .as_object()
+            .and_then(|o| o.get::<_, f64>("callId").ok());
+        if let (Some(w), Some(id)) = (wk.upgrade(), id) {
+            w.http_abort(id as u64);
+        }
+    })?
+    .with_name("abort")?;
+    let abort = Persistent::save(ctx, abort);
+    camut.push(("cookies", save(freeze(cookies_object(ctx, worker)?)?)));
     let wk = worker.clone();
     let tsdb = Function::new(
         ctx.clone(),
@@ -178,5 +193,85 @@ fn make_shared<'js>(
         .with_name(name)?;
         globals.push((name, save(f.into_value())));
     }
-    Ok(SharedScope { globals, camut })
+    Ok(SharedScope {
+        globals,
+        camut,
+        abort,
+    })
+}
+
+/// `camut.cookies`: the running VU's cookie jar.
+fn cookies_object<'js>(ctx: &Ctx<'js>, worker: &Weak<Worker>) -> rquickjs::Result<Object<'js>> {
+    let cookies = Object::new(ctx.clone())?;
+    let wk = worker.clone();
+    cookies.set(
+        "get",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, url: String| {
+            let o = Object::new(ctx.clone())?;
+            if let Some(w) = wk.upgrade() {
+                let pairs = w
+                    .cookies_for(w.current.get(), &url)
+                    .map_err(|m| rquickjs::Exception::throw_type(&ctx, &m))?;
+                for (k, v) in pairs {
+                    o.set(k, v)?;
+                }
+            }
+            Ok::<_, rquickjs::Error>(o)
+        })?
+        .with_name("get")?,
+    )?;
+    let wk = worker.clone();
+    cookies.set(
+        "set",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, url: String, cookie: String| match wk.upgrade() {
+                Some(w) => w
+                    .cookie_set(w.current.get(), &url, &cookie)
+                    .map_err(|m| rquickjs::Exception::throw_type(&ctx, &m)),
+                None => Ok(false),
+            },
+        )?
+        .with_name("set")?,
+    )?;
+    let wk = worker.clone();
+    cookies.set(
+        "clear",
+        Function::new(ctx.clone(), move || {
+            if let Some(w) = wk.upgrade() {
+                w.cookies_clear(w.current.get());
+            }
+        })?
+        .with_name("clear")?,
+    )?;
+    let wk = worker.clone();
+    cookies.set(
+        "all",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>| {
+            let list = rquickjs::Array::new(ctx.clone())?;
+            if let Some(w) = wk.upgrade() {
+                for (i, c) in w.cookies_all(w.current.get()).into_iter().enumerate() {
+                    let o = Object::new(ctx.clone())?;
+                    o.set("name", c.name)?;
+                    o.set("value", c.value)?;
+                    o.set("domain", c.domain)?;
+                    o.set("path", c.path)?;
+                    o.set(
+                        "expires",
+                        c.expires.and_then(|t| {
+                            t.duration_since(std::time::UNIX_EPOCH)
+                                .ok()
+                                .map(|d| d.as_millis() as f64)
+                        }),
+                    )?;
+                    o.set("secure", c.secure)?;
+                    o.set("httpOnly", c.http_only)?;
+                    list.set(i, o)?;
+                }
+            }
+            Ok::<_, rquickjs::Error>(list)
+        })?
+        .with_name("all")?,
+    )?;
+    Ok(cookies)
 }

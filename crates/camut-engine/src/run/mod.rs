@@ -1,6 +1,7 @@
 //! Running a campaign: worker threads, each with one QuickJS runtime hosting many VU
 //! contexts, and the collector that merges what they measure.
 
+pub(crate) mod calls;
 mod health;
 mod timers;
 mod vu;

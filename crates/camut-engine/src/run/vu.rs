@@ -4,6 +4,8 @@ use std::time::Instant;
 
 use rquickjs::{Context, Function, Object, Persistent};
 
+use crate::http::cookies::CookieJar;
+
 /// The iteration a VU is in.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct OpenIteration {
@@ -43,4 +45,6 @@ pub(crate) struct Vu {
     pub warned_done_twice: bool,
     /// Sequence of the last iteration that timed out (a late done() is not "twice").
     pub last_timed_out: u64,
+    /// Cookies kept across this VU's iterations (made on the first `Set-Cookie`).
+    pub jar: Option<Box<CookieJar>>,
 }

@@ -8,18 +8,19 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Barrier, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use camut_stats::{CallKey, StatsSet, WorkerHealth};
+use camut_stats::{StatsSet, WorkerHealth};
 use rquickjs::function::This;
-use rquickjs::{Ctx, Function, Object, Persistent, Runtime, Value};
+use rquickjs::{Ctx, Function, Persistent, Runtime, Value};
 use tokio::sync::Notify;
 
+use super::calls::PendingCalls;
 use super::health::{thread_cpu_time, LAG_PROBE_PERIOD};
 use super::timers::{Due, Timer, Timers};
-use super::vu::{LastCall, OpenIteration, Vu};
-use super::{CallPoint, ConsoleLevel, Point, Shared, WorkerMsg};
+use super::vu::{OpenIteration, Vu};
+use super::{ConsoleLevel, Point, Shared, WorkerMsg};
 use crate::campaign::RunLength;
-use crate::http::{HttpClient, HttpOutcome};
-use crate::js::http::{error_value, parse_call, response_object, value_text};
+use crate::http::HttpClient;
+use crate::js::http::value_text;
 use crate::js::scope::{install, VuIds};
 use crate::js::{self, ScriptError};
 
@@ -28,15 +29,6 @@ use crate::js::{self, ScriptError};
 const MAX_SLICE: Duration = Duration::from_secs(10);
 /// Most events handled before the driver yields to I/O.
 const BATCH: usize = 256;
-
-/// Where a reply to an HTTP call goes.
-enum Reply {
-    Callback(Persistent<Function<'static>>),
-    Promise {
-        resolve: Persistent<Function<'static>>,
-        reject: Persistent<Function<'static>>,
-    },
-}
 
 /// How an iteration ends.
 enum End {
@@ -49,18 +41,18 @@ enum End {
 /// JS only arms it; the interrupt handler (called by QuickJS every few thousand
 /// operations) takes the start time on its first call and compares afterwards.
 #[derive(Default)]
-struct SliceClock {
+pub(crate) struct SliceClock {
     armed: Cell<bool>,
     deadline: Cell<Option<Instant>>,
 }
 
 impl SliceClock {
-    fn begin(&self) {
+    pub(crate) fn begin(&self) {
         self.armed.set(true);
         self.deadline.set(None);
     }
 
-    fn end(&self) {
+    pub(crate) fn end(&self) {
         self.armed.set(false);
     }
 
@@ -107,25 +99,27 @@ pub(crate) struct Worker {
     index: usize,
     pub(crate) shared: Arc<Shared>,
     // Field order matters for drop: VU handles and timers before the runtime.
-    vus: RefCell<Vec<Vu>>,
+    pub(crate) vus: RefCell<Vec<Vu>>,
     timers: RefCell<Timers>,
     ready: RefCell<VecDeque<u32>>,
-    stats: RefCell<StatsSet>,
+    pub(crate) stats: RefCell<StatsSet>,
     arrivals: RefCell<Option<Arrivals>>,
-    http: HttpClient,
-    wake: Notify,
-    inflight: Cell<usize>,
+    pub(crate) http: HttpClient,
+    /// `camut.http` calls under way, by call id.
+    pub(crate) calls: RefCell<PendingCalls>,
+    pub(crate) wake: Notify,
+    pub(crate) inflight: Cell<usize>,
     open_iterations: Cell<usize>,
     active_vus: Cell<usize>,
     pending_starts: Cell<usize>,
     stopping: Cell<bool>,
-    next_call_id: Cell<u64>,
+    pub(crate) next_call_id: Cell<u64>,
     /// The VU whose JS is running: host functions are shared by all VUs of the worker.
     pub(crate) current: Cell<u32>,
     /// Host functions and frozen objects created once and shared by every VU context.
     pub(crate) shared_scope: RefCell<Option<crate::js::scope::SharedScope>>,
     lag: RefCell<hdrhistogram::Histogram<u64>>,
-    slice_clock: Rc<SliceClock>,
+    pub(crate) slice_clock: Rc<SliceClock>,
     start: Cell<Instant>,
     self_ref: RefCell<Weak<Worker>>,
     rt: Runtime,
@@ -209,7 +203,8 @@ impl Worker {
             ready: RefCell::new(VecDeque::new()),
             stats: RefCell::new(StatsSet::default()),
             arrivals: RefCell::new(None),
-            http: HttpClient::new(),
+            http: HttpClient::new(shared.campaign.options.http.tls.clone()),
+            calls: RefCell::new(PendingCalls::new()),
             wake: Notify::new(),
             inflight: Cell::new(0),
             open_iterations: Cell::new(0),
@@ -258,6 +253,7 @@ impl Worker {
                 last_call: None,
                 warned_done_twice: false,
                 last_timed_out: 0,
+                jar: None,
             };
             worker.slice_clock.begin();
             worker.current.set(slot);
@@ -291,7 +287,7 @@ impl Worker {
         Ok(worker)
     }
 
-    fn weak(&self) -> Weak<Worker> {
+    pub(crate) fn weak(&self) -> Weak<Worker> {
         self.self_ref.borrow().clone()
     }
 
@@ -492,7 +488,7 @@ impl Worker {
     }
 
     /// Runs queued promise jobs (inside the current `ctx.with`).
-    fn run_jobs(&self, ctx: &Ctx<'_>) {
+    pub(crate) fn run_jobs(&self, ctx: &Ctx<'_>) {
         self.slice_clock.begin();
         while ctx.execute_pending_job() {}
         self.slice_clock.end();
@@ -629,7 +625,7 @@ impl Worker {
     }
 
     /// An exception in code of iteration `seq`: counted; ends that iteration if still open.
-    fn script_error(&self, slot: u32, seq: u64, err: ScriptError) {
+    pub(crate) fn script_error(&self, slot: u32, seq: u64, err: ScriptError) {
         if !self.end_iteration(slot, seq, End::Failed(err.clone())) {
             // The iteration had already ended (paced tests): still an error.
             self.stats
@@ -724,205 +720,6 @@ impl Worker {
     }
 
     // ---- host functions (called from JS) ----
-
-    pub(crate) fn http_call<'js>(
-        &self,
-        ctx: &Ctx<'js>,
-        slot: u32,
-        options: Value<'js>,
-        cb: Option<Value<'js>>,
-    ) -> rquickjs::Result<Value<'js>> {
-        let call =
-            parse_call(ctx, &options).map_err(|m| rquickjs::Exception::throw_type(ctx, &m))?;
-        let (reply, ret) = match cb.filter(|v| !v.is_undefined() && !v.is_null()) {
-            Some(f) => {
-                let f = f.into_function().ok_or_else(|| {
-                    rquickjs::Exception::throw_type(
-                        ctx,
-                        "camut.http: the callback must be a function",
-                    )
-                })?;
-                (
-                    Reply::Callback(Persistent::save(ctx, f)),
-                    Value::new_undefined(ctx.clone()),
-                )
-            }
-            None => {
-                let (promise, resolve, reject) = ctx.promise()?;
-                (
-                    Reply::Promise {
-                        resolve: Persistent::save(ctx, resolve),
-                        reject: Persistent::save(ctx, reject),
-                    },
-                    promise.into_value(),
-                )
-            }
-        };
-        let call_id = self.next_call_id.get() + 1;
-        let step = self.shared.threads as u64;
-        self.next_call_id.set(self.next_call_id.get() + step);
-        let (seq, delay_us) = {
-            let mut vus = self.vus.borrow_mut();
-            let vu = &mut vus[slot as usize];
-            vu.last_call = Some(LastCall {
-                url: std::sync::Arc::from(call.url.as_str()),
-                error: String::new(),
-                call_id,
-            });
-            vu.open.map_or((vu.seq, 0), |o| (o.seq, o.start_delay_us))
-        };
-        self.inflight.set(self.inflight.get() + 1);
-        let Some(me) = self.weak().upgrade() else {
-            return Ok(ret);
-        };
-        let key_op = call.operation;
-        tokio::task::spawn_local(async move {
-            let outcome = me.http.send(call.request).await;
-            me.inflight.set(me.inflight.get() - 1);
-            me.http_done(slot, seq, call_id, key_op, delay_us, reply, outcome);
-            me.wake.notify_one();
-        });
-        Ok(ret)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn http_done(
-        &self,
-        slot: u32,
-        seq: u64,
-        call_id: u64,
-        operation: String,
-        delay_us: u64,
-        reply: Reply,
-        out: HttpOutcome,
-    ) {
-        let failed = out.error.is_some() || out.status.is_some_and(|s| s >= 400);
-        if self.shared.config.call_points {
-            self.call_point(slot, call_id, &operation, delay_us, &out);
-        }
-        {
-            let mut stats = self.stats.borrow_mut();
-            let key = CallKey {
-                operation,
-                status_class: out.status.map_or(0, |s| s / 100 * 100),
-            };
-            let c = stats.call(&key);
-            c.requests += 1;
-            let service = (out.total.as_micros() as u64).max(1);
-            let _ = c.response_time.record(service + delay_us);
-            let _ = c.service_time.record(service);
-            let _ = c
-                .response_begin_time
-                .record((out.begin.as_micros() as u64).max(1) + delay_us);
-            let _ = c.received.record(out.received.max(1));
-            let _ = c.transmitted.record(out.transmitted.max(1));
-            if failed {
-                c.errors += 1;
-                let msg = match (&out.error, out.status) {
-                    (Some(e), _) => e.clone(),
-                    (None, Some(s)) => format!("HTTP {s} ({})", key.operation),
-                    _ => unreachable!("failed calls have an error or a status"),
-                };
-                stats.error(&msg, None);
-            }
-        }
-        let ctx = {
-            let mut vus = self.vus.borrow_mut();
-            let vu = &mut vus[slot as usize];
-            if let Some(last) = vu.last_call.as_mut().filter(|l| l.call_id == call_id) {
-                last.error = match (&out.error, out.status) {
-                    (Some(e), _) => e.clone(),
-                    (None, Some(s)) if s >= 400 => s.to_string(),
-                    _ => String::new(),
-                };
-            }
-            vu.ctx.clone()
-        };
-        self.current.set(slot);
-        ctx.with(|ctx| {
-            let r = (|| -> rquickjs::Result<()> {
-                let body =
-                    rquickjs::String::from_str(ctx.clone(), &String::from_utf8_lossy(&out.body))?
-                        .into_value();
-                let response = response_object(&ctx, &out, &body)?;
-                let err = error_value(&ctx, &out, &response)?;
-                self.slice_clock.begin();
-                let r = match reply {
-                    Reply::Callback(f) => {
-                        let f = f.restore(&ctx)?;
-                        let data: Value = if out.status.is_some() {
-                            body
-                        } else {
-                            Value::new_undefined(ctx.clone())
-                        };
-                        let err = err.unwrap_or_else(|| Value::new_null(ctx.clone()));
-                        f.call::<_, Value>((err, data, response)).map(|_| ())
-                    }
-                    Reply::Promise { resolve, reject } => match err {
-                        Some(e) => reject.restore(&ctx)?.call::<_, Value>((e,)).map(|_| ()),
-                        None => {
-                            let result = Object::new(ctx.clone())?;
-                            result.set("data", body)?;
-                            result.set("response", response)?;
-                            resolve
-                                .restore(&ctx)?
-                                .call::<_, Value>((result,))
-                                .map(|_| ())
-                        }
-                    },
-                };
-                self.slice_clock.end();
-                r
-            })();
-            if let Err(e) = r {
-                let err = ScriptError::catch(&ctx, e);
-                self.script_error(slot, seq, err);
-            }
-            self.run_jobs(&ctx);
-        });
-    }
-
-    /// Hands one finished call to the observer as a per-call TSDB record.
-    fn call_point(
-        &self,
-        slot: u32,
-        call_id: u64,
-        operation: &str,
-        delay_us: u64,
-        out: &HttpOutcome,
-    ) {
-        let (vu, url) = {
-            let vus = self.vus.borrow();
-            let vu = &vus[slot as usize];
-            let url = vu
-                .last_call
-                .as_ref()
-                .filter(|l| l.call_id == call_id)
-                .map(|l| l.url.clone())
-                .unwrap_or_default();
-            (vu.id, url)
-        };
-        let error = match (&out.error, out.status) {
-            (Some(e), _) => e.clone(),
-            (None, Some(s)) if s >= 400 => format!("HTTP {s}"),
-            _ => String::new(),
-        };
-        self.shared.observer.call(CallPoint {
-            timestamp_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
-            vu,
-            call_id,
-            url,
-            operation: operation.to_string(),
-            status: out.status.unwrap_or(0),
-            error,
-            response_time_us: (out.total.as_micros() as u64).max(1) + delay_us,
-            response_begin_time_us: (out.begin.as_micros() as u64).max(1) + delay_us,
-            received: out.received,
-            transmitted: out.transmitted,
-        });
-    }
 
     pub(crate) fn tsdb_call<'js>(
         &self,

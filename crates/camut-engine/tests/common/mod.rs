@@ -58,13 +58,34 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Env {
+        Self::with(false)
+    }
+
+    /// A target serving HTTPS with a self-signed certificate (`target.certificate`).
+    pub fn new_tls() -> Env {
+        Self::with(true)
+    }
+
+    fn with(tls: bool) -> Env {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
-        let target = rt.block_on(Target::start()).unwrap();
-        Env { target, _rt: rt }
+        let target = if tls {
+            rt.block_on(Target::start_tls())
+        } else {
+            rt.block_on(Target::start())
+        };
+        Env {
+            target: target.unwrap(),
+            _rt: rt,
+        }
+    }
+
+    /// The target's certificate as a JS string literal.
+    pub fn ca_js(&self) -> String {
+        serde_json::to_string(self.target.certificate.as_deref().expect("a TLS target")).unwrap()
     }
 
     /// Runs `source` (with `TARGET` in camut.env) and returns the result and what was observed.

@@ -1,0 +1,553 @@
+//! `camut.http` calls of a worker's VUs: issuing them, keeping each VU's cookies,
+//! following redirects (each hop measured as its own request), aborting, and handing
+//! the final response to the callback or promise.
+
+use std::collections::HashMap;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use camut_stats::CallKey;
+use http::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE};
+use http::{Method, Uri};
+use rquickjs::{Ctx, Function, Object, Persistent, TypedArray, Value};
+
+use super::vu::LastCall;
+use super::worker::Worker;
+use super::CallPoint;
+use crate::http::body;
+use crate::http::cookies::{Cookie, CookieJar, Site};
+use crate::http::{HttpOutcome, HttpRequest};
+use crate::js::http::{error_value, parse_call, response_object};
+use crate::js::ScriptError;
+
+/// Where a reply to an HTTP call goes.
+pub(crate) enum Reply {
+    Callback(Persistent<Function<'static>>),
+    Promise {
+        resolve: Persistent<Function<'static>>,
+        reject: Persistent<Function<'static>>,
+    },
+}
+
+/// A call under way: everything needed to follow a redirect, record a hop, abort, and
+/// answer the test.
+pub(crate) struct PendingCall {
+    slot: u32,
+    seq: u64,
+    /// Open model: how late the iteration started (added to the first hop's times).
+    delay_us: u64,
+    operation: Option<String>,
+    /// The current hop's request, kept only while redirects may still be followed.
+    redirect_base: Option<HttpRequest>,
+    redirects_left: u32,
+    url: String,
+    /// The current hop's URL and operation tag.
+    hop_uri: Uri,
+    hop_operation: String,
+    bytes: bool,
+    reply: Reply,
+    hop_started: Instant,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The calls of one worker under way, by call id.
+pub(crate) type PendingCalls = HashMap<u64, PendingCall>;
+
+impl Worker {
+    /// `camut.http(options, cb)`: starts the call; returns the request object (callback
+    /// form) or a promise, either with `callId` and `abort()`.
+    pub(crate) fn http_call<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        slot: u32,
+        options: Value<'js>,
+        cb: Option<Value<'js>>,
+    ) -> rquickjs::Result<Value<'js>> {
+        let defaults = &self.shared.campaign.options.http;
+        let call = parse_call(ctx, &options, defaults, &self.http)
+            .map_err(|m| rquickjs::Exception::throw_type(ctx, &m))?;
+        let (reply, handle) = match cb.filter(|v| !v.is_undefined() && !v.is_null()) {
+            Some(f) => {
+                let f = f.into_function().ok_or_else(|| {
+                    rquickjs::Exception::throw_type(
+                        ctx,
+                        "camut.http: the callback must be a function",
+                    )
+                })?;
+                (
+                    Reply::Callback(Persistent::save(ctx, f)),
+                    Object::new(ctx.clone())?,
+                )
+            }
+            None => {
+                let (promise, resolve, reject) = ctx.promise()?;
+                (
+                    Reply::Promise {
+                        resolve: Persistent::save(ctx, resolve),
+                        reject: Persistent::save(ctx, reject),
+                    },
+                    promise
+                        .into_value()
+                        .into_object()
+                        .expect("a promise is an object"),
+                )
+            }
+        };
+        let call_id = self.next_call_id.get() + 1;
+        let step = self.shared.threads as u64;
+        self.next_call_id.set(self.next_call_id.get() + step);
+        handle.set("callId", call_id as f64)?;
+        if let Some(abort) = self.abort_function(ctx) {
+            handle.set("abort", abort)?;
+        }
+        let (seq, delay_us) = {
+            let mut vus = self.vus.borrow_mut();
+            let vu = &mut vus[slot as usize];
+            vu.last_call = Some(LastCall {
+                url: std::sync::Arc::from(call.url.as_str()),
+                error: String::new(),
+                call_id,
+            });
+            vu.open.map_or((vu.seq, 0), |o| (o.seq, o.start_delay_us))
+        };
+        self.inflight.set(self.inflight.get() + 1);
+        let pending = PendingCall {
+            slot,
+            seq,
+            delay_us,
+            operation: call.operation,
+            redirect_base: None,
+            redirects_left: call.follow_redirects,
+            url: call.url,
+            hop_uri: Uri::default(),
+            hop_operation: String::new(),
+            bytes: call.bytes,
+            reply,
+            hop_started: Instant::now(),
+            task: None,
+        };
+        self.calls.borrow_mut().insert(call_id, pending);
+        self.send_hop(call_id, call.request);
+        Ok(handle.into_value())
+    }
+
+    fn abort_function<'js>(&self, ctx: &Ctx<'js>) -> Option<Function<'js>> {
+        let scope = self.shared_scope.borrow();
+        scope.as_ref()?.abort.clone().restore(ctx).ok()
+    }
+
+    /// Sends one hop of call `call_id` on a task of the worker.
+    fn send_hop(&self, call_id: u64, mut request: HttpRequest) {
+        let Some(me) = self.weak().upgrade() else {
+            return;
+        };
+        let mut calls = self.calls.borrow_mut();
+        let Some(pending) = calls.get_mut(&call_id) else {
+            return;
+        };
+        if pending.redirects_left > 0 {
+            pending.redirect_base = Some(request.clone());
+        }
+        pending.hop_operation = match &pending.operation {
+            Some(op) => op.clone(),
+            None => format!("{} {}", request.method, request.uri.path()),
+        };
+        pending.hop_uri = request.uri.clone();
+        if self.shared.campaign.options.http.cookies {
+            let mut vus = self.vus.borrow_mut();
+            if let Some(jar) = vus[pending.slot as usize].jar.as_mut() {
+                add_cookies(jar, &mut request);
+            }
+        }
+        pending.hop_started = Instant::now();
+        let task = tokio::task::spawn_local(async move {
+            let outcome = me.http.send(request).await;
+            me.hop_done(call_id, outcome);
+            me.wake.notify_one();
+        });
+        pending.task = Some(task);
+    }
+
+    /// A hop ended: cookies kept, the hop recorded, then a redirect followed or the
+    /// response handed over.
+    fn hop_done(&self, call_id: u64, out: HttpOutcome) {
+        let Some(mut pending) = self.calls.borrow_mut().remove(&call_id) else {
+            return; // aborted meanwhile
+        };
+        if self.shared.campaign.options.http.cookies {
+            self.store_cookies(pending.slot, &pending.hop_uri, &out);
+        }
+        self.record_hop(&pending, call_id, &out);
+        pending.delay_us = 0;
+        if let Some(next) = redirect(&mut pending, &out) {
+            pending.url = next.uri.to_string();
+            if let Some(l) = self.vus.borrow_mut()[pending.slot as usize]
+                .last_call
+                .as_mut()
+                .filter(|l| l.call_id == call_id)
+            {
+                l.url = std::sync::Arc::from(pending.url.as_str());
+            }
+            self.calls.borrow_mut().insert(call_id, pending);
+            self.send_hop(call_id, next);
+            return;
+        }
+        self.inflight.set(self.inflight.get() - 1);
+        self.deliver(pending, out);
+    }
+
+    /// `request.abort()`: the call ends at once with the error `aborted` (counted).
+    pub(crate) fn http_abort(&self, call_id: u64) {
+        let Some(pending) = self.calls.borrow_mut().remove(&call_id) else {
+            return; // already answered
+        };
+        if let Some(t) = &pending.task {
+            t.abort();
+        }
+        let out = crate::http::failed(pending.hop_started, 0, "aborted".into());
+        self.record_hop(&pending, call_id, &out);
+        let Some(me) = self.weak().upgrade() else {
+            return;
+        };
+        // Answered from a task of its own: abort() may be called from the callback's JS.
+        tokio::task::spawn_local(async move {
+            me.inflight.set(me.inflight.get() - 1);
+            me.deliver(pending, out);
+            me.wake.notify_one();
+        });
+    }
+
+    fn store_cookies(&self, slot: u32, uri: &Uri, out: &HttpOutcome) {
+        let mut set_cookies = out
+            .headers
+            .iter()
+            .filter(|(k, _)| k == "set-cookie")
+            .peekable();
+        if set_cookies.peek().is_none() {
+            return;
+        }
+        let mut vus = self.vus.borrow_mut();
+        let jar = vus[slot as usize].jar.get_or_insert_with(Default::default);
+        let host = uri.host().unwrap_or("").to_ascii_lowercase();
+        let now = SystemTime::now();
+        for (_, v) in set_cookies {
+            jar.store(site(uri, &host), v, now);
+        }
+    }
+
+    /// Records one hop (a request and its response, or its error).
+    fn record_hop(&self, pending: &PendingCall, call_id: u64, out: &HttpOutcome) {
+        let operation = pending.hop_operation.clone();
+        let failed = out.error.is_some() || out.status.is_some_and(|s| s >= 400);
+        let delay_us = pending.delay_us;
+        if self.shared.config.call_points {
+            self.call_point(pending.slot, call_id, &operation, delay_us, out);
+        }
+        let mut stats = self.stats.borrow_mut();
+        let key = CallKey {
+            operation,
+            status_class: out.status.map_or(0, |s| s / 100 * 100),
+        };
+        let c = stats.call(&key);
+        c.requests += 1;
+        let service = (out.total.as_micros() as u64).max(1);
+        let _ = c.response_time.record(service + delay_us);
+        let _ = c.service_time.record(service);
+        let _ = c
+            .response_begin_time
+            .record((out.begin.as_micros() as u64).max(1) + delay_us);
+        let _ = c.received.record(out.received.max(1));
+        let _ = c.transmitted.record(out.transmitted.max(1));
+        if let Some(h) = out.tls_handshake {
+            let _ = c.tls_handshake_time.record((h.as_micros() as u64).max(1));
+        }
+        if failed {
+            c.errors += 1;
+            let msg = match (&out.error, out.status) {
+                (Some(e), _) => e.clone(),
+                (None, Some(s)) => format!("HTTP {s} ({})", key.operation),
+                _ => unreachable!("failed calls have an error or a status"),
+            };
+            stats.error(&msg, None);
+        }
+        drop(stats);
+        let mut vus = self.vus.borrow_mut();
+        if let Some(last) = vus[pending.slot as usize]
+            .last_call
+            .as_mut()
+            .filter(|l| l.call_id == call_id)
+        {
+            last.error = match (&out.error, out.status) {
+                (Some(e), _) => e.clone(),
+                (None, Some(s)) if s >= 400 => s.to_string(),
+                _ => String::new(),
+            };
+        }
+    }
+
+    /// Hands the final response (or error) to the test's callback or promise.
+    fn deliver(&self, pending: PendingCall, mut out: HttpOutcome) {
+        let PendingCall {
+            slot,
+            seq,
+            url,
+            bytes,
+            reply,
+            ..
+        } = pending;
+        // `data` is the decoded body; `http.received` counted the bytes on the wire.
+        if let Some((_, enc)) = out.headers.iter().find(|(k, _)| k == "content-encoding") {
+            if !out.body.is_empty() {
+                match body::decode(enc, &out.body) {
+                    Ok(b) => out.body = Bytes::from(b),
+                    Err(e) => {
+                        self.stats.borrow_mut().error(&e, None);
+                        out.error = Some(e);
+                    }
+                }
+            }
+        }
+        let ctx = self.vus.borrow()[slot as usize].ctx.clone();
+        self.current.set(slot);
+        ctx.with(|ctx| {
+            let r = (|| -> rquickjs::Result<()> {
+                let body = if bytes {
+                    // Defines the typed arrays in this context first (they are lazy).
+                    let _: Value = ctx.globals().get("Uint8Array")?;
+                    TypedArray::<u8>::new_copy(ctx.clone(), &out.body[..])?.into_value()
+                } else {
+                    rquickjs::String::from_str(ctx.clone(), &String::from_utf8_lossy(&out.body))?
+                        .into_value()
+                };
+                let response = response_object(&ctx, &out, &body, &url)?;
+                let err = error_value(&ctx, &out, &response)?;
+                self.slice_clock.begin();
+                let r = match reply {
+                    Reply::Callback(f) => {
+                        let f = f.restore(&ctx)?;
+                        let data: Value = if out.status.is_some() {
+                            body
+                        } else {
+                            Value::new_undefined(ctx.clone())
+                        };
+                        let err = err.unwrap_or_else(|| Value::new_null(ctx.clone()));
+                        f.call::<_, Value>((err, data, response)).map(|_| ())
+                    }
+                    Reply::Promise { resolve, reject } => match err {
+                        Some(e) => reject.restore(&ctx)?.call::<_, Value>((e,)).map(|_| ()),
+                        None => {
+                            let result = Object::new(ctx.clone())?;
+                            result.set("data", body)?;
+                            result.set("response", response)?;
+                            resolve
+                                .restore(&ctx)?
+                                .call::<_, Value>((result,))
+                                .map(|_| ())
+                        }
+                    },
+                };
+                self.slice_clock.end();
+                r
+            })();
+            if let Err(e) = r {
+                let err = ScriptError::catch(&ctx, e);
+                self.script_error(slot, seq, err);
+            }
+            self.run_jobs(&ctx);
+        });
+    }
+
+    /// Hands one finished hop to the observer as a per-call TSDB record.
+    fn call_point(
+        &self,
+        slot: u32,
+        call_id: u64,
+        operation: &str,
+        delay_us: u64,
+        out: &HttpOutcome,
+    ) {
+        let (vu, url) = {
+            let vus = self.vus.borrow();
+            let vu = &vus[slot as usize];
+            let url = vu
+                .last_call
+                .as_ref()
+                .filter(|l| l.call_id == call_id)
+                .map(|l| l.url.clone())
+                .unwrap_or_default();
+            (vu.id, url)
+        };
+        let error = match (&out.error, out.status) {
+            (Some(e), _) => e.clone(),
+            (None, Some(s)) if s >= 400 => format!("HTTP {s}"),
+            _ => String::new(),
+        };
+        self.shared.observer.call(CallPoint {
+            timestamp_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            vu,
+            call_id,
+            url,
+            operation: operation.to_string(),
+            status: out.status.unwrap_or(0),
+            error,
+            response_time_us: (out.total.as_micros() as u64).max(1) + delay_us,
+            response_begin_time_us: (out.begin.as_micros() as u64).max(1) + delay_us,
+            received: out.received,
+            transmitted: out.transmitted,
+        });
+    }
+}
+
+impl Worker {
+    /// `camut.cookies.get(url)`: the cookies VU `slot` would send to `url`.
+    pub(crate) fn cookies_for(
+        &self,
+        slot: u32,
+        url: &str,
+    ) -> Result<Vec<(String, String)>, String> {
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| format!("camut.cookies: bad url '{url}': {e}"))?;
+        let host = uri.host().unwrap_or("").to_ascii_lowercase();
+        let mut vus = self.vus.borrow_mut();
+        let Some(jar) = vus[slot as usize].jar.as_mut() else {
+            return Ok(Vec::new());
+        };
+        Ok(jar.for_site(site(&uri, &host), SystemTime::now()))
+    }
+
+    /// `camut.cookies.set(url, 'name=value; Path=/…')`: stores a cookie as if `url`
+    /// had sent it; returns whether it was accepted.
+    pub(crate) fn cookie_set(&self, slot: u32, url: &str, cookie: &str) -> Result<bool, String> {
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| format!("camut.cookies: bad url '{url}': {e}"))?;
+        let host = uri.host().unwrap_or("").to_ascii_lowercase();
+        let mut vus = self.vus.borrow_mut();
+        let jar = vus[slot as usize].jar.get_or_insert_with(Default::default);
+        Ok(jar.store(site(&uri, &host), cookie, SystemTime::now()))
+    }
+
+    /// `camut.cookies.clear()`.
+    pub(crate) fn cookies_clear(&self, slot: u32) {
+        if let Some(jar) = self.vus.borrow_mut()[slot as usize].jar.as_mut() {
+            jar.clear();
+        }
+    }
+
+    /// `camut.cookies.all()`.
+    pub(crate) fn cookies_all(&self, slot: u32) -> Vec<Cookie> {
+        match self.vus.borrow_mut()[slot as usize].jar.as_mut() {
+            Some(jar) => jar.all(SystemTime::now()).to_vec(),
+            None => Vec::new(),
+        }
+    }
+}
+
+fn site<'a>(uri: &'a Uri, host: &'a str) -> Site<'a> {
+    Site {
+        https: uri.scheme_str() == Some("https"),
+        host: host.trim_start_matches('[').trim_end_matches(']'),
+        path: uri.path(),
+    }
+}
+
+/// Adds the jar's cookies for the request's URL to its `Cookie` header.
+fn add_cookies(jar: &mut CookieJar, request: &mut HttpRequest) {
+    if jar.is_empty() {
+        return;
+    }
+    let host = request.uri.host().unwrap_or("").to_ascii_lowercase();
+    let Some(cookies) = jar.header(site(&request.uri, &host), SystemTime::now()) else {
+        return;
+    };
+    let value = match request.headers.iter().position(|(k, _)| k == COOKIE) {
+        Some(i) => {
+            let (_, own) = request.headers.remove(i);
+            format!("{}; {cookies}", String::from_utf8_lossy(own.as_bytes()))
+        }
+        None => cookies,
+    };
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        request.headers.push((COOKIE, v));
+    }
+}
+
+/// The next hop's request when `out` is a redirect to follow (and one is left).
+fn redirect(pending: &mut PendingCall, out: &HttpOutcome) -> Option<HttpRequest> {
+    if pending.redirects_left == 0 || !matches!(out.status, Some(301 | 302 | 303 | 307 | 308)) {
+        return None;
+    }
+    let location = out
+        .headers
+        .iter()
+        .find(|(k, _)| k == "location")?
+        .1
+        .as_str();
+    let base = pending.redirect_base.take()?;
+    let next_uri = resolve(&base.uri, location)?;
+    if !matches!(next_uri.scheme_str(), Some("http" | "https")) {
+        return None;
+    }
+    pending.redirects_left -= 1;
+    let mut next = base;
+    // 303, and 301/302 after a POST, become a GET without a body (as browsers do).
+    let to_get = match out.status {
+        Some(303) => next.method != Method::HEAD,
+        Some(301 | 302) => next.method == Method::POST,
+        _ => false,
+    };
+    if to_get {
+        next.method = Method::GET;
+        next.body = Bytes::new();
+        next.headers
+            .retain(|(k, _)| k != CONTENT_TYPE && k != CONTENT_LENGTH);
+    }
+    if next_uri.authority() != next.uri.authority() || next_uri.scheme() != next.uri.scheme() {
+        // Credentials are not sent to another origin.
+        next.headers
+            .retain(|(k, _)| k != AUTHORIZATION && k != COOKIE);
+    }
+    next.uri = next_uri;
+    Some(next)
+}
+
+/// Resolves a `Location` against the URL it came from.
+fn resolve(base: &Uri, location: &str) -> Option<Uri> {
+    let location = location.trim();
+    if location.starts_with("http://") || location.starts_with("https://") {
+        return location.parse().ok();
+    }
+    let scheme = base.scheme_str()?;
+    if let Some(rest) = location.strip_prefix("//") {
+        return format!("{scheme}://{rest}").parse().ok();
+    }
+    let authority = base.authority()?.as_str();
+    let path = if location.starts_with('/') {
+        location.to_string()
+    } else {
+        let dir = base.path().rsplit_once('/').map_or("", |(d, _)| d);
+        format!("{dir}/{location}")
+    };
+    format!("{scheme}://{authority}{path}").parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_resolve() {
+        let base: Uri = "https://a.test:8443/x/y?z=1".parse().unwrap();
+        for (loc, want) in [
+            ("/r/1", "https://a.test:8443/r/1"),
+            ("r2", "https://a.test:8443/x/r2"),
+            ("//b.test/p", "https://b.test/p"),
+            ("http://c.test/q?x=1", "http://c.test/q?x=1"),
+        ] {
+            assert_eq!(resolve(&base, loc).unwrap().to_string(), want);
+        }
+    }
+}
