@@ -249,6 +249,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn handshake_errors_say_why() {
+        let says = |e: rustls::Error| {
+            handshake_error(&io::Error::new(io::ErrorKind::InvalidData, e), "a.test")
+        };
+        for (cert, why) in [
+            (CertificateError::UnknownIssuer, "unknown issuer"),
+            (CertificateError::Expired, "certificate expired"),
+            (
+                CertificateError::NotValidForName,
+                "name mismatch: the certificate is not valid for 'a.test'",
+            ),
+            (CertificateError::NotValidYet, "not valid yet"),
+        ] {
+            let m = says(rustls::Error::InvalidCertificate(cert));
+            assert!(
+                m.starts_with("TLS handshake failed: ") && m.contains(why),
+                "{m}"
+            );
+        }
+        let refused = io::Error::new(io::ErrorKind::ConnectionReset, "reset by peer");
+        assert!(handshake_error(&refused, "a.test").contains("ECONNRESET"));
+    }
+
+    #[test]
     fn versions_and_pem_checks() {
         assert_eq!(TlsVersion::parse("TLSv1.3"), Ok(TlsVersion::Tls13));
         assert_eq!(TlsVersion::parse("1.2"), Ok(TlsVersion::Tls12));
