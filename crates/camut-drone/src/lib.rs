@@ -64,7 +64,7 @@ enum EngineEvent {
     Log(&'static str, String),
     /// The TSDB connector's final counts.
     Tsdb(camut_tsdb::TsdbCounts),
-    Done(Result<String, String>),
+    Done(Result<v1::RunSummary, String>),
 }
 
 struct EngineObserver(mpsc::UnboundedSender<EngineEvent>, Option<Arc<Connector>>);
@@ -249,8 +249,8 @@ impl Drone {
                         .await;
                 let reply = match compiled {
                     Ok(Ok(mut campaign)) => {
-                        if campaign.options.tsdb.is_none() && !c.default_tsdb.is_empty() {
-                            campaign.options.tsdb = default_tsdb(&c.default_tsdb);
+                        if let (None, Some(settings)) = (&campaign.options.tsdb, &c.default_tsdb) {
+                            campaign.options.tsdb = default_tsdb(settings);
                         }
                         self.campaign = Some((campaign, c.drone_index, c.drone_count));
                         self.run_campaign.clear();
@@ -342,7 +342,7 @@ impl Drone {
                 let result = result
                     .map(|mut r| {
                         r.summary.tsdb = counts;
-                        serde_json::to_string(&r.summary).unwrap_or_default()
+                        camut::summary::to_wire(&r.summary)
                     })
                     .map_err(|e| e.to_string());
                 let _ = done.send(EngineEvent::Done(result));
@@ -376,8 +376,8 @@ impl Drone {
             }
             EngineEvent::Done(result) => {
                 self.stop = None;
-                let summary_json = match result {
-                    Ok(json) => json,
+                let summary = match result {
+                    Ok(summary) => Some(summary),
                     Err(e) => {
                         let log = self
                             .outbox
@@ -385,10 +385,10 @@ impl Drone {
                         if let Some(tx) = tx {
                             let _ = tx.send(log).await;
                         }
-                        String::new()
+                        None
                     }
                 };
-                vec![self.outbox.finish(summary_json)]
+                vec![self.outbox.finish(summary)]
             }
         };
         if let Some(tx) = tx {
@@ -400,11 +400,8 @@ impl Drone {
 }
 
 /// The server's default `tsdb` section, for a campaign whose file has none.
-fn default_tsdb(json: &str) -> Option<camut_tsdb::TsdbConfig> {
-    let parsed = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(json)
-        .map_err(|e| e.to_string())
-        .and_then(|m| camut_tsdb::TsdbConfig::from_options(&m).map_err(|e| e.to_string()));
-    match parsed {
+fn default_tsdb(settings: &v1::TsdbSettings) -> Option<camut_tsdb::TsdbConfig> {
+    match camut_tsdb::TsdbConfig::from_settings(settings) {
         Ok(c) => Some(c),
         Err(e) => {
             tracing::warn!("the server's default TSDB is unusable, no points are sent: {e}");

@@ -95,8 +95,8 @@ impl ServerConfig {
         format!("camut-{}", if host.is_empty() { "server" } else { host })
     }
 
-    /// The default TSDB section as the JSON drones read (checked), if any.
-    pub fn default_tsdb(&self) -> Result<Option<String>, ServerError> {
+    /// The default TSDB section (checked), if any.
+    pub fn default_tsdb(&self) -> Result<Option<camut_tsdb::TsdbConfig>, ServerError> {
         let Some(table) = &self.tsdb else {
             return Ok(None);
         };
@@ -105,11 +105,12 @@ impl ServerConfig {
             message: e.to_string(),
         })?;
         let map = json.as_object().cloned().unwrap_or_default();
-        camut_tsdb::TsdbConfig::from_options(&map).map_err(|e| ServerError::InvalidArgument {
-            field: e.option.clone(),
-            message: e.message.clone(),
-        })?;
-        Ok(Some(json.to_string()))
+        camut_tsdb::TsdbConfig::from_options(&map)
+            .map(Some)
+            .map_err(|e| ServerError::InvalidArgument {
+                field: e.option.clone(),
+                message: e.message.clone(),
+            })
     }
 
     /// The deployer a campaign without one uses.
