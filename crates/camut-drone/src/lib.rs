@@ -249,13 +249,18 @@ impl Drone {
                         .await;
                 let reply = match compiled {
                     Ok(Ok(mut campaign)) => {
-                        if campaign.options.tsdb.is_none() && !c.default_tsdb.is_empty() {
-                            campaign.options.tsdb = default_tsdb(&c.default_tsdb);
+                        let default = (!c.default_tsdb.is_empty())
+                            .then(|| default_tsdb(&c.default_tsdb))
+                            .flatten();
+                        match resolve_tsdb(&mut campaign.options.tsdb, default) {
+                            Ok(()) => {
+                                self.campaign = Some((campaign, c.drone_index, c.drone_count));
+                                self.run_campaign.clear();
+                                self.outbox = Outbox::default();
+                                Msg::Ready(v1::Ready {})
+                            }
+                            Err(message) => Msg::CompileError(v1::CompileError { message }),
                         }
-                        self.campaign = Some((campaign, c.drone_index, c.drone_count));
-                        self.run_campaign.clear();
-                        self.outbox = Outbox::default();
-                        Msg::Ready(v1::Ready {})
                     }
                     Ok(Err(e)) => Msg::CompileError(v1::CompileError {
                         message: e.to_string(),
@@ -397,6 +402,26 @@ impl Drone {
             }
         }
     }
+}
+
+/// The campaign's `tsdb` section with its address: a file without a section takes the
+/// server's default; one without a host takes the default's host and port and keeps
+/// its own way of sending; without a default, a host is required.
+fn resolve_tsdb(
+    section: &mut Option<camut_tsdb::TsdbConfig>,
+    default: Option<camut_tsdb::TsdbConfig>,
+) -> Result<(), String> {
+    match (section.as_mut(), default) {
+        (None, default) => *section = default,
+        (Some(s), _) if s.has_host() => {}
+        (Some(s), Some(d)) => s.set_address(d.host, d.port),
+        (Some(_), None) => {
+            return Err("campaign option `tsdb.host` is required: give it in the file's \
+                        `tsdb` section, or a default TSDB in the server's config"
+                .to_string())
+        }
+    }
+    Ok(())
 }
 
 /// The server's default `tsdb` section, for a campaign whose file has none.

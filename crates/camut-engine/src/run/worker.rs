@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Barrier, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use camut_stats::{CallKey, StatsSet, WorkerHealth};
 use rquickjs::function::This;
@@ -209,7 +209,7 @@ impl Worker {
             ready: RefCell::new(VecDeque::new()),
             stats: RefCell::new(StatsSet::default()),
             arrivals: RefCell::new(None),
-            http: HttpClient::new(),
+            http: HttpClient::new(shared.open_connections.clone()),
             wake: Notify::new(),
             inflight: Cell::new(0),
             open_iterations: Cell::new(0),
@@ -709,7 +709,10 @@ impl Worker {
 
     fn flush_interval(&self, tx: &Sender<WorkerMsg>) {
         let mut delta = std::mem::take(&mut *self.stats.borrow_mut());
-        delta.connections += self.http.take_connections();
+        let c = self.http.take_connections();
+        delta.connections += c.opened;
+        delta.connections_open = c.open;
+        delta.connections_peak = c.peak;
         if !delta.is_empty() {
             let _ = tx.send(WorkerMsg::Interval {
                 delta: Box::new(delta),
@@ -766,7 +769,7 @@ impl Worker {
             let vu = &mut vus[slot as usize];
             vu.last_call = Some(LastCall {
                 url: std::sync::Arc::from(call.url.as_str()),
-                error: String::new(),
+                failed: false,
                 call_id,
             });
             vu.open.map_or((vu.seq, 0), |o| (o.seq, o.start_delay_us))
@@ -796,7 +799,7 @@ impl Worker {
         reply: Reply,
         out: HttpOutcome,
     ) {
-        let failed = out.error.is_some() || out.status.is_some_and(|s| s >= 400);
+        let failed = out.failed();
         if self.shared.config.call_points {
             self.call_point(slot, call_id, &operation, delay_us, &out);
         }
@@ -830,11 +833,7 @@ impl Worker {
             let mut vus = self.vus.borrow_mut();
             let vu = &mut vus[slot as usize];
             if let Some(last) = vu.last_call.as_mut().filter(|l| l.call_id == call_id) {
-                last.error = match (&out.error, out.status) {
-                    (Some(e), _) => e.clone(),
-                    (None, Some(s)) if s >= 400 => s.to_string(),
-                    _ => String::new(),
-                };
+                last.failed = failed;
             }
             vu.ctx.clone()
         };
@@ -902,25 +901,19 @@ impl Worker {
                 .unwrap_or_default();
             (vu.id, url)
         };
-        let error = match (&out.error, out.status) {
-            (Some(e), _) => e.clone(),
-            (None, Some(s)) if s >= 400 => format!("HTTP {s}"),
-            _ => String::new(),
-        };
         self.shared.observer.call(CallPoint {
-            timestamp_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
+            timestamp_ms: camut_stats::clock::now_ms().max(0) as u64,
             vu,
             call_id,
             url,
             operation: operation.to_string(),
             status: out.status.unwrap_or(0),
-            error,
+            error_kind: out.error_kind().unwrap_or_default(),
             response_time_us: (out.total.as_micros() as u64).max(1) + delay_us,
             response_begin_time_us: (out.begin.as_micros() as u64).max(1) + delay_us,
             received: out.received,
             transmitted: out.transmitted,
+            connections: self.http.open_connections(),
         });
     }
 
@@ -966,9 +959,7 @@ impl Worker {
         ];
         if let Some(l) = last {
             point_tags.push(("url".into(), l.url.to_string()));
-            if !l.error.is_empty() {
-                point_tags.push(("error".into(), l.error));
-            }
+            point_tags.push(("error".into(), l.failed.to_string()));
             point_tags.push(("callId".into(), l.call_id.to_string()));
         }
         if let Some(obj) = tags.as_ref().and_then(|t| t.as_object()) {
@@ -981,9 +972,7 @@ impl Worker {
                 }
             }
         }
-        let timestamp_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let timestamp_ms = camut_stats::clock::now_ms().max(0) as u64;
         self.shared.observer.point(Point {
             metric,
             timestamp_ms,
