@@ -20,12 +20,7 @@ fn run_ok(target: &TargetProcess, name: &str, source: &str, extra: &[&str]) -> S
 }
 
 /// `camut run` with `--tsdb addr -q --summary-json`: the summary.
-fn run_to_tsdb(
-    target: &TargetProcess,
-    name: &str,
-    source: &str,
-    addr: &str,
-) -> serde_json::Value {
+fn run_to_tsdb(target: &TargetProcess, name: &str, source: &str, addr: &str) -> serde_json::Value {
     let file = temp_file(&format!("{name}.js"), source);
     let json = file.with_extension("json");
     let out = target.run(
@@ -54,7 +49,11 @@ fn run_and_export(
 ) -> (serde_json::Value, Vec<Series>) {
     let summary = run_to_tsdb(target, id, source, addr);
     let produced = summary["tsdb"]["produced"].as_u64().unwrap();
-    assert_eq!(summary["tsdb"]["sent"].as_u64(), Some(produced), "{summary}");
+    assert_eq!(
+        summary["tsdb"]["sent"].as_u64(),
+        Some(produced),
+        "{summary}"
+    );
     let all = vm.export_at_least(&format!("{{campaign=\"{id}\"}}"), produced);
     let samples: usize = all.iter().map(|s| s.values.len()).sum();
     assert_eq!(samples as u64, produced, "{id}: every point arrived once");
@@ -247,9 +246,8 @@ fn testdrive_prints_exactly_what_the_tsdb_receives() {
             assert_eq!(printed.len(), 6 * 5 + 2 + 6, "{mode}: {stdout}");
         } else {
             // Aggregates: the same series; how many intervals a run spans may differ.
-            let names = |p: &[Printed]| -> Vec<String> {
-                series_counts(p, &[]).into_keys().collect()
-            };
+            let names =
+                |p: &[Printed]| -> Vec<String> { series_counts(p, &[]).into_keys().collect() };
             assert_eq!(names(&printed), names(&stored), "{mode}");
             for m in ["http.requests.count", "iterations.count", "shop.cart"] {
                 assert_eq!(sum(&printed, m), sum(&stored, m), "{mode}: {m}");
@@ -388,7 +386,8 @@ fn http_connections_count_those_open_at_once() {
         )
     };
     let id = "conn-call";
-    let (summary, all) = run_and_export(&target, &vm, id, &campaign(id, "mode: 'call'"), &vm.telnet);
+    let (summary, all) =
+        run_and_export(&target, &vm, id, &campaign(id, "mode: 'call'"), &vm.telnet);
     assert_eq!(summary["connections_opened"], 4, "{summary}");
     assert_eq!(summary["connections_peak"], 4, "{summary}");
     let values: Vec<f64> = all
@@ -399,7 +398,8 @@ fn http_connections_count_those_open_at_once() {
     assert_eq!(values.len(), 12, "one per call");
     assert!(values.iter().all(|v| *v == 4.0), "{values:?}");
     let id = "conn-agg";
-    let (summary, all) = run_and_export(&target, &vm, id, &campaign(id, "interval: 200"), &vm.telnet);
+    let (summary, all) =
+        run_and_export(&target, &vm, id, &campaign(id, "interval: 200"), &vm.telnet);
     assert_eq!(summary["connections_peak"], 4, "{summary}");
     let max_of = |m: &str| -> f64 {
         all.iter()
@@ -429,11 +429,7 @@ fn new_on_an_existing_campaign_updates_it_under_the_update_rules() {
     let out = server.camut(&["new", f]);
     assert!(out.status.success(), "{}", show(&out));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("created "));
-    std::fs::write(
-        &file,
-        control_campaign("renew", 1, 5, 3, "", &target.url),
-    )
-    .unwrap();
+    std::fs::write(&file, control_campaign("renew", 1, 5, 3, "", &target.url)).unwrap();
     let out = server.camut(&["new", f]);
     assert!(out.status.success(), "{}", show(&out));
     assert!(
@@ -445,17 +441,17 @@ fn new_on_an_existing_campaign_updates_it_under_the_update_rules() {
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["users"], 5, "{status}");
     // A change of drones is refused, saying why, as `update` does.
-    std::fs::write(
-        &file,
-        control_campaign("renew", 2, 5, 3, "", &target.url),
-    )
-    .unwrap();
+    std::fs::write(&file, control_campaign("renew", 2, 5, 3, "", &target.url)).unwrap();
     let out = server.camut(&["new", f]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let new_err = String::from_utf8_lossy(&out.stderr).into_owned();
     let out = server.camut(&["update", f]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    assert_eq!(new_err, String::from_utf8_lossy(&out.stderr), "same refusal");
+    assert_eq!(
+        new_err,
+        String::from_utf8_lossy(&out.stderr),
+        "same refusal"
+    );
     assert!(new_err.contains("drones"), "{new_err}");
 }
 
@@ -501,7 +497,10 @@ fn jobs_cancel_and_delete_from_the_cli() {
     assert_eq!(state(&deploy), "cancelled");
     let out = server.camut(&["jobs", "cancel", &deploy]);
     assert_eq!(out.status.code(), Some(1), "already ended: {}", show(&out));
-    assert_eq!(ok(&["jobs", "delete", &deploy]), format!("deleted job {deploy}"));
+    assert_eq!(
+        ok(&["jobs", "delete", &deploy]),
+        format!("deleted job {deploy}")
+    );
     assert_eq!(state(&deploy), "gone");
     let out = server.camut(&["jobs", "delete", &deploy]);
     assert_eq!(out.status.code(), Some(1), "no such job: {}", show(&out));

@@ -201,7 +201,11 @@ fn aggregates_count_every_call_over_telnet_and_http() {
             12,
             "{id}"
         );
-        assert_eq!(sum("shop.cart", None), 3.0 * (1.0 + 2.0 + 3.0 + 4.0), "{id}");
+        assert_eq!(
+            sum("shop.cart", None),
+            3.0 * (1.0 + 2.0 + 3.0 + 4.0),
+            "{id}"
+        );
         for m in ["http.response_time.p99", "http.response_time.max"] {
             assert!(sum(m, None) > 0.0, "{id}: {m}");
         }

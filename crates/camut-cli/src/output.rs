@@ -24,7 +24,10 @@ impl Lines {
         } else {
             Box::new(std::io::stdout())
         };
-        Lines(Arc::new(Mutex::new(BufWriter::with_capacity(64 * 1024, sink))))
+        Lines(Arc::new(Mutex::new(BufWriter::with_capacity(
+            64 * 1024,
+            sink,
+        ))))
     }
 
     /// Writes `text` as it is: whole lines, each ending with a newline.

@@ -117,12 +117,7 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
             tsdb_config.set_address(host, port);
             Connector::start(tsdb_config, &campaign.options.id, "local")
         }
-        None => Connector::start_printing(
-            tsdb_config,
-            &campaign.options.id,
-            "local",
-            lines.sink(),
-        ),
+        None => Connector::start_printing(tsdb_config, &campaign.options.id, "local", lines.sink()),
     };
     let tsdb = Arc::new(connector.context("cannot start the TSDB connector")?);
     let config = RunConfig {

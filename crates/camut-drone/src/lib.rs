@@ -416,9 +416,11 @@ fn resolve_tsdb(
         (Some(s), _) if s.has_host() => {}
         (Some(s), Some(d)) => s.set_address(d.host, d.port),
         (Some(_), None) => {
-            return Err("campaign option `tsdb.host` is required: give it in the file's \
+            return Err(
+                "campaign option `tsdb.host` is required: give it in the file's \
                         `tsdb` section, or a default TSDB in the server's config"
-                .to_string())
+                    .to_string(),
+            )
         }
     }
     Ok(())

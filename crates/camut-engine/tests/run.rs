@@ -326,7 +326,11 @@ fn tsdb_points_carry_default_tags() {
             "the test's tags override"
         );
         assert_eq!(tag(p, "client").as_deref(), Some("local"));
-        assert_eq!(tag(p, "error").as_deref(), Some("true"), "the last call failed");
+        assert_eq!(
+            tag(p, "error").as_deref(),
+            Some("true"),
+            "the last call failed"
+        );
         assert!(tag(p, "url").unwrap().ends_with("/?status=404"));
         assert!(tag(p, "callId").is_some() && tag(p, "vu").is_some());
         assert!(p.timestamp_ms > 1_600_000_000_000, "milliseconds");

@@ -105,11 +105,12 @@ impl ServerConfig {
             message: e.to_string(),
         })?;
         let map = json.as_object().cloned().unwrap_or_default();
-        let config =
-            camut_tsdb::TsdbConfig::from_options(&map).map_err(|e| ServerError::InvalidArgument {
+        let config = camut_tsdb::TsdbConfig::from_options(&map).map_err(|e| {
+            ServerError::InvalidArgument {
                 field: e.option.clone(),
                 message: e.message.clone(),
-            })?;
+            }
+        })?;
         if !config.has_host() {
             return Err(ServerError::InvalidArgument {
                 field: "tsdb.host".into(),

@@ -93,7 +93,10 @@ fn call_tags(c: &CallPoint) -> [(&'static str, TagValue<'_>); 7] {
                 s => TagValue::Num(s as u64),
             },
         ),
-        ("error", TagValue::Str(if failed { "true" } else { "false" })),
+        (
+            "error",
+            TagValue::Str(if failed { "true" } else { "false" }),
+        ),
         ("errorKind", TagValue::Str(&c.error_kind)),
     ]
 }

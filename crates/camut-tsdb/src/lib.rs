@@ -28,6 +28,6 @@ pub use aggregate::Aggregator;
 pub use camut_stats::TsdbCounts;
 pub use config::{ConfigError, Mode, Precision, Protocol, TsdbConfig};
 pub use connector::Connector;
-pub use transport::LineSink;
 pub use encode::{put_line, sanitize};
 pub use point::{validate_metric, CallPoint, Entry, MetricError, Point};
+pub use transport::LineSink;

@@ -68,7 +68,9 @@ impl HttpOutcome {
                 let code = e.split(':').next().unwrap_or_default();
                 let is_code = code.len() > 1
                     && code.starts_with('E')
-                    && code.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+                    && code
+                        .chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
                 Some(if is_code || code == "timeout" {
                     code.to_string()
                 } else {

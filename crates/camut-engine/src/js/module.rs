@@ -36,9 +36,8 @@ fn is_es_module(source: &str) -> bool {
     source.lines().any(|l| {
         let l = l.trim_start();
         ["export", "import"].iter().any(|kw| {
-            l.strip_prefix(kw).is_some_and(|rest| {
-                rest.starts_with([' ', '\t', '{', '*', '"', '\''])
-            })
+            l.strip_prefix(kw)
+                .is_some_and(|rest| rest.starts_with([' ', '\t', '{', '*', '"', '\'']))
         })
     })
 }
@@ -75,7 +74,13 @@ fn compile_script(ctx: &Ctx<'_>, file: &str, source: &str) -> Result<Vec<u8>, Ca
     // SAFETY: `text` is NUL-terminated with `len` bytes before the NUL, as JS_Eval needs;
     // the returned value is owned and handed to `Value::from_raw`, which frees it.
     let compiled = unsafe {
-        let raw = qjs::JS_Eval(ctx.as_raw().as_ptr(), text.as_ptr(), len as _, name.as_ptr(), flags);
+        let raw = qjs::JS_Eval(
+            ctx.as_raw().as_ptr(),
+            text.as_ptr(),
+            len as _,
+            name.as_ptr(),
+            flags,
+        );
         if qjs::JS_IsException(raw) {
             let err = ScriptError::catch(ctx, rquickjs::Error::Exception);
             return Err(syntax_error(file, CJS_PREFIX, err));
@@ -153,8 +158,8 @@ pub(crate) fn instantiate<'js>(
         }
     };
     // SAFETY: the bytes were produced by `compile` with the same QuickJS build.
-    let module = unsafe { Module::load(ctx.clone(), bytes) }
-        .map_err(|e| top(ScriptError::catch(ctx, e)))?;
+    let module =
+        unsafe { Module::load(ctx.clone(), bytes) }.map_err(|e| top(ScriptError::catch(ctx, e)))?;
     let (module, promise) = module.eval().map_err(|e| top(ScriptError::catch(ctx, e)))?;
     while ctx.execute_pending_job() {}
     if let Some(Err(e)) = promise.result::<Value>() {
