@@ -458,3 +458,31 @@ fn raise_open_file_limit() {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::resolve_tsdb;
+    use camut_tsdb::{Mode, TsdbConfig};
+
+    fn section(json: serde_json::Value) -> TsdbConfig {
+        TsdbConfig::from_options(json.as_object().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_section_without_host_takes_the_servers_address() {
+        let default = || Some(section(serde_json::json!({"host": "tsdb", "port": 4343})));
+        let mut s = Some(section(serde_json::json!({"mode": "call"})));
+        resolve_tsdb(&mut s, default()).unwrap();
+        let s = s.unwrap();
+        assert_eq!((s.address().as_str(), s.mode), ("tsdb:4343", Mode::Call));
+        let mut none = None;
+        resolve_tsdb(&mut none, default()).unwrap();
+        assert_eq!(none.unwrap().address(), "tsdb:4343");
+        let mut own = Some(section(serde_json::json!({"host": "own"})));
+        resolve_tsdb(&mut own, default()).unwrap();
+        assert_eq!(own.unwrap().address(), "own:4242");
+        let mut hostless = Some(section(serde_json::json!({"mode": "call"})));
+        let e = resolve_tsdb(&mut hostless, None).unwrap_err();
+        assert!(e.contains("`tsdb.host` is required"), "{e}");
+    }
+}
