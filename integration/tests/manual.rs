@@ -479,7 +479,7 @@ fn jobs_cancel_and_delete_from_the_cli() {
         jobs.as_array()
             .unwrap()
             .iter()
-            .find(|j| j["id"].to_string() == id)
+            .find(|j| j["id"] == id.parse::<u64>().unwrap())
             .map(|j| j["state"].as_str().unwrap().to_string())
             .unwrap_or_else(|| "gone".into())
     };
