@@ -457,7 +457,7 @@ async fn drone(
         .context("not told to finish in time")??;
     tx.send(msg(Msg::Finished(v1::Finished {
         last_seq: seconds as u64,
-        summary_json: String::new(),
+        summary: None,
     })))
     .await?;
     shared.finished.fetch_add(1, Ordering::Relaxed);

@@ -65,10 +65,10 @@ impl Outbox {
         msg(Msg::Log(log))
     }
 
-    pub fn finish(&mut self, summary_json: String) -> DroneMessage {
+    pub fn finish(&mut self, summary: Option<v1::RunSummary>) -> DroneMessage {
         let f = v1::Finished {
             last_seq: self.next_seq,
-            summary_json,
+            summary,
         };
         self.finished = Some(f.clone());
         msg(Msg::Finished(f))
@@ -158,7 +158,7 @@ mod tests {
         );
         o.ack(100);
         assert!(o.deltas.iter().all(|(s, _, _)| *s > 100));
-        o.finish(String::new());
+        o.finish(None);
         let pending = o.pending();
         assert!(matches!(
             pending.last().unwrap().msg,

@@ -64,7 +64,7 @@ enum EngineEvent {
     Log(&'static str, String),
     /// The TSDB connector's final counts.
     Tsdb(camut_tsdb::TsdbCounts),
-    Done(Result<String, String>),
+    Done(Result<v1::RunSummary, String>),
 }
 
 struct EngineObserver(mpsc::UnboundedSender<EngineEvent>, Option<Arc<Connector>>);
@@ -249,9 +249,7 @@ impl Drone {
                         .await;
                 let reply = match compiled {
                     Ok(Ok(mut campaign)) => {
-                        let default = (!c.default_tsdb.is_empty())
-                            .then(|| default_tsdb(&c.default_tsdb))
-                            .flatten();
+                        let default = c.default_tsdb.as_ref().and_then(default_tsdb);
                         match resolve_tsdb(&mut campaign.options.tsdb, default) {
                             Ok(()) => {
                                 self.campaign = Some((campaign, c.drone_index, c.drone_count));
@@ -347,7 +345,7 @@ impl Drone {
                 let result = result
                     .map(|mut r| {
                         r.summary.tsdb = counts;
-                        serde_json::to_string(&r.summary).unwrap_or_default()
+                        camut::summary::to_wire(&r.summary)
                     })
                     .map_err(|e| e.to_string());
                 let _ = done.send(EngineEvent::Done(result));
@@ -381,8 +379,8 @@ impl Drone {
             }
             EngineEvent::Done(result) => {
                 self.stop = None;
-                let summary_json = match result {
-                    Ok(json) => json,
+                let summary = match result {
+                    Ok(summary) => Some(summary),
                     Err(e) => {
                         let log = self
                             .outbox
@@ -390,10 +388,10 @@ impl Drone {
                         if let Some(tx) = tx {
                             let _ = tx.send(log).await;
                         }
-                        String::new()
+                        None
                     }
                 };
-                vec![self.outbox.finish(summary_json)]
+                vec![self.outbox.finish(summary)]
             }
         };
         if let Some(tx) = tx {
@@ -427,11 +425,8 @@ fn resolve_tsdb(
 }
 
 /// The server's default `tsdb` section, for a campaign whose file has none.
-fn default_tsdb(json: &str) -> Option<camut_tsdb::TsdbConfig> {
-    let parsed = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(json)
-        .map_err(|e| e.to_string())
-        .and_then(|m| camut_tsdb::TsdbConfig::from_options(&m).map_err(|e| e.to_string()));
-    match parsed {
+fn default_tsdb(settings: &v1::TsdbSettings) -> Option<camut_tsdb::TsdbConfig> {
+    match camut_tsdb::TsdbConfig::from_settings(settings) {
         Ok(c) => Some(c),
         Err(e) => {
             tracing::warn!("the server's default TSDB is unusable, no points are sent: {e}");

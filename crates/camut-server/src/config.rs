@@ -95,8 +95,8 @@ impl ServerConfig {
         format!("camut-{}", if host.is_empty() { "server" } else { host })
     }
 
-    /// The default TSDB section as the JSON drones read (checked), if any.
-    pub fn default_tsdb(&self) -> Result<Option<String>, ServerError> {
+    /// The default TSDB section (checked), if any.
+    pub fn default_tsdb(&self) -> Result<Option<camut_tsdb::TsdbConfig>, ServerError> {
         let Some(table) = &self.tsdb else {
             return Ok(None);
         };
@@ -117,7 +117,7 @@ impl ServerConfig {
                 message: "is required in the server's default TSDB".into(),
             });
         }
-        Ok(Some(json.to_string()))
+        Ok(Some(config))
     }
 
     /// The deployer a campaign without one uses.

@@ -187,8 +187,8 @@ pub struct CoreParts {
     pub drone_timeout: Duration,
     /// This server's id, put on the instances it asks for (tag `camut:server`).
     pub server_id: String,
-    /// The `tsdb` section (JSON) of campaigns whose file has none.
-    pub default_tsdb: Option<String>,
+    /// The `tsdb` section of campaigns whose file has none.
+    pub default_tsdb: Option<camut_tsdb::TsdbConfig>,
 }
 
 /// The server's state and behaviour, shared by every service.
@@ -197,7 +197,7 @@ pub struct Core {
     pub(crate) deployers: BTreeMap<String, Arc<dyn Deployer>>,
     pub(crate) default_deployer: String,
     pub(crate) server_id: String,
-    pub(crate) default_tsdb: Option<String>,
+    pub(crate) default_tsdb: Option<camut_tsdb::TsdbConfig>,
     pub(crate) public_url: String,
     pub(crate) inspector: Arc<dyn Inspector>,
     pub(crate) drone_timeout: Duration,

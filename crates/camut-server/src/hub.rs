@@ -126,7 +126,7 @@ pub async fn connect(
             source: campaign.source.clone(),
             drone_index: index,
             drone_count: info.drones,
-            default_tsdb: core.default_tsdb.clone().unwrap_or_default(),
+            default_tsdb: core.default_tsdb.as_ref().map(Into::into),
         };
         let _ = tx
             .send(Ok(ServerCommand {
@@ -250,7 +250,12 @@ impl Core {
             }
             Msg::Log(l) => self.logs.push(&l.level, drone, campaign, l.line),
             Msg::Finished(f) => {
-                let _ = self.store.set_drone_summary(drone, &f.summary_json).await;
+                if let Some(summary) = &f.summary {
+                    let _ = self
+                        .store
+                        .set_drone_summary(drone, summary.encode_to_vec())
+                        .await;
+                }
                 self.set_session_state(campaign, drone, DroneState::Finished, "");
                 self.save_drone_state(campaign, drone, DroneState::Finished, "")
                     .await;

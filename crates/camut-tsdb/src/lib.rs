@@ -23,6 +23,8 @@ mod encode;
 mod point;
 mod queue;
 mod transport;
+#[cfg(feature = "wire")]
+mod wire;
 
 pub use aggregate::Aggregator;
 pub use camut_stats::TsdbCounts;

@@ -91,6 +91,11 @@ CREATE TABLE commands (
     r#"
 ALTER TABLE results ADD COLUMN encoded BLOB;
 "#,
+    // A drone's own summary as the encoded `RunSummary` it sent; `drones.summary`
+    // keeps the JSON earlier versions stored.
+    r#"
+ALTER TABLE drones ADD COLUMN summary_encoded BLOB;
+"#,
 ];
 
 /// A campaign's saved results.
@@ -501,12 +506,12 @@ impl Store {
         .await
     }
 
-    /// Sets a drone's final summary JSON.
-    pub async fn set_drone_summary(&self, id: &str, summary: &str) -> Result<(), ServerError> {
-        let (id, summary) = (id.to_owned(), summary.to_owned());
+    /// Sets a drone's own final summary (an encoded `RunSummary`).
+    pub async fn set_drone_summary(&self, id: &str, summary: Vec<u8>) -> Result<(), ServerError> {
+        let id = id.to_owned();
         self.write(move |db| {
             db.execute(
-                "UPDATE drones SET summary = ?2 WHERE id = ?1",
+                "UPDATE drones SET summary_encoded = ?2 WHERE id = ?1",
                 params![id, summary],
             )
             .map(|_| ())
