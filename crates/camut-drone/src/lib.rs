@@ -64,7 +64,8 @@ enum EngineEvent {
     Log(&'static str, String),
     /// The TSDB connector's final counts.
     Tsdb(camut_tsdb::TsdbCounts),
-    Done(Result<v1::RunSummary, String>),
+    /// The run's summary (boxed: it is much larger than the other events).
+    Done(Result<Box<v1::RunSummary>, String>),
 }
 
 struct EngineObserver(mpsc::UnboundedSender<EngineEvent>, Option<Arc<Connector>>);
@@ -345,7 +346,7 @@ impl Drone {
                 let result = result
                     .map(|mut r| {
                         r.summary.tsdb = counts;
-                        camut::summary::to_wire(&r.summary)
+                        Box::new(camut::summary::to_wire(&r.summary))
                     })
                     .map_err(|e| e.to_string());
                 let _ = done.send(EngineEvent::Done(result));
@@ -380,7 +381,7 @@ impl Drone {
             EngineEvent::Done(result) => {
                 self.stop = None;
                 let summary = match result {
-                    Ok(summary) => Some(summary),
+                    Ok(summary) => Some(*summary),
                     Err(e) => {
                         let log = self
                             .outbox
