@@ -36,6 +36,8 @@ pub fn to_wire(s: &StatsSet) -> v1::StatsDelta {
             duration: encode_histogram(&it.duration),
         }),
         connections: s.connections,
+        connections_open: s.connections_open,
+        connections_peak: s.connections_peak,
         errors: s
             .errors
             .iter()
@@ -90,6 +92,8 @@ pub fn from_wire(d: &v1::StatsDelta) -> Result<StatsSet, CodecError> {
         };
     }
     s.connections = d.connections;
+    s.connections_open = d.connections_open;
+    s.connections_peak = d.connections_peak;
     if let Some(t) = &d.tsdb {
         s.tsdb = TsdbCounts {
             produced: t.produced,
@@ -129,6 +133,7 @@ mod tests {
         s.iterations.duration.record(99).unwrap();
         s.error("boom", Some("at x"));
         s.connections = 2;
+        s.connections_peak = 5;
         s.tsdb.produced = 7;
         s.tsdb.dropped = 3;
         let back = from_wire(&to_wire(&s)).unwrap();
@@ -138,6 +143,7 @@ mod tests {
         assert_eq!(back.iterations.duration.len(), 1);
         assert_eq!(back.errors["boom"].stack.as_deref(), Some("at x"));
         assert_eq!(back.connections, 2);
+        assert_eq!(back.connections_peak, 5);
         assert_eq!((back.tsdb.produced, back.tsdb.dropped), (7, 3));
         assert_eq!(
             back.calls.values().next().unwrap().response_time.max(),

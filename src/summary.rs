@@ -96,7 +96,8 @@ pub fn to_wire(s: &Summary) -> v1::RunSummary {
         requests: s.requests,
         errors: s.errors,
         requests_per_s: s.requests_per_s,
-        connections: s.connections,
+        connections_opened: s.connections_opened,
+        connections_peak: s.connections_peak,
         done_twice: s.done_twice,
         metrics: s
             .metrics
@@ -160,7 +161,8 @@ pub fn from_wire(s: &v1::RunSummary) -> Summary {
         requests: s.requests,
         errors: s.errors,
         requests_per_s: s.requests_per_s,
-        connections: s.connections,
+        connections_opened: s.connections_opened,
+        connections_peak: s.connections_peak,
         done_twice: s.done_twice,
         metrics: s
             .metrics
@@ -230,7 +232,8 @@ mod tests {
             requests: 100,
             errors: 3,
             requests_per_s: 8.0,
-            connections: 4,
+            connections_opened: 4,
+            connections_peak: 3,
             done_twice: 1,
             thresholds_ok: false,
             ..Default::default()

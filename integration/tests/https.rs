@@ -68,7 +68,10 @@ fn nginx_certificates_are_verified_and_failures_say_why() {
     assert_eq!(s["requests"], 20, "{shown}");
     assert_eq!(s["errors"], 0, "{shown}");
     assert_eq!(nginx.requests(nginx.valid_port), 20);
-    assert_eq!(s["connections"], 2, "keep-alive pooling per VU: {shown}");
+    assert_eq!(
+        s["connections_opened"], 2,
+        "keep-alive pooling per VU: {shown}"
+    );
     let hs = &s["metrics"]["http.tls_handshake_time"];
     assert_eq!(hs["count"], 2, "one handshake per connection: {shown}");
     assert!(hs["max"].as_f64().unwrap() > 0.0);
@@ -244,7 +247,7 @@ fn target_tls_serves_https_with_its_printed_certificate() {
         "{shown}"
     );
     assert_eq!(target.served(), 21);
-    assert_eq!(s["connections"], 3);
+    assert_eq!(s["connections_opened"], 3);
     assert_eq!(s["metrics"]["http.tls_handshake_time"]["count"], 3);
 
     // A new connection per call (keepAlive: false): one full handshake each.
@@ -265,7 +268,7 @@ fn target_tls_serves_https_with_its_printed_certificate() {
         (Some(8), Some(0)),
         "{shown}"
     );
-    assert_eq!(s["connections"], 8);
+    assert_eq!(s["connections_opened"], 8);
     assert_eq!(s["metrics"]["http.tls_handshake_time"]["count"], 8);
     assert_eq!(target.served(), 29);
 }

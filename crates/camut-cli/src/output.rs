@@ -1,6 +1,8 @@
-//! What `camut run` writes: tsdb points as OpenTSDB `put` lines and console lines on
-//! stdout (or the points to a TSDB with `--tsdb`), a progress line on stderr when it
-//! is a terminal.
+//! What `camut run` writes: the TSDB's `put` lines and console lines on stdout (or the
+//! points to a TSDB with `--tsdb`), a progress line on stderr when it is a terminal.
+//!
+//! Points always go through a [`Connector`]: one that sends them, or one that prints
+//! the lines it would send, so that what is printed is what a TSDB receives.
 
 use std::io::{BufWriter, IsTerminal, Write};
 use std::sync::{Arc, Mutex};
@@ -8,59 +10,81 @@ use std::time::Duration;
 
 use camut_engine::stats::StatsSet;
 use camut_engine::{CallPoint, ConsoleLevel, Observer, Point, Progress};
-use camut_tsdb::{put_line, Connector};
+use camut_tsdb::{Connector, LineSink};
 
-/// Writes points and console lines to stdout (or stderr when stdout is reserved for
-/// the JSON summary), progress to stderr.
-pub struct StdoutObserver {
-    out: Mutex<BufWriter<Box<dyn Write + Send>>>,
-    progress: bool,
-    tsdb: Option<Arc<Connector>>,
-}
+/// Where `camut run`'s lines go: stdout, or stderr when stdout is reserved for the
+/// JSON summary. Shared by the console lines and a printing connector's batches.
+#[derive(Clone)]
+pub struct Lines(Arc<Mutex<BufWriter<Box<dyn Write + Send>>>>);
 
-impl StdoutObserver {
-    pub fn new(show_progress: bool, lines_to_stderr: bool, tsdb: Option<Arc<Connector>>) -> Self {
-        let sink: Box<dyn Write + Send> = if lines_to_stderr {
+impl Lines {
+    pub fn new(to_stderr: bool) -> Self {
+        let sink: Box<dyn Write + Send> = if to_stderr {
             Box::new(std::io::stderr())
         } else {
             Box::new(std::io::stdout())
         };
+        Lines(Arc::new(Mutex::new(BufWriter::with_capacity(
+            64 * 1024,
+            sink,
+        ))))
+    }
+
+    /// Writes `text` as it is: whole lines, each ending with a newline.
+    fn write(&self, text: &str) {
+        if let Ok(mut out) = self.0.lock() {
+            let _ = out.write_all(text.as_bytes());
+        }
+    }
+
+    fn flush(&self) {
+        if let Ok(mut out) = self.0.lock() {
+            let _ = out.flush();
+        }
+    }
+
+    /// A sink for [`Connector::start_printing`].
+    pub fn sink(&self) -> LineSink {
+        let lines = self.clone();
+        Arc::new(move |batch: &str| lines.write(batch))
+    }
+}
+
+/// Writes console lines, hands points to the connector, and shows progress on stderr.
+pub struct StdoutObserver {
+    out: Lines,
+    progress: bool,
+    tsdb: Arc<Connector>,
+}
+
+impl StdoutObserver {
+    pub fn new(show_progress: bool, out: Lines, tsdb: Arc<Connector>) -> Self {
         StdoutObserver {
-            out: Mutex::new(BufWriter::with_capacity(64 * 1024, sink)),
+            out,
             progress: show_progress && std::io::stderr().is_terminal(),
             tsdb,
         }
     }
 
     pub fn flush(&self) {
-        if let Ok(mut out) = self.out.lock() {
-            let _ = out.flush();
-        }
+        self.out.flush();
         if self.progress {
             eprint!("\r\x1b[2K");
         }
     }
 
     fn line(&self, text: &str) {
-        if let Ok(mut out) = self.out.lock() {
-            let _ = out.write_all(text.as_bytes());
-            let _ = out.write_all(b"\n");
-        }
+        self.out.write(&format!("{text}\n"));
     }
 }
 
 impl Observer for StdoutObserver {
     fn point(&self, point: Point) {
-        match &self.tsdb {
-            Some(t) => t.point(point),
-            None => self.line(&put_line(&point)),
-        }
+        self.tsdb.point(point);
     }
 
     fn call(&self, call: CallPoint) {
-        if let Some(t) = &self.tsdb {
-            t.call(call);
-        }
+        self.tsdb.call(call);
     }
 
     fn console(&self, _vu: u64, level: ConsoleLevel, message: &str) {
@@ -73,12 +97,8 @@ impl Observer for StdoutObserver {
     }
 
     fn interval(&self, delta: &StatsSet, p: &Progress) {
-        if let Some(t) = &self.tsdb {
-            t.stats(delta);
-        }
-        if let Ok(mut out) = self.out.lock() {
-            let _ = out.flush();
-        }
+        self.tsdb.stats(delta);
+        self.out.flush();
         if !self.progress {
             return;
         }

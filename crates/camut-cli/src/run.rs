@@ -11,7 +11,7 @@ use camut_engine::campaign::RunLength;
 use camut_engine::{Campaign, RunConfig, StopHandle};
 use camut_tsdb::{Connector, TsdbConfig};
 
-use crate::output::StdoutObserver;
+use crate::output::{Lines, StdoutObserver};
 
 /// Arguments of `camut run`.
 #[derive(clap::Args)]
@@ -40,8 +40,9 @@ pub struct RunArgs {
     /// No progress line on stderr.
     #[arg(long, short)]
     quiet: bool,
-    /// Send the points to this OpenTSDB server (HOST:PORT) instead of stdout; the
-    /// file's `tsdb` section sets protocol, precision, mode and queue.
+    /// Send the points to this OpenTSDB server (HOST:PORT) instead of printing them;
+    /// the file's `tsdb` section (which may then leave out host and port) sets
+    /// protocol, precision, mode and queue.
     #[arg(long, value_name = "HOST:PORT")]
     tsdb: Option<String>,
 }
@@ -98,23 +99,29 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
-    let tsdb = match &args.tsdb {
-        None => None,
+    let json_to_stdout = args
+        .summary_json
+        .as_deref()
+        .is_some_and(|p| p.as_os_str() == "-");
+    let lines = Lines::new(json_to_stdout);
+    // The file's way of sending (default: aggregates), to --tsdb or printed.
+    let mut tsdb_config = campaign
+        .options
+        .tsdb
+        .clone()
+        .unwrap_or_else(|| TsdbConfig::new("", 4242));
+    let sending = args.tsdb.is_some();
+    let connector = match &args.tsdb {
         Some(addr) => {
             let (host, port) = split_host_port(addr)?;
-            let mut cfg = campaign
-                .options
-                .tsdb
-                .clone()
-                .unwrap_or_else(|| TsdbConfig::new(host.clone(), port));
-            (cfg.host, cfg.port) = (host, port);
-            let connector = Connector::start(cfg, &campaign.options.id, "local")
-                .context("cannot start the TSDB connector")?;
-            Some(Arc::new(connector))
+            tsdb_config.set_address(host, port);
+            Connector::start(tsdb_config, &campaign.options.id, "local")
         }
+        None => Connector::start_printing(tsdb_config, &campaign.options.id, "local", lines.sink()),
     };
+    let tsdb = Arc::new(connector.context("cannot start the TSDB connector")?);
     let config = RunConfig {
-        call_points: tsdb.as_ref().is_some_and(|t| t.wants_calls()),
+        call_points: tsdb.wants_calls(),
         threads: args.threads,
         users: args.users,
         length: match (args.iterations, args.duration) {
@@ -125,15 +132,7 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
         env: args.env.into_iter().collect::<BTreeMap<_, _>>(),
         ..RunConfig::default()
     };
-    let json_to_stdout = args
-        .summary_json
-        .as_deref()
-        .is_some_and(|p| p.as_os_str() == "-");
-    let observer = Arc::new(StdoutObserver::new(
-        !args.quiet,
-        json_to_stdout,
-        tsdb.clone(),
-    ));
+    let observer = Arc::new(StdoutObserver::new(!args.quiet, lines, tsdb.clone()));
     let stop = StopHandle::new();
     let signal_stop = stop.clone();
     // First Ctrl-C stops gracefully (open iterations get their grace period); a second one exits.
@@ -152,11 +151,13 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
         })
     });
     let result = camut_engine::run(&campaign, config, observer.clone(), stop);
+    // The last points (and aggregates) go out or are printed before the summary.
+    let counts = tsdb.finish();
     observer.flush();
     let result = match result {
         Ok(mut r) => {
-            if let Some(t) = &tsdb {
-                r.summary.tsdb = Some(t.finish());
+            if sending {
+                r.summary.tsdb = Some(counts);
             }
             r
         }

@@ -64,7 +64,8 @@ enum EngineEvent {
     Log(&'static str, String),
     /// The TSDB connector's final counts.
     Tsdb(camut_tsdb::TsdbCounts),
-    Done(Result<v1::RunSummary, String>),
+    /// The run's summary (boxed: it is much larger than the other events).
+    Done(Result<Box<v1::RunSummary>, String>),
 }
 
 struct EngineObserver(mpsc::UnboundedSender<EngineEvent>, Option<Arc<Connector>>);
@@ -249,13 +250,16 @@ impl Drone {
                         .await;
                 let reply = match compiled {
                     Ok(Ok(mut campaign)) => {
-                        if let (None, Some(settings)) = (&campaign.options.tsdb, &c.default_tsdb) {
-                            campaign.options.tsdb = default_tsdb(settings);
+                        let default = c.default_tsdb.as_ref().and_then(default_tsdb);
+                        match resolve_tsdb(&mut campaign.options.tsdb, default) {
+                            Ok(()) => {
+                                self.campaign = Some((campaign, c.drone_index, c.drone_count));
+                                self.run_campaign.clear();
+                                self.outbox = Outbox::default();
+                                Msg::Ready(v1::Ready {})
+                            }
+                            Err(message) => Msg::CompileError(v1::CompileError { message }),
                         }
-                        self.campaign = Some((campaign, c.drone_index, c.drone_count));
-                        self.run_campaign.clear();
-                        self.outbox = Outbox::default();
-                        Msg::Ready(v1::Ready {})
                     }
                     Ok(Err(e)) => Msg::CompileError(v1::CompileError {
                         message: e.to_string(),
@@ -342,7 +346,7 @@ impl Drone {
                 let result = result
                     .map(|mut r| {
                         r.summary.tsdb = counts;
-                        camut::summary::to_wire(&r.summary)
+                        Box::new(camut::summary::to_wire(&r.summary))
                     })
                     .map_err(|e| e.to_string());
                 let _ = done.send(EngineEvent::Done(result));
@@ -377,7 +381,7 @@ impl Drone {
             EngineEvent::Done(result) => {
                 self.stop = None;
                 let summary = match result {
-                    Ok(summary) => Some(summary),
+                    Ok(summary) => Some(*summary),
                     Err(e) => {
                         let log = self
                             .outbox
@@ -397,6 +401,28 @@ impl Drone {
             }
         }
     }
+}
+
+/// The campaign's `tsdb` section with its address: a file without a section takes the
+/// server's default; one without a host takes the default's host and port and keeps
+/// its own way of sending; without a default, a host is required.
+fn resolve_tsdb(
+    section: &mut Option<camut_tsdb::TsdbConfig>,
+    default: Option<camut_tsdb::TsdbConfig>,
+) -> Result<(), String> {
+    match (section.as_mut(), default) {
+        (None, default) => *section = default,
+        (Some(s), _) if s.has_host() => {}
+        (Some(s), Some(d)) => s.set_address(d.host, d.port),
+        (Some(_), None) => {
+            return Err(
+                "campaign option `tsdb.host` is required: give it in the file's \
+                        `tsdb` section, or a default TSDB in the server's config"
+                    .to_string(),
+            )
+        }
+    }
+    Ok(())
 }
 
 /// The server's default `tsdb` section, for a campaign whose file has none.
@@ -426,5 +452,33 @@ fn raise_open_file_limit() {
             lim.rlim_cur = lim.rlim_max;
             let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve_tsdb;
+    use camut_tsdb::{Mode, TsdbConfig};
+
+    fn section(json: serde_json::Value) -> TsdbConfig {
+        TsdbConfig::from_options(json.as_object().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_section_without_host_takes_the_servers_address() {
+        let default = || Some(section(serde_json::json!({"host": "tsdb", "port": 4343})));
+        let mut s = Some(section(serde_json::json!({"mode": "call"})));
+        resolve_tsdb(&mut s, default()).unwrap();
+        let s = s.unwrap();
+        assert_eq!((s.address().as_str(), s.mode), ("tsdb:4343", Mode::Call));
+        let mut none = None;
+        resolve_tsdb(&mut none, default()).unwrap();
+        assert_eq!(none.unwrap().address(), "tsdb:4343");
+        let mut own = Some(section(serde_json::json!({"host": "own"})));
+        resolve_tsdb(&mut own, default()).unwrap();
+        assert_eq!(own.unwrap().address(), "own:4242");
+        let mut hostless = Some(section(serde_json::json!({"mode": "call"})));
+        let e = resolve_tsdb(&mut hostless, None).unwrap_err();
+        assert!(e.contains("`tsdb.host` is required"), "{e}");
     }
 }

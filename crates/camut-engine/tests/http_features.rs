@@ -34,7 +34,7 @@ fn https_with_the_target_certificate_pools_and_measures_handshakes() {
     let s = &r.summary;
     assert_eq!((s.requests, s.errors), (20, 0), "{:?}", errors(&r));
     assert_eq!(env.target.served(), 20);
-    assert_eq!(s.connections, 4, "one pooled connection per VU");
+    assert_eq!(s.connections_opened, 4, "one pooled connection per VU");
     assert_eq!(s.metrics["http.tls_handshake_time"].count, 4);
     // Socket bytes: the handshake's share goes to the first call of each connection.
     let rx = &s.metrics["http.received"];

@@ -36,9 +36,9 @@ fn exact_request_count_closed_loop() {
     assert!(rt.min > 0.0 && rt.min <= rt.p50 && rt.p50 <= rt.p99 && rt.p99 <= rt.max);
     assert!(s.metrics["http.received"].count == 91 && s.metrics["http.transmitted"].min > 10.0);
     assert!(
-        s.connections >= 1 && s.connections <= 7,
+        s.connections_opened >= 1 && s.connections_opened <= 7,
         "keep-alive pool reuses connections: {}",
-        s.connections
+        s.connections_opened
     );
     assert!(s.health.as_ref().unwrap().workers.len() == 2);
 }
@@ -326,7 +326,11 @@ fn tsdb_points_carry_default_tags() {
             "the test's tags override"
         );
         assert_eq!(tag(p, "client").as_deref(), Some("local"));
-        assert_eq!(tag(p, "error").as_deref(), Some("404"));
+        assert_eq!(
+            tag(p, "error").as_deref(),
+            Some("true"),
+            "the last call failed"
+        );
         assert!(tag(p, "url").unwrap().ends_with("/?status=404"));
         assert!(tag(p, "callId").is_some() && tag(p, "vu").is_some());
         assert!(p.timestamp_ms > 1_600_000_000_000, "milliseconds");
@@ -366,11 +370,11 @@ fn per_call_records_when_asked() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 12, "call ids are distinct across workers");
-    let failed: Vec<_> = calls.iter().filter(|c| !c.error.is_empty()).collect();
+    let failed: Vec<_> = calls.iter().filter(|c| !c.error_kind.is_empty()).collect();
     assert_eq!(failed.len(), 3);
     assert!(failed
         .iter()
-        .all(|c| c.status == 500 && c.error == "HTTP 500"));
+        .all(|c| c.status == 500 && c.error_kind == "HTTP_500"));
     for c in calls.iter() {
         assert!(c.url.starts_with(&env.target.url()));
         assert!((1..=3).contains(&c.vu));

@@ -105,12 +105,19 @@ impl ServerConfig {
             message: e.to_string(),
         })?;
         let map = json.as_object().cloned().unwrap_or_default();
-        camut_tsdb::TsdbConfig::from_options(&map)
-            .map(Some)
-            .map_err(|e| ServerError::InvalidArgument {
+        let config = camut_tsdb::TsdbConfig::from_options(&map).map_err(|e| {
+            ServerError::InvalidArgument {
                 field: e.option.clone(),
                 message: e.message.clone(),
-            })
+            }
+        })?;
+        if !config.has_host() {
+            return Err(ServerError::InvalidArgument {
+                field: "tsdb.host".into(),
+                message: "is required in the server's default TSDB".into(),
+            });
+        }
+        Ok(Some(config))
     }
 
     /// The deployer a campaign without one uses.

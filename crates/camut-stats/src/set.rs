@@ -129,6 +129,11 @@ pub struct StatsSet {
     pub iterations: IterationStats,
     /// New TCP connections opened.
     pub connections: u64,
+    /// Connections open at once (on one drone) at the latest reading; merged as the
+    /// largest.
+    pub connections_open: u64,
+    /// Most connections open at once (on one drone); merged as the largest.
+    pub connections_peak: u64,
     /// Errors by message (script errors and call errors).
     pub errors: HashMap<String, ErrorCount>,
     /// What the TSDB connector did with the points.
@@ -211,6 +216,8 @@ impl StatsSet {
         a.done_twice += b.done_twice;
         add(&mut a.duration, &b.duration);
         self.connections += other.connections;
+        self.connections_open = self.connections_open.max(other.connections_open);
+        self.connections_peak = self.connections_peak.max(other.connections_peak);
         self.tsdb.add(&other.tsdb);
         for (m, e) in &other.errors {
             self.add_error(m, e.count, e.stack.as_deref());
@@ -229,6 +236,8 @@ impl StatsSet {
             && it.duration.is_empty()
             && self.errors.is_empty()
             && self.connections == 0
+            && self.connections_open == 0
+            && self.connections_peak == 0
             && self.tsdb.is_empty()
     }
 

@@ -170,8 +170,13 @@ pub struct Summary {
     pub errors: u64,
     /// Calls per second.
     pub requests_per_s: f64,
-    /// New TCP connections.
-    pub connections: u64,
+    /// TCP connections opened (new ones; reused keep-alive connections are not counted).
+    #[serde(alias = "connections")]
+    pub connections_opened: u64,
+    /// Most TCP connections open at once on one drone (over several drones: the
+    /// largest).
+    #[serde(default)]
+    pub connections_peak: u64,
     /// done() calls after the first in the same iteration.
     pub done_twice: u64,
     /// Per metric (`http.response_time`, `http.response_begin_time`, `http.service_time`,
@@ -270,6 +275,7 @@ impl MetricSource for StatsView<'_> {
             ("http.requests" | "http.reqs", Aggregate::Count) => Some(calls().0 as f64),
             ("http.requests" | "http.reqs", Aggregate::Rate) => Some(per_s(calls().0)),
             ("http.connections", Aggregate::Count) => Some(self.stats.connections as f64),
+            ("http.connections", Aggregate::Max) => Some(self.stats.connections_peak as f64),
             ("iterations", Aggregate::Count) => Some(it.completed as f64),
             ("iterations", Aggregate::Rate) => Some(per_s(it.completed)),
             ("iterations.failed", Aggregate::Count) => Some(it.failed as f64),
@@ -385,7 +391,8 @@ impl Summary {
             requests,
             errors,
             requests_per_s: per_s(requests),
-            connections: stats.connections,
+            connections_opened: stats.connections,
+            connections_peak: stats.connections_peak,
             done_twice: it.done_twice,
             metrics,
             operations,
@@ -413,7 +420,7 @@ impl Summary {
         );
         let _ = writeln!(
             o,
-            "  requests    {} ({} errors, {:.2}%)   {:.1} req/s   {} connections",
+            "  requests    {} ({} errors, {:.2}%)   {:.1} req/s   connections: {} opened, {} at most at once",
             self.requests,
             self.errors,
             if self.requests > 0 {
@@ -422,7 +429,8 @@ impl Summary {
                 0.0
             },
             self.requests_per_s,
-            self.connections
+            self.connections_opened,
+            self.connections_peak
         );
         if let Some(t) = self.metrics.get("http.tls_handshake_time") {
             let _ = writeln!(

@@ -42,7 +42,8 @@ pub enum Mode {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TsdbConfig {
-    /// Host name or address.
+    /// Host name or address; empty when the section leaves it to `camut run --tsdb`
+    /// or to the server's default TSDB (see [`TsdbConfig::has_host`]).
     pub host: String,
     /// Port of the telnet listener, or of the HTTP API with `protocol: 'http'`.
     pub port: u16,
@@ -84,6 +85,19 @@ impl TsdbConfig {
         }
     }
 
+    /// Whether a host is set. A section without one only gives the way of sending
+    /// (protocol, precision, mode, queue…): `camut run --tsdb HOST:PORT` or the
+    /// server's default TSDB gives the address.
+    pub fn has_host(&self) -> bool {
+        !self.host.is_empty()
+    }
+
+    /// Sets the address (host and port), keeping this section's way of sending.
+    pub fn set_address(&mut self, host: impl Into<String>, port: u16) {
+        self.host = host.into();
+        self.port = port;
+    }
+
     /// `host:port`.
     pub fn address(&self) -> String {
         if self.host.contains(':') {
@@ -95,10 +109,11 @@ impl TsdbConfig {
 
     /// Reads the campaign's `tsdb` object, e.g.
     /// `{ host: 'tsdb', port: 4242, protocol: 'http', precision: 's', mode: 'call' }`.
+    /// `host` may be left out (see [`TsdbConfig::has_host`]).
     pub fn from_options(obj: &Map<String, Value>) -> Result<Self, ConfigError> {
         let host = match obj.get("host") {
             Some(Value::String(h)) if !h.is_empty() => h.clone(),
-            None => return Err(err("tsdb.host", "is required: the OpenTSDB host name")),
+            None => String::new(),
             Some(_) => return Err(err("tsdb.host", "must be a non-empty string")),
         };
         let port = match obj.get("port") {
@@ -209,8 +224,10 @@ mod tests {
 
     #[test]
     fn bad_options_name_the_option() {
-        let e = parse(serde_json::json!({"port": 1})).unwrap_err();
+        let e = parse(serde_json::json!({"host": 1})).unwrap_err();
         assert_eq!(e.option, "tsdb.host");
+        let c = parse(serde_json::json!({"protocol": "http", "mode": "call"})).unwrap();
+        assert!(!c.has_host(), "the address may come from --tsdb");
         let e = parse(serde_json::json!({"host": "h", "protocol": "udp"})).unwrap_err();
         assert_eq!(e.to_string(), "tsdb.protocol must be 'telnet' or 'http'");
         let e = parse(serde_json::json!({"host": "h", "queue": 0})).unwrap_err();

@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use camut_stats::{StatsSet, TsdbCounts};
 use tokio::sync::Notify;
@@ -11,7 +11,7 @@ use crate::aggregate::Aggregator;
 use crate::config::{Mode, TsdbConfig};
 use crate::point::{CallPoint, Entry, Point};
 use crate::queue::Queue;
-use crate::transport::{Conn, SendError};
+use crate::transport::{Conn, LineSink, SendError};
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -30,6 +30,8 @@ struct Inner {
     wake: Notify,
     /// Set by `finish`: the sender flushes until then, then stops.
     deadline: Mutex<Option<Instant>>,
+    /// Instead of a TSDB: where the telnet lines are written.
+    sink: Option<LineSink>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -50,6 +52,27 @@ pub struct Connector {
 impl Connector {
     /// Starts the sender thread for `campaign` as seen from drone `client`.
     pub fn start(config: TsdbConfig, campaign: &str, client: &str) -> std::io::Result<Connector> {
+        Self::start_with(config, campaign, client, None)
+    }
+
+    /// Like [`Connector::start`], but the points are written to `sink` as the telnet
+    /// `put` lines the TSDB would receive (same mode, precision, batching and
+    /// aggregation), instead of being sent: `camut run` without `--tsdb`.
+    pub fn start_printing(
+        config: TsdbConfig,
+        campaign: &str,
+        client: &str,
+        sink: LineSink,
+    ) -> std::io::Result<Connector> {
+        Self::start_with(config, campaign, client, Some(sink))
+    }
+
+    fn start_with(
+        config: TsdbConfig,
+        campaign: &str,
+        client: &str,
+        sink: Option<LineSink>,
+    ) -> std::io::Result<Connector> {
         let aggregator =
             (config.mode == Mode::Aggregate).then(|| Mutex::new(Aggregator::new(campaign, client)));
         let inner = Arc::new(Inner {
@@ -59,6 +82,7 @@ impl Connector {
             aggregator,
             wake: Notify::new(),
             deadline: Mutex::new(None),
+            sink,
         });
         let for_thread = inner.clone();
         let thread = std::thread::Builder::new()
@@ -72,8 +96,9 @@ impl Connector {
                     Err(e) => tracing::error!("the TSDB connector cannot start: {e}"),
                 }
             })?;
-        tracing::info!(
+        tracing::debug!(
             tsdb = %inner.config.address(),
+            printing = inner.sink.is_some(),
             protocol = ?inner.config.protocol,
             mode = ?inner.config.mode,
             "TSDB connector started"
@@ -94,12 +119,9 @@ impl Connector {
         self.inner.config.mode == Mode::Call
     }
 
-    /// A `camut.tsdb` point: queued as it is, or aggregated in aggregate mode.
+    /// A `camut.tsdb` point: queued as the test wrote it, in every mode.
     pub fn point(&self, p: Point) {
-        match &self.inner.aggregator {
-            Some(a) => lock(a).add_point(p),
-            None => self.push(Entry::Point(p)),
-        }
+        self.push(Entry::Point(p));
     }
 
     /// One HTTP call (per-call mode; ignored in aggregate mode).
@@ -160,9 +182,7 @@ impl Drop for Connector {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    camut_stats::clock::now_ms().max(0) as u64
 }
 
 async fn send_loop(inner: Arc<Inner>) {
@@ -234,7 +254,7 @@ async fn send_loop(inner: Arc<Inner>) {
                 d.saturating_duration_since(Instant::now())
                     .min(CONNECT_TIMEOUT)
             });
-            match tokio::time::timeout(limit, Conn::connect(cfg)).await {
+            match tokio::time::timeout(limit, Conn::connect(cfg, inner.sink.as_ref())).await {
                 Ok(Ok(c)) => {
                     if let Some(since) = down_since.take() {
                         tracing::info!(

@@ -76,16 +76,28 @@ impl Base {
     }
 }
 
-/// Tags of a call point after the base ones, in the order written (8 in all at
-/// most, OpenTSDB's default limit).
-fn call_tags(c: &CallPoint) -> [(&'static str, TagValue<'_>); 6] {
+/// Tags of a call point after the base ones, in the order written: 8 in all
+/// (OpenTSDB's default limit) for a success or a call without response, 9 for a
+/// failed status (`status` and `errorKind`). Empty values are left out.
+fn call_tags(c: &CallPoint) -> [(&'static str, TagValue<'_>); 7] {
+    let failed = !c.error_kind.is_empty();
     [
         ("vu", TagValue::Num(c.vu)),
         ("callId", TagValue::Num(c.call_id)),
         ("url", TagValue::Str(&c.url)),
         ("operation", TagValue::Str(&c.operation)),
-        ("status", TagValue::Num(c.status as u64)),
-        ("error", TagValue::Str(&c.error)),
+        (
+            "status",
+            match c.status {
+                0 => TagValue::Str(""),
+                s => TagValue::Num(s as u64),
+            },
+        ),
+        (
+            "error",
+            TagValue::Str(if failed { "true" } else { "false" }),
+        ),
+        ("errorKind", TagValue::Str(&c.error_kind)),
     ]
 }
 
@@ -116,6 +128,11 @@ fn call_points(c: &CallPoint) -> impl Iterator<Item = Flat<'_>> {
             metric: "http.transmitted",
             timestamp_ms: t,
             value: Num::Int(c.transmitted),
+        },
+        Flat {
+            metric: "http.connections",
+            timestamp_ms: t,
+            value: Num::Int(c.connections),
         },
         Flat {
             metric: "http.errors",
@@ -267,19 +284,20 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    fn call(error: &str) -> Entry {
+    fn call(error_kind: &str) -> Entry {
         Entry::Call(CallPoint {
             timestamp_ms: 1_735_000_000_123,
             vu: 3,
             call_id: 17,
             url: Arc::from("http://127.0.0.1:8080/a?b=1"),
             operation: "GET /a".into(),
-            status: 200,
-            error: error.into(),
+            status: if error_kind.is_empty() { 200 } else { 500 },
+            error_kind: error_kind.into(),
             response_time_us: 1500,
             response_begin_time_us: 1200,
             received: 512,
             transmitted: 80,
+            connections: 7,
         })
     }
 
@@ -288,26 +306,27 @@ mod tests {
         let mut s = String::new();
         telnet(&mut s, &call(""), Precision::Ms, &Base::new("shop", "d-1"));
         let lines: Vec<&str> = s.lines().collect();
-        assert_eq!(lines.len(), 4);
+        assert_eq!(lines.len(), 5);
         assert_eq!(
             lines[0],
             "put http.response_time 1735000000123 1.500 campaign=shop client=d-1 vu=3 callId=17 \
-             url=http_//127.0.0.1_8080/a_b_1 operation=GET_/a status=200"
+             url=http_//127.0.0.1_8080/a_b_1 operation=GET_/a status=200 error=false"
         );
+        assert!(lines[4].starts_with("put http.connections 1735000000123 7 "));
         let mut s = String::new();
         telnet(
             &mut s,
-            &call("HTTP 500"),
+            &call("HTTP_500"),
             Precision::S,
             &Base::new("shop", "d-1"),
         );
-        assert_eq!(s.lines().count(), 5);
+        assert_eq!(s.lines().count(), 6);
         assert!(s
             .lines()
             .last()
             .unwrap()
             .starts_with("put http.errors 1735000000 1 "));
-        assert!(s.contains(" error=HTTP_500\n"));
+        assert!(s.contains(" status=500 error=true errorKind=HTTP_500\n"));
     }
 
     #[test]
@@ -331,12 +350,14 @@ mod tests {
         );
         let v: serde_json::Value = serde_json::from_str(&format!("[{s}]")).unwrap();
         let a = v.as_array().unwrap();
-        assert_eq!(a.len(), 5);
+        assert_eq!(a.len(), 6);
         assert_eq!(a[0]["metric"], "http.response_time");
         assert_eq!(a[0]["timestamp"], 1_735_000_000_123u64);
         assert_eq!(a[0]["tags"]["callId"], "17");
-        assert_eq!(a[4]["timestamp"], 5);
-        assert_eq!(a[4]["tags"], serde_json::json!({"page": "a_b"}));
+        assert_eq!(a[0]["tags"]["error"], "false");
+        assert_eq!(a[4]["metric"], "http.connections");
+        assert_eq!(a[5]["timestamp"], 5);
+        assert_eq!(a[5]["tags"], serde_json::json!({"page": "a_b"}));
         assert_eq!(put_line(&p), "put shop.cart 5000 2.5 page=a_b");
     }
 }

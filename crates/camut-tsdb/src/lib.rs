@@ -5,10 +5,14 @@
 //! `put` protocol or HTTP `/api/put`, reconnecting with backoff. Pushing never blocks
 //! a virtual user: when the queue is full the oldest points are dropped and counted.
 //!
-//! Two modes ([`Mode`]): per-call points (every HTTP call becomes a few points tagged
-//! with its call id, as the seed did) and per-interval aggregates per drone (count,
-//! rate and percentiles of each metric and operation), the default, because call ids
-//! as tags multiply a TSDB's series without bound.
+//! Two modes ([`Mode`]) for the automatic HTTP metrics: per-call points (every HTTP
+//! call becomes a few points tagged with its call id, as the seed did) and
+//! per-interval aggregates per drone (count, rate and percentiles of each metric and
+//! operation), the default, because call ids as tags multiply a TSDB's series without
+//! bound. `camut.tsdb` points go as the test wrote them in both modes.
+//!
+//! [`Connector::start_printing`] writes the same lines to a sink instead of a server:
+//! what `camut run` prints is what the TSDB would receive.
 
 #![warn(missing_docs)]
 
@@ -28,3 +32,4 @@ pub use config::{ConfigError, Mode, Precision, Protocol, TsdbConfig};
 pub use connector::Connector;
 pub use encode::{put_line, sanitize};
 pub use point::{validate_metric, CallPoint, Entry, MetricError, Point};
+pub use transport::LineSink;

@@ -19,8 +19,10 @@ pub struct Point {
 
 /// One HTTP call, recorded in per-call mode. It is written as the points
 /// `http.response_time`, `http.response_begin_time` (milliseconds),
-/// `http.received`, `http.transmitted` (bytes), and `http.errors` (1) when it failed,
-/// tagged with the connector's campaign and client and the call's own tags.
+/// `http.received`, `http.transmitted` (bytes), `http.connections` (connections of
+/// the drone open at the call's end), and `http.errors` (1) when it failed, tagged
+/// with the connector's campaign and client, the call's own tags, `error=true|false`
+/// and, on failure, `errorKind`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallPoint {
     /// Unix time in milliseconds when the call ended.
@@ -35,8 +37,9 @@ pub struct CallPoint {
     pub operation: String,
     /// HTTP status; 0 when no response came.
     pub status: u16,
-    /// Error text; empty when the call succeeded.
-    pub error: String,
+    /// Why the call failed (`timeout`, `ECONNREFUSED`, `HTTP_500`, …); empty when it
+    /// succeeded.
+    pub error_kind: String,
     /// Full response time, microseconds.
     pub response_time_us: u64,
     /// Time to the response's first byte, microseconds.
@@ -45,15 +48,17 @@ pub struct CallPoint {
     pub received: u64,
     /// Bytes sent.
     pub transmitted: u64,
+    /// Connections of the drone open when the call ended.
+    pub connections: u64,
 }
 
 impl CallPoint {
     /// How many points this call is written as.
     pub fn points(&self) -> usize {
-        if self.error.is_empty() {
-            4
-        } else {
+        if self.error_kind.is_empty() {
             5
+        } else {
+            6
         }
     }
 }

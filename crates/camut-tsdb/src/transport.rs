@@ -22,7 +22,13 @@ pub(crate) enum SendError {
     Rejected(String),
 }
 
+/// Where a printing connector writes its batches of telnet lines (each ends with a
+/// newline): `camut run`'s stdout.
+pub type LineSink = Arc<dyn Fn(&str) + Send + Sync>;
+
 pub(crate) enum Conn {
+    /// No TSDB: the telnet lines go to a sink.
+    Lines(LineSink),
     Telnet {
         writer: OwnedWriteHalf,
         closed: Arc<AtomicBool>,
@@ -34,7 +40,10 @@ pub(crate) enum Conn {
 }
 
 impl Conn {
-    pub async fn connect(c: &TsdbConfig) -> std::io::Result<Conn> {
+    pub async fn connect(c: &TsdbConfig, sink: Option<&LineSink>) -> std::io::Result<Conn> {
+        if let Some(sink) = sink {
+            return Ok(Conn::Lines(sink.clone()));
+        }
         let stream = TcpStream::connect((c.host.as_str(), c.port)).await?;
         let _ = stream.set_nodelay(true);
         Ok(match c.protocol {
@@ -60,6 +69,13 @@ impl Conn {
     ) -> Result<(), SendError> {
         buf.clear();
         match self {
+            Conn::Lines(sink) => {
+                for e in batch {
+                    encode::telnet(buf, e, c.precision, base);
+                }
+                sink(buf);
+                Ok(())
+            }
             Conn::Telnet { writer, closed } => {
                 for e in batch {
                     encode::telnet(buf, e, c.precision, base);

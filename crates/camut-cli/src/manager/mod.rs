@@ -1,5 +1,6 @@
 //! The manager: `camut [-s SERVER] new|update|del|list|status|spawn|deploy|start|stop|kill|jobs|logs|results`,
-//! commands that drive a Camut server over its gRPC API.
+//! commands that drive a Camut server over its gRPC API. `jobs cancel N` and
+//! `jobs delete N` act on one job.
 
 pub(crate) mod instances;
 pub(crate) mod show;
@@ -101,9 +102,11 @@ pub struct JobArgs {
     conn: Conn,
 }
 
-/// Options of `jobs`.
+/// Options of `jobs`: the queue, or an action on one job.
 #[derive(clap::Args)]
 pub struct JobsArgs {
+    #[command(subcommand)]
+    action: Option<JobsAction>,
     /// Only this campaign's jobs.
     id: Option<String>,
     /// Only jobs in this state: queued, active, complete, failed, cancelled.
@@ -115,6 +118,25 @@ pub struct JobsArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+/// What `camut jobs` can do to one job: what the web console's buttons do.
+#[derive(clap::Subcommand)]
+pub enum JobsAction {
+    /// Cancel a queued or active job (waits until it has stopped); exit 1 when the
+    /// job had already ended.
+    Cancel(JobRefArgs),
+    /// Delete a job from the queue; refused while it runs (cancel it first).
+    Delete(JobRefArgs),
+}
+
+/// One job.
+#[derive(clap::Args)]
+pub struct JobRefArgs {
+    /// Job id (see `camut jobs`).
+    id: u64,
     #[command(flatten)]
     conn: Conn,
 }
@@ -161,7 +183,8 @@ pub struct InstancesArgs {
 /// The manager commands.
 #[derive(clap::Subcommand)]
 pub enum ManageCommand {
-    /// Upload a new campaign file to the server.
+    /// Upload a campaign file to the server; a campaign with the same id is updated
+    /// (under `update`'s rules).
     New(FileArgs),
     /// Replace a campaign's file (not while it runs, nor to change its drones or zone).
     Update(FileArgs),
@@ -183,7 +206,7 @@ pub enum ManageCommand {
     Stop(JobArgs),
     /// Free the instances and clear pending jobs; works mid-run (the campaign is kept).
     Kill(JobArgs),
-    /// The job queue, newest first.
+    /// The job queue, newest first; `jobs cancel N` and `jobs delete N` act on one job.
     Jobs(JobsArgs),
     /// The server's log lines.
     Logs(LogsArgs),
@@ -206,7 +229,14 @@ impl ManageCommand {
             | ManageCommand::Start(a)
             | ManageCommand::Stop(a)
             | ManageCommand::Kill(a) => &a.conn,
-            ManageCommand::Jobs(a) => &a.conn,
+            ManageCommand::Jobs(a) => match &a.action {
+                Some(JobsAction::Cancel(r) | JobsAction::Delete(r))
+                    if r.conn.server.is_some() || r.conn.token.is_some() =>
+                {
+                    &r.conn
+                }
+                _ => &a.conn,
+            },
             ManageCommand::Logs(a) => &a.conn,
             ManageCommand::Instances(a) => &a.conn,
         }
@@ -257,8 +287,14 @@ async fn run(client: &Client, cmd: ManageCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         ManageCommand::New(a) => {
             let (file, source) = read_campaign(&a.file)?;
-            let c = client.create(&file, &source).await?;
-            println!("created {}", show::campaign_line(&c));
+            match client.create(&file, &source).await {
+                Ok(c) => println!("created {}", show::campaign_line(&c)),
+                Err(ClientError::Status(s)) if s.code() == Code::AlreadyExists => {
+                    let c = client.update(&file, &source).await?;
+                    println!("updated {}", show::campaign_line(&c));
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         ManageCommand::Update(a) => {
             let (file, source) = read_campaign(&a.file)?;
@@ -291,6 +327,10 @@ async fn run(client: &Client, cmd: ManageCommand) -> anyhow::Result<ExitCode> {
         ManageCommand::Start(a) => return job_command(client, "start", a).await,
         ManageCommand::Stop(a) => return job_command(client, "stop", a).await,
         ManageCommand::Kill(a) => return job_command(client, "kill", a).await,
+        ManageCommand::Jobs(JobsArgs {
+            action: Some(action),
+            ..
+        }) => return job_action(client, action).await,
         ManageCommand::Jobs(a) => {
             let jobs = client
                 .list_jobs(v1::ListJobsRequest {
@@ -344,6 +384,40 @@ async fn run(client: &Client, cmd: ManageCommand) -> anyhow::Result<ExitCode> {
                 }
                 return Ok(ExitCode::from(1));
             }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `jobs cancel N` / `jobs delete N`, with the API's rules (those of the console).
+async fn job_action(client: &Client, action: JobsAction) -> anyhow::Result<ExitCode> {
+    match action {
+        JobsAction::Cancel(r) => {
+            let before = client.job(r.id).await?;
+            if job_finished(&before) {
+                return Err(anyhow!(
+                    "job {} is {}: only queued or active jobs can be cancelled",
+                    r.id,
+                    before.state().label()
+                ));
+            }
+            let mut job = client.cancel_job(r.id).await?;
+            if !job_finished(&job) {
+                // An active job stops at its next step.
+                job = client.wait_job(r.id).await?;
+            }
+            if job.state() != v1::JobState::Cancelled {
+                return Err(anyhow!(
+                    "job {} ended {} before it could be cancelled",
+                    r.id,
+                    job.state().label()
+                ));
+            }
+            println!("cancelled job {} ({} {})", job.id, job.kind, job.campaign);
+        }
+        JobsAction::Delete(r) => {
+            client.delete_job(r.id).await?;
+            println!("deleted job {}", r.id);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -97,8 +97,8 @@ pub struct Campaign {
     pub source: String,
     /// The validated options.
     pub options: CampaignOptions,
-    /// QuickJS module bytecode, compiled once and loaded into every VU context.
-    pub(crate) bytecode: Arc<Vec<u8>>,
+    /// QuickJS bytecode (a script or a module), compiled once and loaded into every VU context.
+    pub(crate) bytecode: Arc<js::module::Bytecode>,
 }
 
 impl Campaign {

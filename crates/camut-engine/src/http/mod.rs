@@ -14,6 +14,7 @@ mod wire;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -67,6 +68,36 @@ pub(crate) struct HttpOutcome {
     pub tls_handshake: Option<Duration>,
 }
 
+impl HttpOutcome {
+    /// Whether the call failed: no response, or a status of 400 or more.
+    pub fn failed(&self) -> bool {
+        self.error.is_some() || self.status.is_some_and(|s| s >= 400)
+    }
+
+    /// Why it failed, as a short tag value: `timeout`, a node-like code
+    /// (`ECONNREFUSED`, `ECONNRESET`, …), `HTTP_<status>`, or `error` for anything
+    /// else; `None` when it succeeded.
+    pub fn error_kind(&self) -> Option<String> {
+        match (&self.error, self.status) {
+            (Some(e), _) => {
+                let code = e.split(':').next().unwrap_or_default();
+                let is_code = code.len() > 1
+                    && code.starts_with('E')
+                    && code
+                        .chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+                Some(if is_code || code == "timeout" {
+                    code.to_string()
+                } else {
+                    "error".to_string()
+                })
+            }
+            (None, Some(s)) if s >= 400 => Some(format!("HTTP_{s}")),
+            _ => None,
+        }
+    }
+}
+
 /// An idle connection is checked for a close by the server before reuse after this long.
 const PROBE_IDLE_AFTER: Duration = Duration::from_secs(1);
 /// Idle connections kept per authority.
@@ -76,6 +107,38 @@ struct Conn {
     stream: Stream,
     buf: BytesMut,
     idle_since: Instant,
+    _open: OpenConnection,
+}
+
+/// How many connections the workers of one drone hold open, in use or idle.
+#[derive(Debug, Default)]
+pub(crate) struct OpenConnections(AtomicU64);
+
+impl OpenConnections {
+    /// Connections open now.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Counts one connection as open until dropped (with the connection).
+struct OpenConnection(Arc<OpenConnections>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0 .0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Connections opened by one worker and the drone's open ones, since the last reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ConnectionCounts {
+    /// Connections this worker opened.
+    pub opened: u64,
+    /// Connections of the drone open now.
+    pub open: u64,
+    /// Most connections of the drone open at once that this worker saw.
+    pub peak: u64,
 }
 
 /// TLS settings in use and their rustls configuration, built on first use.
@@ -90,6 +153,8 @@ pub(crate) struct HttpClient {
     idle: RefCell<HashMap<u32, HashMap<String, Vec<Conn>>>>,
     opened: Cell<u64>,
     tls: RefCell<Vec<TlsConfig>>,
+    open: Arc<OpenConnections>,
+    peak: Cell<u64>,
 }
 
 /// A response read off a connection.
@@ -113,10 +178,13 @@ enum ReadError {
 
 impl HttpClient {
     /// A client whose index-0 TLS settings are `default_tls` (the campaign's `tls`).
-    pub fn new(default_tls: TlsSettings) -> Self {
+    /// Its connections count in the drone-wide `open`.
+    pub fn new(default_tls: TlsSettings, open: Arc<OpenConnections>) -> Self {
         HttpClient {
             idle: RefCell::new(HashMap::new()),
             opened: Cell::new(0),
+            open,
+            peak: Cell::new(0),
             tls: RefCell::new(vec![TlsConfig {
                 settings: default_tls,
                 config: None,
@@ -149,9 +217,19 @@ impl HttpClient {
         Ok((config, t.settings.servername.clone()))
     }
 
-    /// Connections opened since the last call (the count is then reset).
-    pub fn take_connections(&self) -> u64 {
-        self.opened.replace(0)
+    /// Connections of the drone open now.
+    pub fn open_connections(&self) -> u64 {
+        self.open.get()
+    }
+
+    /// The counts since the last call; the opened count and the peak start again.
+    pub fn take_connections(&self) -> ConnectionCounts {
+        let open = self.open.get();
+        ConnectionCounts {
+            opened: self.opened.replace(0),
+            open,
+            peak: self.peak.replace(open).max(open),
+        }
     }
 
     pub async fn send(&self, req: HttpRequest) -> HttpOutcome {
@@ -302,6 +380,8 @@ impl HttpClient {
             .map_err(|e| io_message(&e))?;
         let _ = tcp.set_nodelay(true);
         self.opened.set(self.opened.get() + 1);
+        let now_open = self.open.0.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak.set(self.peak.get().max(now_open));
         let (stream, handshake) = if target.pool == 0 {
             (Stream::Plain(tcp), None)
         } else {
@@ -320,6 +400,7 @@ impl HttpClient {
             stream,
             buf: BytesMut::with_capacity(8 * 1024),
             idle_since: Instant::now(),
+            _open: OpenConnection(self.open.clone()),
         };
         Ok((conn, handshake))
     }
@@ -497,7 +578,7 @@ mod tests {
             vec!["HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n1\r\n!\r\n0\r\n\r\n"],
             vec!["HTTP/1.1 201 Created\r\nConnection: close\r\n\r\nuntil close"],
         ]);
-        let client = HttpClient::new(TlsSettings::default());
+        let client = HttpClient::new(TlsSettings::default(), Arc::default());
         block_on(async {
             let a = client.send(request(Method::GET, &addr)).await;
             assert_eq!(
@@ -515,7 +596,15 @@ mod tests {
                 b.error
             );
         });
-        assert_eq!(client.take_connections(), 2);
+        // Each connection was closed by the server and dropped before the next opened.
+        assert_eq!(
+            client.take_connections(),
+            ConnectionCounts {
+                opened: 2,
+                open: 0,
+                peak: 1
+            }
+        );
         h.join().unwrap();
     }
 
@@ -523,7 +612,7 @@ mod tests {
     fn keep_alive_reuses_one_connection() {
         let ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
         let (addr, h) = raw_server(vec![vec![ok, ok, ok]]);
-        let client = HttpClient::new(TlsSettings::default());
+        let client = HttpClient::new(TlsSettings::default(), Arc::default());
         block_on(async {
             for _ in 0..3 {
                 let r = client.send(request(Method::GET, &addr)).await;
@@ -534,7 +623,15 @@ mod tests {
                 );
             }
         });
-        assert_eq!(client.take_connections(), 1);
+        assert_eq!(
+            client.take_connections(),
+            ConnectionCounts {
+                opened: 1,
+                open: 1,
+                peak: 1
+            }
+        );
+        drop(client);
         h.join().unwrap();
     }
 
@@ -542,7 +639,7 @@ mod tests {
     fn post_on_a_closed_connection_is_not_replayed() {
         let ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
         let (addr, h) = raw_server(vec![vec![ok]]);
-        let client = HttpClient::new(TlsSettings::default());
+        let client = HttpClient::new(TlsSettings::default(), Arc::default());
         block_on(async {
             assert_eq!(
                 client.send(request(Method::GET, &addr)).await.status,

@@ -1,48 +1,112 @@
-//! The campaign as a QuickJS module: CommonJS wrapping, bytecode, per-VU instantiation.
+//! The campaign file in QuickJS: a CommonJS script or an ES module, compiled once to
+//! bytecode and instantiated in every VU context.
+//!
+//! A file with no `import`/`export` statement is a CommonJS module, evaluated the way
+//! node evaluates one: a sloppy-mode script wrapped in a function of `exports` and
+//! `module`, so that `counter = 1` makes a global as it did in node. A file with
+//! `import`/`export` is an ES module, strict as every module is.
+
+use std::ffi::CString;
 
 use rquickjs::module::WriteOptions;
+use rquickjs::qjs;
 use rquickjs::{Ctx, Function, Module, Object, Value};
 
 use super::ScriptError;
 use crate::campaign::CampaignError;
 
-/// Put on line 1 (no newline) so that line numbers stay those of the file.
+/// Put on line 1 of an ES module (no newline) so that line numbers stay those of the file.
 const PREFIX: &str = "var exports = {}, module = { exports: exports };";
 
-/// Whether the source uses ES-module `export` statements.
+/// Node's CommonJS wrapper, on line 1 too; the script's value is the function.
+const CJS_PREFIX: &str = "(function (exports, module) {";
+const CJS_SUFFIX: &str = "\n})";
+
+/// The compiled file.
+#[derive(Debug)]
+pub(crate) enum Bytecode {
+    /// An ES module.
+    Module(Vec<u8>),
+    /// A CommonJS file: a script whose value is its wrapper function.
+    Script(Vec<u8>),
+}
+
+/// Whether the source uses ES-module `import` or `export` statements.
 fn is_es_module(source: &str) -> bool {
     source.lines().any(|l| {
         let l = l.trim_start();
-        l.starts_with("export ") || l.starts_with("export{") || l.starts_with("export\t")
+        ["export", "import"].iter().any(|kw| {
+            l.strip_prefix(kw)
+                .is_some_and(|rest| rest.starts_with([' ', '\t', '{', '*', '"', '\'']))
+        })
     })
 }
 
-fn wrap(source: &str) -> String {
-    if is_es_module(source) {
-        format!("{PREFIX}{source}")
-    } else {
-        format!("{PREFIX}{source}\n;export default module.exports;")
-    }
-}
-
-/// Compiles the campaign source to module bytecode (needs a context with the compiler).
+/// Compiles the campaign source to bytecode (needs a context with the compiler).
 pub(crate) fn compile(
     ctx: &rquickjs::Context,
     file: &str,
     source: &str,
-) -> Result<Vec<u8>, CampaignError> {
+) -> Result<Bytecode, CampaignError> {
     ctx.with(|ctx| {
-        let module = match Module::declare(ctx.clone(), file, wrap(source)) {
+        if !is_es_module(source) {
+            return compile_script(&ctx, file, source).map(Bytecode::Script);
+        }
+        let module = match Module::declare(ctx.clone(), file, format!("{PREFIX}{source}")) {
             Ok(m) => m,
-            Err(e) => return Err(syntax_error(file, ScriptError::catch(&ctx, e))),
+            Err(e) => return Err(syntax_error(file, PREFIX, ScriptError::catch(&ctx, e))),
         };
         module
             .write(WriteOptions::default())
+            .map(Bytecode::Module)
             .map_err(|e| CampaignError::Engine(format!("cannot write bytecode: {e}")))
     })
 }
 
-fn syntax_error(file: &str, err: ScriptError) -> CampaignError {
+/// Compiles a CommonJS file as a sloppy-mode script to bytecode.
+fn compile_script(ctx: &Ctx<'_>, file: &str, source: &str) -> Result<Vec<u8>, CampaignError> {
+    let engine = |m: &str| CampaignError::Engine(m.to_string());
+    let text = CString::new(format!("{CJS_PREFIX}{source}{CJS_SUFFIX}"))
+        .map_err(|_| engine("the campaign file contains a NUL character"))?;
+    let name = CString::new(file).map_err(|_| engine("the file name contains a NUL character"))?;
+    let len = text.as_bytes().len();
+    let flags = (qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_COMPILE_ONLY) as i32;
+    // SAFETY: `text` is NUL-terminated with `len` bytes before the NUL, as JS_Eval needs;
+    // the returned value is owned and handed to `Value::from_raw`, which frees it.
+    let compiled = unsafe {
+        let raw = qjs::JS_Eval(
+            ctx.as_raw().as_ptr(),
+            text.as_ptr(),
+            len as _,
+            name.as_ptr(),
+            flags,
+        );
+        if qjs::JS_IsException(raw) {
+            let err = ScriptError::catch(ctx, rquickjs::Error::Exception);
+            return Err(syntax_error(file, CJS_PREFIX, err));
+        }
+        Value::from_raw(ctx.clone(), raw)
+    };
+    let mut size: qjs::size_t = 0;
+    // SAFETY: `compiled` is a live function-bytecode value of this context; the buffer
+    // returned is copied, then freed with the context's allocator.
+    unsafe {
+        let buf = qjs::JS_WriteObject(
+            ctx.as_raw().as_ptr(),
+            &mut size,
+            compiled.as_raw(),
+            qjs::JS_WRITE_OBJ_BYTECODE as i32,
+        );
+        if buf.is_null() {
+            return Err(engine("cannot write bytecode"));
+        }
+        let bytes = std::slice::from_raw_parts(buf, size as usize).to_vec();
+        qjs::js_free(ctx.as_raw().as_ptr(), buf.cast());
+        Ok(bytes)
+    }
+}
+
+fn syntax_error(file: &str, prefix: &str, err: ScriptError) -> CampaignError {
     // quickjs-ng reports the position as the first stack frame: "    at FILE:LINE:COL".
     let pos = err.stack.as_deref().and_then(|s| {
         s.lines().find_map(|l| {
@@ -56,7 +120,7 @@ fn syntax_error(file: &str, err: ScriptError) -> CampaignError {
     });
     let (line, column) = pos.unwrap_or((0, 0));
     let column = if line == 1 {
-        column.saturating_sub(PREFIX.len() as u32).max(1)
+        column.saturating_sub(prefix.len() as u32).max(1)
     } else {
         column
     };
@@ -81,15 +145,21 @@ pub(crate) struct Exports<'js> {
 pub(crate) fn instantiate<'js>(
     ctx: &Ctx<'js>,
     file: &str,
-    bytecode: &[u8],
+    bytecode: &Bytecode,
 ) -> Result<Exports<'js>, CampaignError> {
     let top = |error: ScriptError| CampaignError::TopLevel {
         file: file.into(),
         error,
     };
+    let bytes = match bytecode {
+        Bytecode::Module(bytes) => bytes,
+        Bytecode::Script(bytes) => {
+            return run_script(ctx, bytes).map_err(|e| top(ScriptError::catch(ctx, e)))
+        }
+    };
     // SAFETY: the bytes were produced by `compile` with the same QuickJS build.
-    let module = unsafe { Module::load(ctx.clone(), bytecode) }
-        .map_err(|e| top(ScriptError::catch(ctx, e)))?;
+    let module =
+        unsafe { Module::load(ctx.clone(), bytes) }.map_err(|e| top(ScriptError::catch(ctx, e)))?;
     let (module, promise) = module.eval().map_err(|e| top(ScriptError::catch(ctx, e)))?;
     while ctx.execute_pending_job() {}
     if let Some(Err(e)) = promise.result::<Value>() {
@@ -117,6 +187,58 @@ pub(crate) fn instantiate<'js>(
     Ok(Exports { campaign, test })
 }
 
+/// Runs a CommonJS file: its wrapper is called with `this` = `exports`, as node does,
+/// and what it leaves in `module.exports` is read.
+fn run_script<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> rquickjs::Result<Exports<'js>> {
+    // SAFETY: the bytes were produced by `compile_script` with the same QuickJS build
+    // and outlive the runtime (the campaign holds them); JS_EvalFunction takes
+    // ownership of the function read, and its result is handed to `Value::from_raw`.
+    let wrapper = unsafe {
+        let raw = ctx.as_raw().as_ptr();
+        let read = qjs::JS_ReadObject(
+            raw,
+            bytes.as_ptr(),
+            bytes.len() as _,
+            (qjs::JS_READ_OBJ_BYTECODE | qjs::JS_READ_OBJ_ROM_DATA) as i32,
+        );
+        if qjs::JS_IsException(read) {
+            return Err(rquickjs::Error::Exception);
+        }
+        let value = qjs::JS_EvalFunction(raw, read);
+        if qjs::JS_IsException(value) {
+            return Err(rquickjs::Error::Exception);
+        }
+        Value::from_raw(ctx.clone(), value)
+    };
+    let wrapper: Function = wrapper.get()?;
+    let exports = Object::new(ctx.clone())?;
+    let module = Object::new(ctx.clone())?;
+    module.set("exports", exports.clone())?;
+    wrapper.call::<_, ()>((
+        rquickjs::function::This(exports.clone()),
+        exports,
+        module.clone(),
+    ))?;
+    while ctx.execute_pending_job() {}
+    let exported: Value = module.get("exports")?;
+    let Some(obj) = exported.as_object() else {
+        return Ok(Exports {
+            campaign: None,
+            test: exported.into_function(),
+        });
+    };
+    let campaign = obj
+        .get::<_, Value>("campaign")
+        .ok()
+        .filter(|v| v.is_object());
+    let test = obj
+        .get::<_, Value>("test")
+        .ok()
+        .and_then(|v| v.into_function())
+        .or_else(|| exported.clone().into_function());
+    Ok(Exports { campaign, test })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +248,8 @@ mod tests {
         assert!(is_es_module(
             "export const campaign = {};\nexport function test(done) { done(); }"
         ));
+        assert!(is_es_module("import { x } from 'y';\nexports.a = 1;"));
         assert!(!is_es_module("exports.campaign = {};\n// export later"));
+        assert!(!is_es_module("var exported = 1; important();"));
     }
 }

@@ -3,7 +3,7 @@
 //! the final response to the callback or promise.
 
 use std::collections::HashMap;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use camut_stats::CallKey;
@@ -105,7 +105,7 @@ impl Worker {
             let vu = &mut vus[slot as usize];
             vu.last_call = Some(LastCall {
                 url: std::sync::Arc::from(call.url.as_str()),
-                error: String::new(),
+                failed: false,
                 call_id,
             });
             vu.open.map_or((vu.seq, 0), |o| (o.seq, o.start_delay_us))
@@ -238,7 +238,7 @@ impl Worker {
     /// Records one hop (a request and its response, or its error).
     fn record_hop(&self, pending: &PendingCall, call_id: u64, out: &HttpOutcome) {
         let operation = pending.hop_operation.clone();
-        let failed = out.error.is_some() || out.status.is_some_and(|s| s >= 400);
+        let failed = out.failed();
         let delay_us = pending.delay_us;
         if self.shared.config.call_points {
             self.call_point(pending.slot, call_id, &operation, delay_us, out);
@@ -277,11 +277,7 @@ impl Worker {
             .as_mut()
             .filter(|l| l.call_id == call_id)
         {
-            last.error = match (&out.error, out.status) {
-                (Some(e), _) => e.clone(),
-                (None, Some(s)) if s >= 400 => s.to_string(),
-                _ => String::new(),
-            };
+            last.failed = failed;
         }
     }
 
@@ -377,25 +373,19 @@ impl Worker {
                 .unwrap_or_default();
             (vu.id, url)
         };
-        let error = match (&out.error, out.status) {
-            (Some(e), _) => e.clone(),
-            (None, Some(s)) if s >= 400 => format!("HTTP {s}"),
-            _ => String::new(),
-        };
         self.shared.observer.call(CallPoint {
-            timestamp_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
+            timestamp_ms: camut_stats::clock::now_ms().max(0) as u64,
             vu,
             call_id,
             url,
             operation: operation.to_string(),
             status: out.status.unwrap_or(0),
-            error,
+            error_kind: out.error_kind().unwrap_or_default(),
             response_time_us: (out.total.as_micros() as u64).max(1) + delay_us,
             response_begin_time_us: (out.begin.as_micros() as u64).max(1) + delay_us,
             received: out.received,
             transmitted: out.transmitted,
+            connections: self.http.open_connections(),
         });
     }
 }

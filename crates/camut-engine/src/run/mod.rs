@@ -169,6 +169,8 @@ pub(crate) struct Shared {
     pub threads: usize,
     pub observer: Arc<dyn Observer>,
     pub stop: StopHandle,
+    /// Connections the workers hold open: `http.connections`.
+    pub open_connections: Arc<crate::http::OpenConnections>,
 }
 
 pub(crate) enum WorkerMsg {
@@ -210,6 +212,7 @@ pub fn run(
         threads,
         observer,
         stop,
+        open_connections: Arc::default(),
     });
     let (tx, rx) = mpsc::channel::<WorkerMsg>();
     let start_gate = Arc::new(std::sync::Barrier::new(threads + 1));

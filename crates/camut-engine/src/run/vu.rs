@@ -23,7 +23,8 @@ pub(crate) struct OpenIteration {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct LastCall {
     pub url: std::sync::Arc<str>,
-    pub error: String,
+    /// Whether it failed (false while it is in flight).
+    pub failed: bool,
     pub call_id: u64,
 }
 

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Barrier, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use camut_stats::{StatsSet, WorkerHealth};
 use rquickjs::function::This;
@@ -203,7 +203,10 @@ impl Worker {
             ready: RefCell::new(VecDeque::new()),
             stats: RefCell::new(StatsSet::default()),
             arrivals: RefCell::new(None),
-            http: HttpClient::new(shared.campaign.options.http.tls.clone()),
+            http: HttpClient::new(
+                shared.campaign.options.http.tls.clone(),
+                shared.open_connections.clone(),
+            ),
             calls: RefCell::new(PendingCalls::new()),
             wake: Notify::new(),
             inflight: Cell::new(0),
@@ -705,7 +708,10 @@ impl Worker {
 
     fn flush_interval(&self, tx: &Sender<WorkerMsg>) {
         let mut delta = std::mem::take(&mut *self.stats.borrow_mut());
-        delta.connections += self.http.take_connections();
+        let c = self.http.take_connections();
+        delta.connections += c.opened;
+        delta.connections_open = c.open;
+        delta.connections_peak = c.peak;
         if !delta.is_empty() {
             let _ = tx.send(WorkerMsg::Interval {
                 delta: Box::new(delta),
@@ -763,9 +769,7 @@ impl Worker {
         ];
         if let Some(l) = last {
             point_tags.push(("url".into(), l.url.to_string()));
-            if !l.error.is_empty() {
-                point_tags.push(("error".into(), l.error));
-            }
+            point_tags.push(("error".into(), l.failed.to_string()));
             point_tags.push(("callId".into(), l.call_id.to_string()));
         }
         if let Some(obj) = tags.as_ref().and_then(|t| t.as_object()) {
@@ -778,9 +782,7 @@ impl Worker {
                 }
             }
         }
-        let timestamp_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let timestamp_ms = camut_stats::clock::now_ms().max(0) as u64;
         self.shared.observer.point(Point {
             metric,
             timestamp_ms,
