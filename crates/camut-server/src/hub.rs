@@ -284,18 +284,6 @@ impl Core {
         let Some(delta) = s.delta else {
             return Ok(acked);
         };
-        let set = match camut::stats::from_wire(&delta) {
-            Ok(set) => Some(set),
-            Err(e) => {
-                self.logs.push(
-                    "warn",
-                    "server",
-                    campaign,
-                    format!("drone {drone} sent undecodable stats #{}: {e}", s.seq),
-                );
-                None
-            }
-        };
         let stored = self
             .store
             .insert_stats(campaign, drone, s.seq, delta.encode_to_vec())
@@ -308,11 +296,27 @@ impl Core {
                     format!("cannot store stats #{} of {drone}: {e}", s.seq),
                 );
             })?;
-        self.with_live(campaign, |l| {
-            if stored {
-                if let Some(set) = &set {
-                    l.merge(drone, set);
+        // Decoded once, after the commit: a second's burst of deltas waits for the
+        // commit as a few KB each, not as full histogram sets.
+        let set = if stored {
+            match camut::stats::from_wire(&delta) {
+                Ok(set) => Some(set),
+                Err(e) => {
+                    self.logs.push(
+                        "warn",
+                        "server",
+                        campaign,
+                        format!("drone {drone} sent undecodable stats #{}: {e}", s.seq),
+                    );
+                    None
                 }
+            }
+        } else {
+            None
+        };
+        self.with_live(campaign, |l| {
+            if let Some(set) = &set {
+                l.merge(drone, set);
             }
             let held = l.acked.entry(drone.to_string()).or_default();
             *held = (*held).max(s.seq);
