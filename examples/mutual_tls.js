@@ -1,6 +1,6 @@
 // Mutual TLS: a client certificate, a private CA and a server name, per call.
 //
-//   camut run examples/mutual_tls.js --env TARGET=https://10.0.0.5:8443 \
+//   camut run examples/mutual_tls.js --env TARGET=https://127.0.0.1:8443 \
 //       --env CA="$(cat ca.pem)" --env CERT="$(cat client.pem)" --env KEY="$(cat client.key)"
 //
 // The same fields can go in the campaign's `tls` option (as PEM text), for every call.

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::cloud::free_port;
 use crate::wait_for;
 
 /// An nginx with four HTTPS servers.
@@ -25,13 +26,6 @@ pub struct Nginx {
     pub client_cert_pem: String,
     /// Its key, PEM.
     pub client_key_pem: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
 }
 
 fn openssl(dir: &Path, args: &[&str]) {

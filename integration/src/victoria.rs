@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
+use crate::cloud::free_port;
 use crate::{http_request, wait_for};
 
 /// One exported series: its labels (`__name__` is the metric) and its samples.
@@ -35,13 +36,6 @@ pub struct Victoria {
     /// Query API.
     pub http: String,
     dedup: bool,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
 }
 
 impl Victoria {

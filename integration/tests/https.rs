@@ -31,6 +31,15 @@ fn summary(out: std::process::Output) -> (serde_json::Value, String) {
     (summary, shown)
 }
 
+/// Checks the summary's calls and failed calls.
+fn assert_counts(summary: &serde_json::Value, shown: &str, requests: u64, errors: u64) {
+    assert_eq!(
+        (summary["requests"].as_u64(), summary["errors"].as_u64()),
+        (Some(requests), Some(errors)),
+        "{shown}"
+    );
+}
+
 fn error_messages(summary: &serde_json::Value) -> Vec<(String, u64)> {
     summary["error_messages"]
         .as_array()
@@ -101,11 +110,7 @@ fn nginx_certificates_are_verified_and_failures_say_why() {
             ),
         );
         let (s, shown) = run(&file);
-        assert_eq!(
-            (s["requests"].as_u64(), s["errors"].as_u64()),
-            (Some(3), Some(3)),
-            "{shown}"
-        );
+        assert_counts(&s, &shown, 3, 3);
         assert_eq!(s["iterations"]["completed"], 3, "{shown}");
         let errors = error_messages(&s);
         assert_eq!(errors.len(), 1, "{errors:?}");
@@ -130,11 +135,7 @@ fn nginx_certificates_are_verified_and_failures_say_why() {
         ),
     );
     let (s, shown) = run(&file);
-    assert_eq!(
-        (s["requests"].as_u64(), s["errors"].as_u64()),
-        (Some(4), Some(0)),
-        "{shown}"
-    );
+    assert_counts(&s, &shown, 4, 0);
     assert_eq!(nginx.requests(nginx.unknown_ca_port), 4);
 
     // servername: the certificate of the mismatch port is valid for other.test.
@@ -152,11 +153,7 @@ fn nginx_certificates_are_verified_and_failures_say_why() {
         ),
     );
     let (s, shown) = run(&file);
-    assert_eq!(
-        (s["requests"].as_u64(), s["errors"].as_u64()),
-        (Some(2), Some(0)),
-        "{shown}"
-    );
+    assert_counts(&s, &shown, 2, 0);
     assert_eq!(nginx.requests(nginx.mismatch_port), 2);
 }
 
@@ -179,11 +176,7 @@ fn nginx_mutual_tls_with_and_without_a_client_certificate() {
         ),
     );
     let (s, shown) = run(&file);
-    assert_eq!(
-        (s["requests"].as_u64(), s["errors"].as_u64()),
-        (Some(10), Some(0)),
-        "{shown}"
-    );
+    assert_counts(&s, &shown, 10, 0);
     assert_eq!(nginx.statuses(nginx.mtls_port), vec![200; 10]);
 
     let file = temp_file(
@@ -201,11 +194,7 @@ fn nginx_mutual_tls_with_and_without_a_client_certificate() {
         ),
     );
     let (s, shown) = run(&file);
-    assert_eq!(
-        (s["requests"].as_u64(), s["errors"].as_u64()),
-        (Some(3), Some(3)),
-        "{shown}"
-    );
+    assert_counts(&s, &shown, 3, 3);
     assert_eq!(s["iterations"]["completed"], 3, "{shown}");
     // nginx answers 400 "No required SSL certificate was sent" to each call.
     assert_eq!(nginx.statuses(nginx.mtls_port)[10..], [400, 400, 400]);
@@ -241,11 +230,7 @@ fn target_tls_serves_https_with_its_printed_certificate() {
     );
     let (s, shown) =
         summary(target.run(&file, &["--threads", "1", "--summary-json", "-", "--quiet"]));
-    assert_eq!(
-        (s["requests"].as_u64(), s["errors"].as_u64()),
-        (Some(21), Some(0)),
-        "{shown}"
-    );
+    assert_counts(&s, &shown, 21, 0);
     assert_eq!(target.served(), 21);
     assert_eq!(s["connections_opened"], 3);
     assert_eq!(s["metrics"]["http.tls_handshake_time"]["count"], 3);
@@ -263,11 +248,7 @@ fn target_tls_serves_https_with_its_printed_certificate() {
     );
     let (s, shown) =
         summary(target.run(&file, &["--threads", "1", "--summary-json", "-", "--quiet"]));
-    assert_eq!(
-        (s["requests"].as_u64(), s["errors"].as_u64()),
-        (Some(8), Some(0)),
-        "{shown}"
-    );
+    assert_counts(&s, &shown, 8, 0);
     assert_eq!(s["connections_opened"], 8);
     assert_eq!(s["metrics"]["http.tls_handshake_time"]["count"], 8);
     assert_eq!(target.served(), 29);
