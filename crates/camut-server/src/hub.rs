@@ -296,31 +296,26 @@ impl Core {
                     format!("cannot store stats #{} of {drone}: {e}", s.seq),
                 );
             })?;
-        // Decoded once, after the commit: a second's burst of deltas waits for the
-        // commit as a few KB each, not as full histogram sets.
-        let set = if stored {
-            match camut::stats::from_wire(&delta) {
-                Ok(set) => Some(set),
-                Err(e) => {
-                    self.logs.push(
-                        "warn",
-                        "server",
-                        campaign,
-                        format!("drone {drone} sent undecodable stats #{}: {e}", s.seq),
-                    );
-                    None
-                }
-            }
-        } else {
-            None
-        };
-        self.with_live(campaign, |l| {
-            if let Some(set) = &set {
-                l.merge(drone, set);
-            }
+        // Merged once, after the commit, straight from the wire form: a second's burst
+        // of deltas waits for the commit as a few KB each, not as histogram sets.
+        let merged = self.with_live(campaign, |l| {
+            let merged = if stored {
+                l.merge(drone, &delta)
+            } else {
+                Ok(())
+            };
             let held = l.acked.entry(drone.to_string()).or_default();
             *held = (*held).max(s.seq);
+            merged
         });
+        if let Err(e) = merged {
+            self.logs.push(
+                "warn",
+                "server",
+                campaign,
+                format!("drone {drone} sent undecodable stats #{}: {e}", s.seq),
+            );
+        }
         Ok(s.seq)
     }
 
@@ -495,18 +490,21 @@ impl Core {
         let mut events = Vec::new();
         let mut aborts = Vec::new();
         self.each_live(|campaign, l| {
-            if l.interval.is_empty() {
+            let interval = l.take_interval();
+            if interval.is_empty() {
                 return;
             }
-            let interval = std::mem::take(&mut l.interval);
-            let (requests, errors) = l.totals.request_totals();
+            // The interval was just folded in: the totals are the folded set itself.
+            let totals = l.totals();
+            let (requests, errors) = totals.request_totals();
             let (ireq, ierr) = interval.request_totals();
             let mut rt = camut_stats::histogram();
             for c in interval.calls.values() {
                 let _ = rt.add(&c.response_time);
             }
             let lat = LatencyStats::from_histogram(&rt, 1000.0);
-            let it = &l.totals.iterations;
+            let it = &totals.iterations;
+            let active_vus = it.started.saturating_sub(it.completed + it.failed);
             let stats = v1::LiveStats {
                 iterations_done: it.completed + it.failed,
                 requests,
@@ -517,18 +515,20 @@ impl Core {
                 p99_ms: lat.p99,
                 errors_per_s: ierr as f64,
             };
+            let abort_check = l
+                .stopped
+                .is_none()
+                .then(|| (campaign.to_string(), l.elapsed_s(), totals.into_owned()));
             if l.history.len() >= HISTORY_POINTS {
                 l.history.pop_front();
             }
             l.history.push_back(LivePoint {
                 time_ms: now_ms(),
                 stats,
-                active_vus: it.started.saturating_sub(it.completed + it.failed),
+                active_vus,
             });
             events.push((campaign.to_string(), stats));
-            if l.stopped.is_none() {
-                aborts.push((campaign.to_string(), l.elapsed_s(), l.totals.clone()));
-            }
+            aborts.extend(abort_check);
         });
         for (campaign, stats) in events {
             self.event(&campaign, v1::campaign_event::Event::Stats(stats));
