@@ -118,15 +118,15 @@ pub fn merge_wire(into: &mut StatsSet, d: &v1::StatsDelta) -> Result<(), CodecEr
         });
         s.requests += c.requests;
         s.errors += c.errors;
-        rt.add_to(&mut s.response_time)?;
-        rbt.add_to(&mut s.response_begin_time)?;
-        st.add_to(&mut s.service_time)?;
-        rx.add_to(&mut s.received)?;
-        tx.add_to(&mut s.transmitted)?;
-        tls.add_to(&mut s.tls_handshake_time)?;
+        rt.add_to_lazy(&mut s.response_time)?;
+        rbt.add_to_lazy(&mut s.response_begin_time)?;
+        st.add_to_lazy(&mut s.service_time)?;
+        rx.add_to_lazy(&mut s.received)?;
+        tx.add_to_lazy(&mut s.transmitted)?;
+        tls.add_to_lazy(&mut s.tls_handshake_time)?;
     }
     into.add_counters(&counters(d));
-    duration.add_to(&mut into.iterations.duration)?;
+    duration.add_to_lazy(&mut into.iterations.duration)?;
     for e in &d.errors {
         into.add_error(
             &e.message,

@@ -2,9 +2,7 @@
 
 use std::collections::HashMap;
 
-use hdrhistogram::Histogram;
-
-use crate::histogram;
+use crate::LazyHistogram;
 
 /// Identifies a series of HTTP calls: the operation tag and the status class.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -33,17 +31,17 @@ pub struct CallStats {
     /// Calls that ended in an error (transport, timeout, status ≥ 400).
     pub errors: u64,
     /// Full response time in µs (from the intended start in the open model).
-    pub response_time: Histogram<u64>,
+    pub response_time: LazyHistogram,
     /// Time to the response head in µs.
-    pub response_begin_time: Histogram<u64>,
+    pub response_begin_time: LazyHistogram,
     /// Raw service time in µs (differs from response_time only in the open model).
-    pub service_time: Histogram<u64>,
+    pub service_time: LazyHistogram,
     /// Bytes received per call.
-    pub received: Histogram<u64>,
+    pub received: LazyHistogram,
     /// Bytes sent per call.
-    pub transmitted: Histogram<u64>,
+    pub transmitted: LazyHistogram,
     /// TLS handshake time in µs, one value per call that opened an HTTPS connection.
-    pub tls_handshake_time: Histogram<u64>,
+    pub tls_handshake_time: LazyHistogram,
 }
 
 impl Default for CallStats {
@@ -51,12 +49,12 @@ impl Default for CallStats {
         CallStats {
             requests: 0,
             errors: 0,
-            response_time: histogram(),
-            response_begin_time: histogram(),
-            service_time: histogram(),
-            received: histogram(),
-            transmitted: histogram(),
-            tls_handshake_time: histogram(),
+            response_time: LazyHistogram::default(),
+            response_begin_time: LazyHistogram::default(),
+            service_time: LazyHistogram::default(),
+            received: LazyHistogram::default(),
+            transmitted: LazyHistogram::default(),
+            tls_handshake_time: LazyHistogram::default(),
         }
     }
 }
@@ -90,7 +88,7 @@ pub struct IterationStats {
     /// done() calls after the first of the same iteration.
     pub done_twice: u64,
     /// Iteration duration in µs (from the intended start in the open model).
-    pub duration: Histogram<u64>,
+    pub duration: LazyHistogram,
 }
 
 impl Default for IterationStats {
@@ -102,7 +100,7 @@ impl Default for IterationStats {
             timed_out: 0,
             dropped: 0,
             done_twice: 0,
-            duration: histogram(),
+            duration: LazyHistogram::default(),
         }
     }
 }
@@ -299,15 +297,14 @@ impl StatsSet {
     }
 }
 
-fn add(into: &mut Histogram<u64>, from: &Histogram<u64>) {
-    // Auto-resizing histograms of the same precision always merge.
-    into.add(from)
-        .expect("histograms of the same precision merge");
+fn add(into: &mut LazyHistogram, from: &LazyHistogram) {
+    into.add(from);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::histogram;
 
     fn key(op: &str, s: u16) -> CallKey {
         CallKey {
