@@ -24,7 +24,7 @@ impl CallKey {
 }
 
 /// Statistics of one series of calls.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct CallStats {
     /// Calls finished (with or without error).
     pub requests: u64,
@@ -44,21 +44,6 @@ pub struct CallStats {
     pub tls_handshake_time: LazyHistogram,
 }
 
-impl Default for CallStats {
-    fn default() -> Self {
-        CallStats {
-            requests: 0,
-            errors: 0,
-            response_time: LazyHistogram::default(),
-            response_begin_time: LazyHistogram::default(),
-            service_time: LazyHistogram::default(),
-            received: LazyHistogram::default(),
-            transmitted: LazyHistogram::default(),
-            tls_handshake_time: LazyHistogram::default(),
-        }
-    }
-}
-
 impl CallStats {
     fn merge(&mut self, o: &CallStats) {
         self.requests += o.requests;
@@ -73,7 +58,7 @@ impl CallStats {
 }
 
 /// Iteration counts and durations.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct IterationStats {
     /// Iterations started.
     pub started: u64,
@@ -89,20 +74,6 @@ pub struct IterationStats {
     pub done_twice: u64,
     /// Iteration duration in µs (from the intended start in the open model).
     pub duration: LazyHistogram,
-}
-
-impl Default for IterationStats {
-    fn default() -> Self {
-        IterationStats {
-            started: 0,
-            completed: 0,
-            failed: 0,
-            timed_out: 0,
-            dropped: 0,
-            done_twice: 0,
-            duration: LazyHistogram::default(),
-        }
-    }
 }
 
 /// One error message with how often it was seen and a sample stack.
