@@ -207,8 +207,16 @@ pub fn server(args: ServerArgs, tap: camut_server::logs::LogTap) -> anyhow::Resu
 /// `camut drone`.
 pub fn drone(args: DroneArgs) -> anyhow::Result<ExitCode> {
     let id = args.id.unwrap_or_else(|| {
+        // Unique per process: two drones on one host (of one campaign or two) never
+        // share an id.
         let host = std::fs::read_to_string("/etc/hostname").unwrap_or_else(|_| "host".into());
-        format!("drone-{}", host.trim())
+        let random = {
+            use std::hash::{BuildHasher, Hasher};
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish()
+        };
+        format!("drone-{}-{:06x}", host.trim(), random & 0xff_ffff)
     });
     let rt = runtime()?;
     rt.block_on(camut_drone::run(camut_drone::DroneConfig {

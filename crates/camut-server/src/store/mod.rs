@@ -96,6 +96,24 @@ ALTER TABLE results ADD COLUMN encoded BLOB;
     r#"
 ALTER TABLE drones ADD COLUMN summary_encoded BLOB;
 "#,
+    // Drones are keyed by campaign and id: two campaigns' drones may share an id
+    // (two `camut drone` on one host) without one overwriting the other's row.
+    r#"
+CREATE TABLE drones_by_campaign (
+    id TEXT NOT NULL,
+    campaign TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    error TEXT NOT NULL DEFAULT '',
+    summary TEXT NOT NULL DEFAULT '',
+    summary_encoded BLOB,
+    PRIMARY KEY (campaign, id)
+);
+INSERT INTO drones_by_campaign (id, campaign, idx, state, error, summary, summary_encoded)
+    SELECT id, campaign, idx, state, error, summary, summary_encoded FROM drones;
+DROP TABLE drones;
+ALTER TABLE drones_by_campaign RENAME TO drones
+"#,
 ];
 
 /// A campaign's saved results.
@@ -496,7 +514,7 @@ impl Store {
         self.write(move |db| {
             let mut st = db.prepare_cached(
                 "INSERT INTO drones (id, campaign, idx, state, error) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (id) DO UPDATE SET campaign = ?2, idx = ?3, state = ?4, error = ?5",
+                 ON CONFLICT (campaign, id) DO UPDATE SET idx = ?3, state = ?4, error = ?5",
             )?;
             for d in rows {
                 st.execute(params![d.id, d.campaign, d.index, d.state, d.error])?;
@@ -507,12 +525,17 @@ impl Store {
     }
 
     /// Sets a drone's own final summary (an encoded `RunSummary`).
-    pub async fn set_drone_summary(&self, id: &str, summary: Vec<u8>) -> Result<(), ServerError> {
-        let id = id.to_owned();
+    pub async fn set_drone_summary(
+        &self,
+        campaign: &str,
+        id: &str,
+        summary: Vec<u8>,
+    ) -> Result<(), ServerError> {
+        let (campaign, id) = (campaign.to_owned(), id.to_owned());
         self.write(move |db| {
             db.execute(
-                "UPDATE drones SET summary_encoded = ?2 WHERE id = ?1",
-                params![id, summary],
+                "UPDATE drones SET summary_encoded = ?3 WHERE campaign = ?1 AND id = ?2",
+                params![campaign, id, summary],
             )
             .map(|_| ())
         })
@@ -793,6 +816,42 @@ mod tests {
         s.delete_campaign("a").await.unwrap();
         assert!(s.campaign("a").unwrap().is_none());
         assert!(s.stats("a").unwrap().is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn two_campaigns_may_have_a_drone_of_the_same_id() {
+        let dir = std::env::temp_dir().join(format!("camut-drones-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let s = Store::open(&dir).unwrap();
+        let row = |campaign: &str, state| DroneRow {
+            id: "drone-host".into(),
+            campaign: campaign.into(),
+            index: 0,
+            state,
+            error: String::new(),
+        };
+        s.upsert_drones(vec![row("a", DroneState::Ready)])
+            .await
+            .unwrap();
+        s.upsert_drones(vec![row("b", DroneState::Connected)])
+            .await
+            .unwrap();
+        s.upsert_drones(vec![row("a", DroneState::Running)])
+            .await
+            .unwrap();
+        s.set_drone_summary("b", "drone-host", vec![1, 2])
+            .await
+            .unwrap();
+        let a = s.drones("a").unwrap();
+        let b = s.drones("b").unwrap();
+        assert_eq!((a.len(), a[0].state), (1, DroneState::Running));
+        assert_eq!(
+            (b.len(), b[0].state),
+            (1, DroneState::Connected),
+            "b's row is its own"
+        );
+        drop(s);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
