@@ -37,8 +37,9 @@ pub struct DroneArgs {
     /// The campaign's join token.
     #[arg(long, env = "CAMUT_TOKEN")]
     token: String,
-    /// This drone's id, stable across restarts so that it resumes its place (default:
-    /// drone-HOSTNAME; give distinct ids to several drones on one host).
+    /// This drone's id; give one that is stable across restarts so that a restarted drone
+    /// resumes its place, as the deployers do (default: drone-HOSTNAME-RANDOM, unique to
+    /// this process).
     #[arg(long, env = "CAMUT_DRONE_ID")]
     id: Option<String>,
 }
