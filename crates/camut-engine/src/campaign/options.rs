@@ -150,7 +150,7 @@ impl CampaignOptions {
             Some(Value::String(_)) => {
                 return Err(invalid(
                     "id",
-                    "must be 1–128 characters of letters, digits, '-', '_' or '.'",
+                    "must be 1–128 characters of letters, digits, '-', '_' or '.', not starting with '.'",
                 ))
             }
             Some(_) => return Err(invalid("id", "must be a string")),
@@ -287,7 +287,9 @@ pub(crate) fn invalid(option: &str, message: &str) -> CampaignError {
 }
 
 fn valid_id(s: &str) -> bool {
+    // Not `.`, `..` or a hidden name: ids name paths in the console and on disk.
     !s.is_empty()
+        && !s.starts_with('.')
         && s.len() <= 128
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
@@ -455,6 +457,17 @@ mod tests {
         assert!(o.is_err(), "days are not a unit");
         let o = CampaignOptions::from_json(&json!({"id": "a", "duration": 31_536_000})).unwrap();
         assert_eq!(o.length, RunLength::Duration(MAX_DURATION));
+    }
+
+    #[test]
+    fn ids_starting_with_a_dot_are_refused() {
+        for id in [".", "..", ".hidden"] {
+            let e = CampaignOptions::from_json(&json!({ "id": id }))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("not starting with '.'"), "{id}: {e}");
+        }
+        assert!(CampaignOptions::from_json(&json!({ "id": "a.b" })).is_ok());
     }
 
     #[test]

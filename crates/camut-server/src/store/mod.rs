@@ -426,6 +426,10 @@ impl Store {
 
     /// One job.
     pub fn job(&self, id: u64) -> Result<Option<JobRow>, ServerError> {
+        // Ids past SQLite's integers name no job.
+        let Ok(id) = i64::try_from(id) else {
+            return Ok(None);
+        };
         self.with(|db| {
             db.query_row("SELECT * FROM jobs WHERE id = ?1", [id], job_row)
                 .optional()
@@ -796,6 +800,10 @@ mod tests {
             (JobState::Complete, vec!["done".to_string()])
         );
         assert_eq!(s.max_seq("a", "d1").unwrap(), 1);
+        assert!(
+            s.job(u64::MAX).unwrap().is_none(),
+            "a job id past i64 is no job"
+        );
         let entry = CommandRow {
             id: 0,
             time_ms: 1,
