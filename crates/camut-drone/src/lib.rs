@@ -48,6 +48,8 @@ pub struct DroneConfig {
     pub token: String,
     /// This drone's id (the instance id).
     pub id: String,
+    /// How an `https://` server's certificate is checked.
+    pub tls: camut::tls::TlsOptions,
 }
 
 /// Why the drone stopped.
@@ -161,6 +163,20 @@ pub async fn run(config: DroneConfig) -> Result<(), DroneError> {
     }
 }
 
+/// An error and its causes, joined by `: ` (a TLS failure is in the causes).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !text.contains(&s) {
+            text = format!("{text}: {s}");
+        }
+        cause = c.source();
+    }
+    text
+}
+
 fn url(server: &str) -> String {
     if server.contains("://") {
         server.to_string()
@@ -183,9 +199,16 @@ impl Drone {
                 )))
             }
         };
-        let channel = match endpoint.connect().await {
+        let channel = match self.config.tls.connect(endpoint).await {
             Ok(c) => c,
-            Err(e) => return Ok(SessionEnd::Lost(e.to_string())),
+            Err(e) => {
+                let mut text = error_chain(&e);
+                let hint = camut::tls::hint(&url(&self.config.server), &text);
+                if !hint.is_empty() {
+                    text = format!("{text} ({hint})");
+                }
+                return Ok(SessionEnd::Lost(text));
+            }
         };
         let (tx, rx) = mpsc::channel::<DroneMessage>(1024);
         let hello = v1::Hello {

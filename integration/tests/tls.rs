@@ -1,0 +1,224 @@
+//! TLS on the server's one port, end to end: a real server with a self-signed
+//! certificate (`--tls-self-signed`), drones started by the local deployer and the CLI
+//! connecting with `--ca`, refusals of untrusting and plaintext clients, `--insecure`,
+//! and the plaintext rule beyond loopback.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use camut::tls::TlsOptions;
+use camut::Client;
+use camut_integration::{
+    camut_bin, control_campaign, https_get, show, temp_file, wait_for, ServerProcess, TargetProcess,
+};
+use tonic::Code;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A server with a self-signed certificate, and the CA file it wrote for clients.
+fn tls_server(name: &str) -> (ServerProcess, PathBuf) {
+    let server = ServerProcess::start_with_args(name, None, &["--tls-self-signed"], &[]);
+    assert!(
+        server.url.starts_with("https://127.0.0.1:"),
+        "{}",
+        server.url
+    );
+    let ca = server.data_dir.join("tls/ca.pem");
+    assert!(ca.exists(), "{:?}", server.banner);
+    (server, ca)
+}
+
+/// `camut ARGS` with a clean environment for CAMUT_CA.
+fn camut(args: &[&str]) -> std::process::Output {
+    Command::new(camut_bin())
+        .args(args)
+        .env_remove("CAMUT_CA")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_whole_campaign_runs_over_tls_with_drones_and_cli_trusting_the_ca() {
+    let target = TargetProcess::start();
+    let (server, ca) = tls_server("tls-workflow");
+    let ca_arg = ca.to_str().unwrap();
+
+    // The banner names the CA file and the certificate's SHA-256 fingerprint, the one
+    // openssl computes.
+    let banner = server.banner.join("\n");
+    assert!(banner.contains(ca_arg), "{banner}");
+    let openssl = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in", ca_arg])
+        .output()
+        .unwrap();
+    let fingerprint = String::from_utf8_lossy(&openssl.stdout)
+        .trim()
+        .rsplit('=')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(fingerprint.len(), 95, "{}", show(&openssl));
+    assert!(
+        banner.contains(&format!("fingerprint {fingerprint}")),
+        "{banner}"
+    );
+
+    let file = temp_file("tls.js", &control_campaign("tls", 2, 2, 5, "", &target.url));
+    let s = server.url.as_str();
+    for step in [
+        vec!["new", file.to_str().unwrap()],
+        vec!["spawn", "tls"],
+        vec!["deploy", "tls"],
+        vec!["start", "tls"],
+    ] {
+        let mut args = vec!["-s", s, "--ca", ca_arg];
+        args.extend(step.iter());
+        let out = camut(&args);
+        assert!(
+            out.status.success(),
+            "{step:?}: {}\n{}",
+            show(&out),
+            server.log()
+        );
+    }
+    let out = camut(&["-s", s, "--ca", ca_arg, "results", "tls", "--json"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let results: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(results["summary"]["requests"], 2 * 2 * 5, "{results}");
+    assert_eq!(target.served(), 20, "the drones joined over TLS and ran");
+    // The local deployer handed the drones the CA: they dialed https:// with --ca.
+    let drone_log = std::fs::read_dir(server.data_dir.join("drones"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".ca.pem"))
+        .count();
+    assert_eq!(drone_log, 2, "one CA file per drone");
+
+    // The client crate, /healthz, /metrics and the console on the same TLS port.
+    rt().block_on(async {
+        let tls = TlsOptions::with_ca_file(&ca).unwrap();
+        let c = Client::connect_with(s, None, &tls).await.unwrap();
+        assert_eq!(c.list().await.unwrap().len(), 1);
+        let kill = c.kill("tls").await.unwrap();
+        assert_eq!(
+            c.wait_job(kill.id).await.unwrap().state().label(),
+            "complete"
+        );
+    });
+    let pem = std::fs::read_to_string(&ca).unwrap();
+    assert_eq!(
+        https_get(&server.addr, "/healthz", &pem),
+        (200, "ok\n".into())
+    );
+    let (status, metrics) = https_get(&server.addr, "/metrics", &pem);
+    assert_eq!(status, 200);
+    assert!(metrics.contains("camut_"), "{metrics}");
+    let (status, page) = https_get(&server.addr, "/ui/campaigns", &pem);
+    assert_eq!(status, 200);
+    assert!(page.contains("tls"), "{page}");
+}
+
+#[test]
+fn untrusting_plaintext_and_insecure_clients() {
+    let (server, ca) = tls_server("tls-refusals");
+    let s = server.url.as_str();
+
+    // Without the CA: refused, saying it is the certificate and what to do.
+    let out = camut(&["-s", s, "list"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("certificate") && err.contains("--ca"), "{err}");
+    // The same from the client crate with the system's roots.
+    rt().block_on(async {
+        let e = Client::connect_with(s, None, &TlsOptions::system_roots())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("invalid peer certificate"), "{e}");
+    });
+
+    // --insecure: works, and says loudly what it gives up.
+    let out = camut(&["-s", s, "--insecure", "list"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("WARN") && err.contains("--insecure"), "{err}");
+
+    // A plaintext client against the TLS port: a clean refusal, no hang.
+    let started = std::time::Instant::now();
+    let out = camut(&["-s", &format!("http://{}", server.addr), "list"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(started.elapsed().as_secs() < 20);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("https://"), "{err}");
+    assert!(
+        wait_for(5, || server.log().contains("TLS handshake failed")),
+        "{}",
+        server.log()
+    );
+    // The server is unharmed and still answers those that trust it.
+    let out = camut(&["-s", s, "--ca", ca.to_str().unwrap(), "list"]);
+    assert!(out.status.success(), "{}", show(&out));
+    // CAMUT_CA works as --ca does.
+    let out = Command::new(camut_bin())
+        .args(["-s", s, "list"])
+        .env("CAMUT_CA", &ca)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+}
+
+#[test]
+fn plaintext_beyond_loopback_needs_allow_plaintext() {
+    let dir = std::env::temp_dir().join(format!("camut-plain-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = Command::new(camut_bin())
+        .args(["server", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("beyond loopback) without TLS is refused")
+            && err.contains("--allow-plaintext"),
+        "{err}"
+    );
+
+    // Allowed: it starts, warns, and makes a token since it has none. It binds every
+    // interface; the test talks to it on 127.0.0.1 only.
+    let server = ServerProcess::start_with_args(
+        "plain",
+        None,
+        &["--listen", "0.0.0.0:0", "--allow-plaintext"],
+        &[],
+    );
+    let port = server.addr.rsplit_once(':').unwrap().1.to_string();
+    let local = format!("127.0.0.1:{port}");
+    assert!(
+        wait_for(5, || server.log().contains("serving in plaintext")),
+        "{}",
+        server.log()
+    );
+    let token = server
+        .banner
+        .iter()
+        .find_map(|l| l.strip_prefix("API token: "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{:?}", server.banner))
+        .to_string();
+    assert!(token.len() >= 32, "{token}");
+    rt().block_on(async {
+        let none = Client::connect(&local, None).await.unwrap();
+        assert_eq!(
+            none.list().await.unwrap_err().code(),
+            Some(Code::Unauthenticated)
+        );
+        let with = Client::connect(&local, Some(&token)).await.unwrap();
+        assert!(with.list().await.unwrap().is_empty());
+    });
+}
