@@ -1,8 +1,7 @@
 //! Statistics sets to and from their wire form ([`v1::StatsDelta`]).
 
-use camut_stats::codec::{decode_histogram, encode_histogram, CodecError};
-use camut_stats::set::ErrorCount;
-use camut_stats::{CallKey, CallStats, IterationStats, StatsSet, TsdbCounts};
+use camut_stats::codec::{encode_histogram, CodecError, Encoded};
+use camut_stats::{CallKey, Counters, StatsSet};
 
 use crate::v1;
 
@@ -61,59 +60,81 @@ pub fn to_wire(s: &StatsSet) -> v1::StatsDelta {
 /// A statistics set from its wire form.
 pub fn from_wire(d: &v1::StatsDelta) -> Result<StatsSet, CodecError> {
     let mut s = StatsSet::default();
-    for c in &d.calls {
-        let key = CallKey {
+    merge_wire(&mut s, d)?;
+    Ok(s)
+}
+
+/// The plain counters of a wire delta.
+pub fn counters(d: &v1::StatsDelta) -> Counters {
+    let no_it = v1::IterationCounts::default();
+    let it = d.iterations.as_ref().unwrap_or(&no_it);
+    Counters {
+        started: it.started,
+        completed: it.completed,
+        failed: it.failed,
+        timed_out: it.timed_out,
+        dropped: it.dropped,
+        done_twice: it.done_twice,
+        connections: d.connections,
+        connections_open: d.connections_open,
+        connections_peak: d.connections_peak,
+        tsdb: d
+            .tsdb
+            .as_ref()
+            .map(crate::summary::tsdb_from_wire)
+            .unwrap_or_default(),
+    }
+}
+
+/// Adds a wire delta into `into`, as [`StatsSet::merge`] would add its decoded set: each
+/// histogram is merged straight from its encoded counts, at the cost of the values it
+/// holds. Every histogram is checked first, so a delta that fails merges nothing.
+pub fn merge_wire(into: &mut StatsSet, d: &v1::StatsDelta) -> Result<(), CodecError> {
+    let calls = d
+        .calls
+        .iter()
+        .map(|c| {
+            Ok((
+                c,
+                [
+                    Encoded::parse(&c.response_time)?,
+                    Encoded::parse(&c.response_begin_time)?,
+                    Encoded::parse(&c.service_time)?,
+                    Encoded::parse(&c.received)?,
+                    Encoded::parse(&c.transmitted)?,
+                    Encoded::parse(&c.tls_handshake_time)?,
+                ],
+            ))
+        })
+        .collect::<Result<Vec<_>, CodecError>>()?;
+    let duration = match &d.iterations {
+        Some(it) => Encoded::parse(&it.duration)?,
+        None => Encoded::parse(&[])?,
+    };
+    for (c, [rt, rbt, st, rx, tx, tls]) in calls {
+        let s = into.call(&CallKey {
             operation: c.operation.clone(),
             status_class: c.status_class as u16,
-        };
-        s.calls.insert(
-            key,
-            CallStats {
-                requests: c.requests,
-                errors: c.errors,
-                response_time: decode_histogram(&c.response_time)?,
-                response_begin_time: decode_histogram(&c.response_begin_time)?,
-                service_time: decode_histogram(&c.service_time)?,
-                received: decode_histogram(&c.received)?,
-                transmitted: decode_histogram(&c.transmitted)?,
-                tls_handshake_time: decode_histogram(&c.tls_handshake_time)?,
-            },
-        );
+        });
+        s.requests += c.requests;
+        s.errors += c.errors;
+        rt.add_to(&mut s.response_time)?;
+        rbt.add_to(&mut s.response_begin_time)?;
+        st.add_to(&mut s.service_time)?;
+        rx.add_to(&mut s.received)?;
+        tx.add_to(&mut s.transmitted)?;
+        tls.add_to(&mut s.tls_handshake_time)?;
     }
-    if let Some(it) = &d.iterations {
-        s.iterations = IterationStats {
-            started: it.started,
-            completed: it.completed,
-            failed: it.failed,
-            timed_out: it.timed_out,
-            dropped: it.dropped,
-            done_twice: it.done_twice,
-            duration: decode_histogram(&it.duration)?,
-        };
-    }
-    s.connections = d.connections;
-    s.connections_open = d.connections_open;
-    s.connections_peak = d.connections_peak;
-    if let Some(t) = &d.tsdb {
-        s.tsdb = TsdbCounts {
-            produced: t.produced,
-            sent: t.sent,
-            retried: t.retried,
-            dropped: t.dropped,
-            rejected: t.rejected,
-            unsent: t.unsent,
-        };
-    }
+    into.add_counters(&counters(d));
+    duration.add_to(&mut into.iterations.duration)?;
     for e in &d.errors {
-        s.errors.insert(
-            e.message.clone(),
-            ErrorCount {
-                count: e.count,
-                stack: (!e.stack.is_empty()).then(|| e.stack.clone()),
-            },
+        into.add_error(
+            &e.message,
+            e.count,
+            (!e.stack.is_empty()).then_some(&*e.stack),
         );
     }
-    Ok(s)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -149,5 +170,63 @@ mod tests {
             back.calls.values().next().unwrap().response_time.max(),
             s.calls.values().next().unwrap().response_time.max()
         );
+    }
+
+    #[test]
+    fn merging_the_wire_form_equals_merging_the_set() {
+        let mut base = StatsSet::default();
+        let mut delta = StatsSet::default();
+        let key = CallKey {
+            operation: "GET /".into(),
+            status_class: 200,
+        };
+        for i in 1..=500u64 {
+            let c = base.call(&key);
+            c.requests += 1;
+            c.response_time.record(i * 11).unwrap();
+            let d = delta.call(&key);
+            d.requests += 1;
+            d.errors += i % 2;
+            d.response_time.record(i * i).unwrap();
+            d.received.record(100 + i).unwrap();
+        }
+        delta.iterations.started = 9;
+        delta.iterations.duration.record(77).unwrap();
+        delta.connections_peak = 4;
+        delta.tsdb.sent = 3;
+        delta.error("boom", None);
+        let mut by_set = base.clone();
+        by_set.merge(&delta);
+        let mut by_wire = base.clone();
+        merge_wire(&mut by_wire, &to_wire(&delta)).unwrap();
+        assert_eq!(by_wire.request_totals(), by_set.request_totals());
+        assert_eq!(by_wire.counters(), by_set.counters());
+        assert_eq!(by_wire.errors["boom"].count, 1);
+        let (a, b) = (&by_wire.calls[&key], &by_set.calls[&key]);
+        for q in [0.0, 0.5, 0.99, 1.0] {
+            assert_eq!(
+                a.response_time.value_at_quantile(q),
+                b.response_time.value_at_quantile(q)
+            );
+        }
+        assert_eq!(a.response_time.len(), b.response_time.len());
+        assert_eq!(a.received.len(), 500);
+        assert_eq!(by_wire.iterations.duration.len(), 1);
+    }
+
+    #[test]
+    fn a_delta_with_a_bad_histogram_merges_nothing() {
+        let mut s = StatsSet::default();
+        s.call(&CallKey {
+            operation: "GET /".into(),
+            status_class: 200,
+        })
+        .requests = 1;
+        s.iterations.completed = 1;
+        let mut wire = to_wire(&s);
+        wire.calls[0].received = b"not a histogram at all, not at all".to_vec();
+        let mut into = StatsSet::default();
+        assert!(merge_wire(&mut into, &wire).is_err());
+        assert!(into.is_empty(), "nothing merged: {into:?}");
     }
 }

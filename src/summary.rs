@@ -67,7 +67,7 @@ fn tsdb_to_wire(t: &TsdbCounts) -> v1::TsdbCounts {
     }
 }
 
-fn tsdb_from_wire(t: &v1::TsdbCounts) -> TsdbCounts {
+pub(crate) fn tsdb_from_wire(t: &v1::TsdbCounts) -> TsdbCounts {
     TsdbCounts {
         produced: t.produced,
         sent: t.sent,

@@ -166,8 +166,7 @@ impl Core {
                     },
                 })
                 .collect::<Vec<_>>();
-            let it = &live.totals.iterations;
-            (status, it.completed + it.failed)
+            (status, live.iterations_done())
         };
         Ok(v1::Campaign {
             id: row.id.clone(),

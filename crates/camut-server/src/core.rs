@@ -17,12 +17,14 @@
 //! wait on each other. The registry of campaigns has a lock of its own that is held only
 //! to find or add a campaign.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use camut::v1::{self, deployer_server::Deployer, ServerCommand};
+use camut_stats::codec::CodecError;
 use camut_stats::StatsSet;
 use tokio::sync::{broadcast, mpsc, Notify};
 use tonic::Status;
@@ -78,12 +80,15 @@ pub(crate) struct DroneCounts {
 }
 
 impl DroneCounts {
-    /// Adds one delta's counts.
-    pub fn add(&mut self, set: &StatsSet) {
-        let (r, e) = set.request_totals();
-        self.requests += r;
-        self.errors += e;
-        self.iterations += set.iterations.completed + set.iterations.failed;
+    /// Adds one wire delta's counts.
+    pub fn add(&mut self, d: &v1::StatsDelta) {
+        for c in &d.calls {
+            self.requests += c.requests;
+            self.errors += c.errors;
+        }
+        if let Some(it) = &d.iterations {
+            self.iterations += it.completed + it.failed;
+        }
     }
 }
 
@@ -105,10 +110,11 @@ pub(crate) struct Live {
     pub projected: Option<CampaignState>,
     /// Spawn, deploy and start of this campaign run one after the other.
     pub queue: Arc<tokio::sync::Mutex<()>>,
-    /// Merged statistics of the run so far (exact: every stored delta once).
-    pub totals: StatsSet,
-    /// What arrived since the last tick.
-    pub interval: StatsSet,
+    /// Merged statistics of the run up to the last tick: every stored delta once, except
+    /// those still in `interval`. [`Live::totals`] gives both.
+    folded: StatsSet,
+    /// What arrived since the last tick; folded into the totals by [`Live::take_interval`].
+    interval: StatsSet,
     /// Per-drone counts of the run so far.
     pub per_drone: BTreeMap<String, DroneCounts>,
     /// Highest sequence number stored per drone.
@@ -129,7 +135,7 @@ impl Live {
     pub fn new_run(&mut self) {
         self.indexes = Some(HashMap::new());
         self.seats = None;
-        self.totals = StatsSet::default();
+        self.folded = StatsSet::default();
         self.interval = StatsSet::default();
         self.per_drone.clear();
         self.acked.clear();
@@ -141,14 +147,45 @@ impl Live {
         self.disconnected.clear();
     }
 
-    /// Merges a stored delta of `drone`.
-    pub fn merge(&mut self, drone: &str, set: &StatsSet) {
-        self.totals.merge(set);
-        self.interval.merge(set);
+    /// Merges a stored delta of `drone` into this tick's interval (nothing when it does
+    /// not decode). Each delta is merged once, straight from its wire form; the interval
+    /// joins the totals once a tick.
+    pub fn merge(&mut self, drone: &str, delta: &v1::StatsDelta) -> Result<(), CodecError> {
+        camut::stats::merge_wire(&mut self.interval, delta)?;
         self.per_drone
             .entry(drone.to_string())
             .or_default()
-            .add(set);
+            .add(delta);
+        Ok(())
+    }
+
+    /// The statistics of this tick so far, folded into the totals as they are taken.
+    pub fn take_interval(&mut self) -> StatsSet {
+        let interval = std::mem::take(&mut self.interval);
+        self.folded.merge(&interval);
+        interval
+    }
+
+    /// The run's merged statistics so far, exact: the folded totals and this tick's part.
+    pub fn totals(&self) -> Cow<'_, StatsSet> {
+        if self.interval.is_empty() {
+            Cow::Borrowed(&self.folded)
+        } else {
+            let mut all = self.folded.clone();
+            all.merge(&self.interval);
+            Cow::Owned(all)
+        }
+    }
+
+    /// Iterations done so far (completed or failed), without merging histograms.
+    pub fn iterations_done(&self) -> u64 {
+        let (a, b) = (&self.folded.iterations, &self.interval.iterations);
+        a.completed + a.failed + b.completed + b.failed
+    }
+
+    /// Whether no statistics arrived in this run.
+    pub fn no_stats(&self) -> bool {
+        self.folded.is_empty() && self.interval.is_empty()
     }
 
     /// Seconds since the run started (0 before).
@@ -316,5 +353,62 @@ impl Core {
                 .get_or_insert_with(|| broadcast::channel(256).0)
                 .subscribe()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delta(requests: u64, value: u64) -> v1::StatsDelta {
+        let mut s = StatsSet::default();
+        let c = s.call(&camut_stats::CallKey {
+            operation: "GET /".into(),
+            status_class: 200,
+        });
+        for _ in 0..requests {
+            c.requests += 1;
+            c.response_time.record(value).unwrap();
+        }
+        s.iterations.completed = requests;
+        camut::stats::to_wire(&s)
+    }
+
+    #[test]
+    fn totals_are_exact_between_ticks_and_intervals_fold_once() {
+        let mut l = Live::default();
+        l.merge("a", &delta(3, 100)).unwrap();
+        l.merge("b", &delta(4, 900)).unwrap();
+        // Before any tick the totals already hold both deltas.
+        assert_eq!(l.totals().request_totals(), (7, 0));
+        assert_eq!(l.iterations_done(), 7);
+        let first = l.take_interval();
+        assert_eq!(first.request_totals(), (7, 0));
+        assert_eq!(l.totals().request_totals(), (7, 0), "folded, not lost");
+        l.merge("a", &delta(2, 50)).unwrap();
+        assert_eq!(l.totals().request_totals(), (9, 0));
+        let second = l.take_interval();
+        assert_eq!(
+            second.request_totals(),
+            (2, 0),
+            "an interval is this tick's only"
+        );
+        let totals = l.totals();
+        let rt = &totals.calls.values().next().unwrap().response_time;
+        assert_eq!((rt.len(), rt.min(), rt.max()), (9, 50, 900));
+        assert!(l.take_interval().is_empty());
+        assert_eq!(l.totals().request_totals(), (9, 0));
+        assert_eq!(l.per_drone["a"].requests, 5);
+        assert_eq!(l.per_drone["b"].iterations, 4);
+    }
+
+    #[test]
+    fn an_undecodable_delta_changes_nothing() {
+        let mut l = Live::default();
+        let mut bad = delta(1, 10);
+        bad.calls[0].response_time = vec![0; 41];
+        assert!(l.merge("a", &bad).is_err());
+        assert!(l.no_stats());
+        assert!(l.per_drone.is_empty());
     }
 }

@@ -25,6 +25,9 @@ use crate::store::{now_ms, DroneRow};
 pub const PROTOCOL: i32 = v1::ProtocolVersion::ProtocolVersion1 as i32;
 /// How long a drone has to say Hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// A drone not heard from for this long is pinged at the next tick, so that an idle
+/// drone answers every other second at least.
+pub const PING_WHEN_SILENT: Duration = Duration::from_millis(1500);
 
 /// The outbound stream type of Connect.
 pub type CommandStream = Pin<Box<dyn Stream<Item = Result<ServerCommand, Status>> + Send>>;
@@ -215,6 +218,10 @@ impl Core {
         if !current {
             return Ok(());
         }
+        // What followers of the campaign see: a drone's state (jobs wait on it) and its
+        // counts (the console's drone rows). Stats, pongs and logs change neither.
+        let state_changes = matches!(msg, Msg::Ready(_) | Msg::CompileError(_) | Msg::Finished(_));
+        let status_changes = state_changes || matches!(msg, Msg::Progress(_));
         match msg {
             Msg::Ready(_) => {
                 self.set_session_state(campaign, drone, DroneState::Ready, "");
@@ -269,8 +276,12 @@ impl Core {
             }
             Msg::Pong(_) | Msg::Hello(_) => {}
         }
-        self.drone_event(campaign, drone);
-        self.changed.notify_waiters();
+        if status_changes {
+            self.drone_event(campaign, drone);
+        }
+        if state_changes {
+            self.changed.notify_waiters();
+        }
         Ok(())
     }
 
@@ -296,31 +307,26 @@ impl Core {
                     format!("cannot store stats #{} of {drone}: {e}", s.seq),
                 );
             })?;
-        // Decoded once, after the commit: a second's burst of deltas waits for the
-        // commit as a few KB each, not as full histogram sets.
-        let set = if stored {
-            match camut::stats::from_wire(&delta) {
-                Ok(set) => Some(set),
-                Err(e) => {
-                    self.logs.push(
-                        "warn",
-                        "server",
-                        campaign,
-                        format!("drone {drone} sent undecodable stats #{}: {e}", s.seq),
-                    );
-                    None
-                }
-            }
-        } else {
-            None
-        };
-        self.with_live(campaign, |l| {
-            if let Some(set) = &set {
-                l.merge(drone, set);
-            }
+        // Merged once, after the commit, straight from the wire form: a second's burst
+        // of deltas waits for the commit as a few KB each, not as histogram sets.
+        let merged = self.with_live(campaign, |l| {
+            let merged = if stored {
+                l.merge(drone, &delta)
+            } else {
+                Ok(())
+            };
             let held = l.acked.entry(drone.to_string()).or_default();
             *held = (*held).max(s.seq);
+            merged
         });
+        if let Err(e) = merged {
+            self.logs.push(
+                "warn",
+                "server",
+                campaign,
+                format!("drone {drone} sent undecodable stats #{}: {e}", s.seq),
+            );
+        }
         Ok(s.seq)
     }
 
@@ -444,7 +450,7 @@ impl Core {
         self.changed.notify_waiters();
     }
 
-    /// Once a second: heartbeats, loss detection, live statistics, abort-on-fail thresholds.
+    /// Once a second: heartbeats (to drones silent for [`PING_WHEN_SILENT`]), loss detection, live statistics, abort-on-fail thresholds.
     pub async fn tick_forever(self: Arc<Self>) {
         let mut every = tokio::time::interval(Duration::from_secs(1));
         let mut nonce = 0u64;
@@ -456,9 +462,14 @@ impl Core {
             let mut gone = Vec::new();
             self.each_live(|campaign, l| {
                 for (id, s) in &l.sessions {
-                    let _ = s.tx.try_send(Ok(ServerCommand {
-                        cmd: Some(Cmd::Ping(v1::Ping { nonce })),
-                    }));
+                    // A drone heard from lately (its stats arrive every second while it
+                    // runs) needs no ping: at 10,000 drones that is 20,000 messages a
+                    // second saved.
+                    if now.duration_since(s.last_seen) >= PING_WHEN_SILENT {
+                        let _ = s.tx.try_send(Ok(ServerCommand {
+                            cmd: Some(Cmd::Ping(v1::Ping { nonce })),
+                        }));
+                    }
                     if s.state == DroneState::Running
                         && now.duration_since(s.last_seen) > self.drone_timeout
                     {
@@ -495,18 +506,21 @@ impl Core {
         let mut events = Vec::new();
         let mut aborts = Vec::new();
         self.each_live(|campaign, l| {
-            if l.interval.is_empty() {
+            let interval = l.take_interval();
+            if interval.is_empty() {
                 return;
             }
-            let interval = std::mem::take(&mut l.interval);
-            let (requests, errors) = l.totals.request_totals();
+            // The interval was just folded in: the totals are the folded set itself.
+            let totals = l.totals();
+            let (requests, errors) = totals.request_totals();
             let (ireq, ierr) = interval.request_totals();
             let mut rt = camut_stats::histogram();
             for c in interval.calls.values() {
                 let _ = rt.add(&c.response_time);
             }
             let lat = LatencyStats::from_histogram(&rt, 1000.0);
-            let it = &l.totals.iterations;
+            let it = &totals.iterations;
+            let active_vus = it.started.saturating_sub(it.completed + it.failed);
             let stats = v1::LiveStats {
                 iterations_done: it.completed + it.failed,
                 requests,
@@ -517,18 +531,20 @@ impl Core {
                 p99_ms: lat.p99,
                 errors_per_s: ierr as f64,
             };
+            let abort_check = l
+                .stopped
+                .is_none()
+                .then(|| (campaign.to_string(), l.elapsed_s(), totals.into_owned()));
             if l.history.len() >= HISTORY_POINTS {
                 l.history.pop_front();
             }
             l.history.push_back(LivePoint {
                 time_ms: now_ms(),
                 stats,
-                active_vus: it.started.saturating_sub(it.completed + it.failed),
+                active_vus,
             });
             events.push((campaign.to_string(), stats));
-            if l.stopped.is_none() {
-                aborts.push((campaign.to_string(), l.elapsed_s(), l.totals.clone()));
-            }
+            aborts.extend(abort_check);
         });
         for (campaign, stats) in events {
             self.event(&campaign, v1::campaign_event::Event::Stats(stats));

@@ -278,16 +278,14 @@ impl Core {
     fn rebuild_run(&self, job: &JobRow) -> Result<(), ServerError> {
         // The run started when its start job was asked for.
         let since = Duration::from_millis((now_ms() - job.created_ms).max(0) as u64);
-        let mut live = Live {
-            started: Instant::now().checked_sub(since),
-            ..Live::default()
-        };
+        let mut live = Live::default();
+        live.started = Instant::now().checked_sub(since);
         for (drone, bytes) in self.store.stats(&job.campaign)? {
-            if let Some(set) = decode(&bytes) {
-                live.merge(&drone, &set);
+            if let Some(d) = decode(&bytes) {
+                let _ = live.merge(&drone, &d);
             }
         }
-        live.interval = Default::default();
+        live.take_interval();
         let mut indexes = HashMap::new();
         for d in self.store.drones(&job.campaign)? {
             indexes.insert(d.id.clone(), d.index);
@@ -308,8 +306,8 @@ impl Core {
         }
         live.indexes = Some(indexes);
         self.with_live(&job.campaign, |l| {
-            let events = l.events.take();
-            *l = Live { events, ..live };
+            live.events = l.events.take();
+            *l = live;
         });
         Ok(())
     }

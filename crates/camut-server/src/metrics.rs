@@ -82,10 +82,10 @@ pub fn render(core: &Core) -> String {
         for s in l.sessions.values() {
             *drones.entry((id.to_string(), s.state)).or_default() += 1;
         }
-        if l.started.is_none() && l.totals.is_empty() {
+        if l.started.is_none() && l.no_stats() {
             return;
         }
-        let t = &l.totals;
+        let t = l.totals();
         let (requests, errors) = t.request_totals();
         let mut rt = camut_stats::histogram();
         for c in t.calls.values() {

@@ -17,9 +17,8 @@ use crate::state::DroneState;
 use crate::store::SavedResults;
 
 /// Decodes a stored delta.
-pub(crate) fn decode(bytes: &[u8]) -> Option<StatsSet> {
-    let d = v1::StatsDelta::decode(bytes).ok()?;
-    camut::stats::from_wire(&d).ok()
+pub(crate) fn decode(bytes: &[u8]) -> Option<v1::StatsDelta> {
+    v1::StatsDelta::decode(bytes).ok()
 }
 
 /// What a summary is built from.
@@ -35,8 +34,8 @@ impl Core {
     /// follows no run of it.
     fn run_figures(&self, campaign: &str) -> Result<RunFigures, ServerError> {
         let live = self.with_live(campaign, |l| {
-            (l.started.is_some() || !l.totals.is_empty()).then(|| RunFigures {
-                totals: l.totals.clone(),
+            (l.started.is_some() || !l.no_stats()).then(|| RunFigures {
+                totals: l.totals().into_owned(),
                 per_drone: l.per_drone.clone(),
                 duration_s: l.elapsed_s(),
                 lost: l.lost.clone(),
@@ -52,9 +51,10 @@ impl Core {
             lost: BTreeMap::new(),
         };
         for (drone, bytes) in self.store.stats(campaign)? {
-            if let Some(set) = decode(&bytes) {
-                f.per_drone.entry(drone).or_default().add(&set);
-                f.totals.merge(&set);
+            if let Some(d) = decode(&bytes) {
+                if camut::stats::merge_wire(&mut f.totals, &d).is_ok() {
+                    f.per_drone.entry(drone).or_default().add(&d);
+                }
             }
         }
         Ok(f)
@@ -208,14 +208,14 @@ mod tests {
         let (core, dir) = core_with(1);
         core.create("c.js", "c 1").await.unwrap();
         for (drone, seq, n) in [("a", 1, 3), ("a", 2, 4), ("b", 1, 5)] {
-            let set = delta(n);
-            let bytes = prost::Message::encode_to_vec(&camut::stats::to_wire(&set));
+            let wire = camut::stats::to_wire(&delta(n));
+            let bytes = prost::Message::encode_to_vec(&wire);
             assert!(core
                 .store
                 .insert_stats("c", drone, seq, bytes)
                 .await
                 .unwrap());
-            core.with_live("c", |l| l.merge(drone, &set));
+            core.with_live("c", |l| l.merge(drone, &wire)).unwrap();
         }
         let (live, _) = core.build_results("c").unwrap();
         assert_eq!((live.requests, live.iterations.completed), (12, 12));

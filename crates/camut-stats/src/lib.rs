@@ -14,7 +14,7 @@ pub mod set;
 pub mod summary;
 pub mod threshold;
 
-pub use set::{CallKey, CallStats, IterationStats, StatsSet, TsdbCounts};
+pub use set::{CallKey, CallStats, Counters, IterationStats, StatsSet, TsdbCounts};
 pub use summary::{Health, LatencyStats, Summary, WorkerHealth};
 pub use threshold::{Threshold, Verdict};
 

@@ -175,6 +175,32 @@ impl TsdbCounts {
     }
 }
 
+/// The plain counters of a set: everything but its series, histograms and error
+/// messages. A wire delta merges through these without building a [`StatsSet`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Iterations started.
+    pub started: u64,
+    /// Iterations completed without error.
+    pub completed: u64,
+    /// Iterations that ended with an error.
+    pub failed: u64,
+    /// Of the failed, those that timed out.
+    pub timed_out: u64,
+    /// Open model arrivals that found no free VU.
+    pub dropped: u64,
+    /// done() calls after the first of the same iteration.
+    pub done_twice: u64,
+    /// New TCP connections opened.
+    pub connections: u64,
+    /// Connections open at the latest reading (merged as the largest).
+    pub connections_open: u64,
+    /// Most connections open at once (merged as the largest).
+    pub connections_peak: u64,
+    /// What the TSDB connector did with the points.
+    pub tsdb: TsdbCounts,
+}
+
 impl StatsSet {
     /// The series of `key`, created on first use.
     pub fn call(&mut self, key: &CallKey) -> &mut CallStats {
@@ -189,7 +215,8 @@ impl StatsSet {
         self.add_error(message, 1, stack);
     }
 
-    fn add_error(&mut self, message: &str, count: u64, stack: Option<&str>) {
+    /// Counts `count` occurrences of an error message, keeping the first stack seen.
+    pub fn add_error(&mut self, message: &str, count: u64, stack: Option<&str>) {
         let key = if self.errors.len() >= MAX_ERROR_MESSAGES && !self.errors.contains_key(message) {
             OTHER_ERRORS
         } else {
@@ -207,21 +234,44 @@ impl StatsSet {
         for (k, v) in &other.calls {
             self.call(k).merge(v);
         }
-        let (a, b) = (&mut self.iterations, &other.iterations);
-        a.started += b.started;
-        a.completed += b.completed;
-        a.failed += b.failed;
-        a.timed_out += b.timed_out;
-        a.dropped += b.dropped;
-        a.done_twice += b.done_twice;
-        add(&mut a.duration, &b.duration);
-        self.connections += other.connections;
-        self.connections_open = self.connections_open.max(other.connections_open);
-        self.connections_peak = self.connections_peak.max(other.connections_peak);
-        self.tsdb.add(&other.tsdb);
+        self.add_counters(&other.counters());
+        add(&mut self.iterations.duration, &other.iterations.duration);
         for (m, e) in &other.errors {
             self.add_error(m, e.count, e.stack.as_deref());
         }
+    }
+
+    /// The set's plain counters.
+    pub fn counters(&self) -> Counters {
+        let it = &self.iterations;
+        Counters {
+            started: it.started,
+            completed: it.completed,
+            failed: it.failed,
+            timed_out: it.timed_out,
+            dropped: it.dropped,
+            done_twice: it.done_twice,
+            connections: self.connections,
+            connections_open: self.connections_open,
+            connections_peak: self.connections_peak,
+            tsdb: self.tsdb,
+        }
+    }
+
+    /// Adds plain counters into `self`, as [`StatsSet::merge`] does: sums, except the
+    /// connection gauges, which keep the largest.
+    pub fn add_counters(&mut self, c: &Counters) {
+        let it = &mut self.iterations;
+        it.started += c.started;
+        it.completed += c.completed;
+        it.failed += c.failed;
+        it.timed_out += c.timed_out;
+        it.dropped += c.dropped;
+        it.done_twice += c.done_twice;
+        self.connections += c.connections;
+        self.connections_open = self.connections_open.max(c.connections_open);
+        self.connections_peak = self.connections_peak.max(c.connections_peak);
+        self.tsdb.add(&c.tsdb);
     }
 
     /// Whether nothing was recorded.
