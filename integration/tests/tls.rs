@@ -8,6 +8,7 @@ use std::process::Command;
 
 use camut::tls::TlsOptions;
 use camut::Client;
+use camut_integration::nginx::certificate;
 use camut_integration::{
     camut_bin, control_campaign, https_get, show, temp_file, wait_for, ServerProcess, TargetProcess,
 };
@@ -221,4 +222,87 @@ fn plaintext_beyond_loopback_needs_allow_plaintext() {
         let with = Client::connect(&local, Some(&token)).await.unwrap();
         assert!(with.list().await.unwrap().is_empty());
     });
+}
+
+#[test]
+fn a_certificate_from_a_private_ca_in_the_config_or_on_the_command_line() {
+    let dir = std::env::temp_dir().join(format!("camut-tls-ca-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    certificate(&dir, "ca", None, "");
+    certificate(&dir, "server", Some("ca"), "DNS:localhost,IP:127.0.0.1");
+    let (cert, key, ca) = (
+        dir.join("server.pem"),
+        dir.join("server.key"),
+        dir.join("ca.pem"),
+    );
+    let ca_arg = ca.to_str().unwrap();
+
+    // `[tls]` in camut.toml, with the CA the deployers hand to the drones: a campaign
+    // runs on drones that trust that CA only.
+    let target = TargetProcess::start();
+    let config = format!(
+        "[tls]\ncert = {:?}\nkey = {:?}\nca = {:?}\n",
+        cert.display().to_string(),
+        key.display().to_string(),
+        ca_arg
+    );
+    let server = ServerProcess::start("tls-config", Some(&config));
+    assert!(server.url.starts_with("https://"), "{}", server.url);
+    let file = temp_file("pca.js", &control_campaign("pca", 1, 2, 3, "", &target.url));
+    for step in [
+        vec!["new", file.to_str().unwrap()],
+        vec!["spawn", "pca"],
+        vec!["deploy", "pca"],
+        vec!["start", "pca"],
+    ] {
+        let mut args = vec!["-s", server.url.as_str(), "--ca", ca_arg];
+        args.extend(step.iter());
+        let out = camut(&args);
+        assert!(
+            out.status.success(),
+            "{step:?}: {}\n{}",
+            show(&out),
+            server.log()
+        );
+    }
+    assert_eq!(target.served(), 6);
+
+    // --tls-cert/--tls-key: the same certificate from the command line.
+    let flags = ServerProcess::start_with_args(
+        "tls-flags",
+        None,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let out = camut(&["-s", &flags.url, "--ca", ca_arg, "list"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let out = camut(&["-s", &flags.url, "list"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let pem = std::fs::read_to_string(&ca).unwrap();
+    assert_eq!(
+        https_get(&flags.addr, "/healthz", &pem),
+        (200, "ok\n".into())
+    );
+
+    // A key that is not the certificate's: the server says so and does not start.
+    certificate(&dir, "other", Some("ca"), "DNS:localhost");
+    let out = Command::new(camut_bin())
+        .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .args(["--tls-cert", cert.to_str().unwrap(), "--tls-key"])
+        .arg(dir.join("other.key"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("do not make a pair"),
+        "{}",
+        show(&out)
+    );
 }

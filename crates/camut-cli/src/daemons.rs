@@ -288,7 +288,11 @@ fn server_tls(
 ) -> anyhow::Result<Option<ServerTls>> {
     use camut_server::tls::Identity;
     let from_files = match (&args.tls_cert, &args.tls_key, &config.tls) {
-        (Some(cert), Some(key), _) => Some((cert.clone(), key.clone(), None)),
+        (Some(cert), Some(key), t) => Some((
+            cert.clone(),
+            key.clone(),
+            t.as_ref().and_then(|t| t.ca.clone()),
+        )),
         (_, _, Some(t)) if !args.tls_self_signed => {
             Some((t.cert.clone(), t.key.clone(), t.ca.clone()))
         }
