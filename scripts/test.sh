@@ -31,6 +31,7 @@ APT_NEEDS=(
   "shellcheck:shellcheck"  # checks the ami/ provisioning scripts
   "/usr/sbin/nginx:nginx-light" # HTTPS peer of the TLS tests (and the HTTPS bench rows)
   "openssl:openssl"        # makes the test CAs and certificates
+  "curl:curl"              # HTTP/2 requests to the console over TLS
   "protoc:protobuf-compiler" # compiles proto/ as other languages' clients do
 )
 

@@ -122,6 +122,36 @@ fn a_whole_campaign_runs_over_tls_with_drones_and_cli_trusting_the_ca() {
     let (status, page) = https_get(&server.addr, "/ui/campaigns", &pem);
     assert_eq!(status, 200);
     assert!(page.contains("tls"), "{page}");
+    // Browsers speak HTTP/2 over TLS, naming the host in `:authority`, not `Host`.
+    let curl = |url: &str, extra: &[&str]| {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-D",
+                "-",
+                "-o",
+                "/dev/null",
+                "--http2",
+                "--max-time",
+                "10",
+                "--cacert",
+            ])
+            .arg(&ca)
+            .args(extra)
+            .arg(url)
+            .output()
+            .expect("curl (apt-get install curl)");
+        String::from_utf8_lossy(&out.stdout).to_ascii_lowercase()
+    };
+    let port = server.addr.rsplit_once(':').unwrap().1;
+    let head = curl(&format!("https://localhost:{port}/ui/campaigns"), &[]);
+    assert!(head.starts_with("http/2 200"), "{head}");
+    assert!(head.contains("x-frame-options: deny"), "{head}");
+    let head = curl(
+        &format!("https://localhost:{port}/ui/campaigns"),
+        &["-H", &format!("Host: attacker.example:{port}")],
+    );
+    assert!(head.starts_with("http/2 421"), "{head}");
 }
 
 #[test]

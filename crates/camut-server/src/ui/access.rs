@@ -125,16 +125,20 @@ impl Access {
         &self.hosts
     }
 
-    /// Whether a request names one of the console's hosts (the `Host` header, or the
-    /// authority of an HTTP/2 request).
-    pub fn allows_host<B>(&self, req: &Request<B>) -> bool {
-        let host = req
-            .headers()
+    /// The host a request names: its `Host` header, or the authority of an HTTP/2
+    /// request.
+    pub fn requested_host<B>(req: &Request<B>) -> Option<String> {
+        req.headers()
             .get(header::HOST)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
-            .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()));
-        host.is_some_and(|h| self.hosts.contains(&h.trim().to_ascii_lowercase()))
+            .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()))
+    }
+
+    /// Whether a request names one of the console's hosts.
+    pub fn allows_host<B>(&self, req: &Request<B>) -> bool {
+        Self::requested_host(req)
+            .is_some_and(|h| self.hosts.contains(&h.trim().to_ascii_lowercase()))
     }
 
     /// Whether a post comes from another site: an `Origin` that is not one of the

@@ -175,12 +175,8 @@ fn open_path(base: &str, path: &str) -> bool {
 /// requests without it; adds the security headers to every answer.
 async fn guard(State(ui): State<Ui>, req: Request, next: Next) -> Response {
     let mut res = if !ui.access.allows_host(&req) {
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("(none)");
-        tracing::warn!(host, "console request for a foreign Host refused");
+        let host = Access::requested_host(&req).unwrap_or_else(|| "(none)".into());
+        tracing::warn!(%host, "console request for a foreign Host refused");
         (
             StatusCode::MISDIRECTED_REQUEST,
             format!(
