@@ -336,3 +336,60 @@ fn a_certificate_from_a_private_ca_in_the_config_or_on_the_command_line() {
         show(&out)
     );
 }
+
+#[test]
+fn a_drone_checks_the_certificate_unless_told_insecure() {
+    let (server, ca) = tls_server("tls-drone");
+    let drone = |extra: &[&str], log: &std::path::Path| {
+        Command::new(camut_bin())
+            .args([
+                "drone",
+                "--server",
+                &server.url,
+                "--token",
+                "not-a-join-token",
+            ])
+            .args(["--id", "tls-drone"])
+            .args(extra)
+            .env_remove("CAMUT_CA")
+            .env("CAMUT_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    // Trusting nothing but the system's roots: it keeps retrying, saying why.
+    let log = server.data_dir.join("drone-untrusting.log");
+    let mut untrusting = drone(&[], &log);
+    let said = wait_for(15, || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.contains("invalid peer certificate") && text.contains("--ca")
+    });
+    let _ = untrusting.kill();
+    let _ = untrusting.wait();
+    assert!(
+        said,
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    // With --ca, or --insecure (warned), it reaches the server, which refuses the
+    // bogus join token: the drone ends saying so.
+    for (name, extra) in [
+        ("ca", vec!["--ca", ca.to_str().unwrap()]),
+        ("insecure", vec!["--insecure"]),
+    ] {
+        let log = server.data_dir.join(format!("drone-{name}.log"));
+        let mut child = drone(&extra, &log);
+        assert!(
+            wait_for(15, || child.try_wait().unwrap().is_some()),
+            "{name}: the drone goes on"
+        );
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains("unknown join token"), "{name}: {text}");
+        assert_eq!(
+            text.contains("--insecure: the server's certificate is not checked"),
+            name == "insecure",
+            "{name}: {text}"
+        );
+    }
+}
