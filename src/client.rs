@@ -187,8 +187,9 @@ pub fn server_url(server: &str) -> String {
     }
 }
 
-/// An error and its causes, joined by `: `, skipping causes already in the text.
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error and its causes, joined by `: `, skipping causes already in the text (a TLS
+/// failure, for one, is only in the causes of a transport error).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

@@ -163,20 +163,6 @@ pub async fn run(config: DroneConfig) -> Result<(), DroneError> {
     }
 }
 
-/// An error and its causes, joined by `: ` (a TLS failure is in the causes).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let s = c.to_string();
-        if !text.contains(&s) {
-            text = format!("{text}: {s}");
-        }
-        cause = c.source();
-    }
-    text
-}
-
 fn url(server: &str) -> String {
     if server.contains("://") {
         server.to_string()
@@ -202,7 +188,7 @@ impl Drone {
         let channel = match self.config.tls.connect(endpoint).await {
             Ok(c) => c,
             Err(e) => {
-                let mut text = error_chain(&e);
+                let mut text = camut::client::error_chain(&e);
                 let hint = camut::tls::hint(&url(&self.config.server), &text);
                 if !hint.is_empty() {
                     text = format!("{text} ({hint})");
