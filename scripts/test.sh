@@ -102,16 +102,22 @@ ensure_python_modules() {
       missing+=("$pkg")
     fi
   done
-  if [ "${#missing[@]}" -eq 0 ]; then
+  pip_install "${missing[@]}"
+}
+
+# pip_install PACKAGE...: pip installs them (none: nothing).
+pip_install() {
+  if [ "$#" -eq 0 ]; then
     return 0
   fi
   if ! python3 -m pip --version >/dev/null 2>&1; then
     apt_install python3-pip
   fi
-  log "pip install ${missing[*]}"
+  log "pip install $*"
   # Debian's own Python refuses pip installs outside a venv (PEP 668) unless told.
-  python3 -m pip install -q "${missing[@]}" ||
-    python3 -m pip install -q --break-system-packages "${missing[@]}"
+  python3 -m pip install -q "$@" ||
+    python3 -m pip install -q --break-system-packages "$@"
+  hash -r
 }
 
 # ensure_pip_commands "cmd:package" ...: pip installs the packages of missing commands.
@@ -124,16 +130,7 @@ ensure_pip_commands() {
       missing+=("$pkg")
     fi
   done
-  if [ "${#missing[@]}" -eq 0 ]; then
-    return 0
-  fi
-  if ! python3 -m pip --version >/dev/null 2>&1; then
-    apt_install python3-pip
-  fi
-  log "pip install ${missing[*]}"
-  python3 -m pip install -q "${missing[@]}" ||
-    python3 -m pip install -q --break-system-packages "${missing[@]}"
-  hash -r
+  pip_install "${missing[@]}"
 }
 
 # ensure_rust_component NAME CHECK...: rustup component add NAME when CHECK fails.

@@ -383,6 +383,16 @@ impl ServerProcess {
         drop(std::mem::replace(self, fresh));
     }
 
+    /// The API token the server generated and printed (`API token: …`).
+    pub fn generated_token(&self) -> String {
+        self.banner
+            .iter()
+            .find_map(|l| l.strip_prefix("API token: "))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no generated token in {:?}", self.banner))
+            .to_string()
+    }
+
     /// The server's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data_dir.join("server.log")).unwrap_or_default()

@@ -192,13 +192,7 @@ fn weak_tokens_are_refused_and_generated_ones_work() {
     }
 
     let server = ServerProcess::start_with_args("generated", None, &["--generate-token"], &[]);
-    let token = server
-        .banner
-        .iter()
-        .find_map(|l| l.strip_prefix("API token: "))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("{:?}", server.banner))
-        .to_string();
+    let token = server.generated_token();
     assert_eq!(token.len(), 48, "{token}");
     rt().block_on(async {
         let none = Client::connect(&server.addr, None).await.unwrap();

@@ -43,6 +43,26 @@ fn camut(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// `camut -s URL --ca CA` new, spawn, deploy, start: each must succeed.
+fn cli_workflow(server: &ServerProcess, ca: &str, file: &std::path::Path, id: &str) {
+    for step in [
+        vec!["new", file.to_str().unwrap()],
+        vec!["spawn", id],
+        vec!["deploy", id],
+        vec!["start", id],
+    ] {
+        let mut args = vec!["-s", server.url.as_str(), "--ca", ca];
+        args.extend(step.iter());
+        let out = camut(&args);
+        assert!(
+            out.status.success(),
+            "{step:?}: {}\n{}",
+            show(&out),
+            server.log()
+        );
+    }
+}
+
 #[test]
 fn a_whole_campaign_runs_over_tls_with_drones_and_cli_trusting_the_ca() {
     let target = TargetProcess::start();
@@ -71,22 +91,7 @@ fn a_whole_campaign_runs_over_tls_with_drones_and_cli_trusting_the_ca() {
 
     let file = temp_file("tls.js", &control_campaign("tls", 2, 2, 5, "", &target.url));
     let s = server.url.as_str();
-    for step in [
-        vec!["new", file.to_str().unwrap()],
-        vec!["spawn", "tls"],
-        vec!["deploy", "tls"],
-        vec!["start", "tls"],
-    ] {
-        let mut args = vec!["-s", s, "--ca", ca_arg];
-        args.extend(step.iter());
-        let out = camut(&args);
-        assert!(
-            out.status.success(),
-            "{step:?}: {}\n{}",
-            show(&out),
-            server.log()
-        );
-    }
+    cli_workflow(&server, ca_arg, &file, "tls");
     let out = camut(&["-s", s, "--ca", ca_arg, "results", "tls", "--json"]);
     assert!(out.status.success(), "{}", show(&out));
     let results: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -235,13 +240,7 @@ fn plaintext_beyond_loopback_needs_allow_plaintext() {
         "{}",
         server.log()
     );
-    let token = server
-        .banner
-        .iter()
-        .find_map(|l| l.strip_prefix("API token: "))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("{:?}", server.banner))
-        .to_string();
+    let token = server.generated_token();
     assert!(token.len() >= 32, "{token}");
     rt().block_on(async {
         let none = Client::connect(&local, None).await.unwrap();
@@ -280,22 +279,7 @@ fn a_certificate_from_a_private_ca_in_the_config_or_on_the_command_line() {
     let server = ServerProcess::start("tls-config", Some(&config));
     assert!(server.url.starts_with("https://"), "{}", server.url);
     let file = temp_file("pca.js", &control_campaign("pca", 1, 2, 3, "", &target.url));
-    for step in [
-        vec!["new", file.to_str().unwrap()],
-        vec!["spawn", "pca"],
-        vec!["deploy", "pca"],
-        vec!["start", "pca"],
-    ] {
-        let mut args = vec!["-s", server.url.as_str(), "--ca", ca_arg];
-        args.extend(step.iter());
-        let out = camut(&args);
-        assert!(
-            out.status.success(),
-            "{step:?}: {}\n{}",
-            show(&out),
-            server.log()
-        );
-    }
+    cli_workflow(&server, ca_arg, &file, "pca");
     assert_eq!(target.served(), 6);
 
     // --tls-cert/--tls-key: the same certificate from the command line.
