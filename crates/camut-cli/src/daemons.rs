@@ -114,10 +114,11 @@ impl Inspector for EngineInspector {
             abort_on_drone_loss: o.on_drone_loss == DroneLossPolicy::Abort,
             thresholds: o.thresholds,
             iterations_per_drone: match (o.length, o.arrival_rate) {
-                (RunLength::Iterations(n), None) => n * o.users as u64,
+                (RunLength::Iterations(n), None) => n.saturating_mul(o.users as u64),
                 (RunLength::Iterations(n), Some(_)) => n,
                 (RunLength::Duration(_), _) => 0,
             },
+            max_operations: o.max_operations,
         })
     }
 }

@@ -8,12 +8,16 @@
 
 #![warn(missing_docs)]
 
+pub mod cap;
 pub mod clock;
 pub mod codec;
+pub mod lazy;
 pub mod set;
 pub mod summary;
 pub mod threshold;
 
+pub use cap::{OperationCap, OVERFLOW_OPERATION};
+pub use lazy::LazyHistogram;
 pub use set::{CallKey, CallStats, Counters, IterationStats, StatsSet, TsdbCounts};
 pub use summary::{Health, LatencyStats, Summary, WorkerHealth};
 pub use threshold::{Threshold, Verdict};

@@ -87,6 +87,9 @@ pub struct CampaignOptions {
     pub thresholds: Vec<Threshold>,
     /// Defaults of `camut.http` calls: TLS, cookies, redirects, compression, keep-alive.
     pub http: HttpDefaults,
+    /// Distinct operation tags recorded per drone (and per campaign on the server);
+    /// calls past them are counted under one overflow operation.
+    pub max_operations: u32,
 }
 
 const KEYS: &[&str] = &[
@@ -105,6 +108,7 @@ const KEYS: &[&str] = &[
     "deploy",
     "tsdb",
     "thresholds",
+    "maxOperations",
 ];
 
 /// Lowest `arrivalRate`: one iteration a million seconds.
@@ -247,6 +251,13 @@ impl CampaignOptions {
             Some(v) => Threshold::parse_all(v).map_err(|e| invalid(&e.option, &e.message))?,
         };
         let http = HttpDefaults::from_options(obj)?;
+        let max_operations = uint(
+            obj,
+            "maxOperations",
+            camut_stats::cap::DEFAULT_MAX_OPERATIONS.into(),
+            1,
+            camut_stats::cap::MAX_MAX_OPERATIONS.into(),
+        )? as u32;
         Ok(CampaignOptions {
             id,
             drones,
@@ -263,6 +274,7 @@ impl CampaignOptions {
             tsdb,
             thresholds,
             http,
+            max_operations,
         })
     }
 }
