@@ -8,6 +8,7 @@ pub use client::Client;
 pub mod states;
 pub mod stats;
 pub mod summary;
+pub mod tls;
 
 /// A Unix-ms time as UTC `YYYY-MM-DD HH:MM:SS.mmm`.
 pub fn clock(ms: i64) -> String {
