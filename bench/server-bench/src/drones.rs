@@ -2,8 +2,9 @@
 //!
 //! Each drone speaks the drone protocol as `camut-drone` does — Hello, Ready after
 //! Configure, Pong to every Ping — and after Start sends, once a second, a Stats delta
-//! and a Progress message, then Finished when told. Statistics deltas are drawn from a
-//! pool built once at start-up, so that the drones' own cost stays small.
+//! (the server reads progress from the deltas), then Finished when told. Statistics
+//! deltas are drawn from a pool built once at start-up, so that the drones' own cost
+//! stays small.
 //!
 //! The role reports to the server role on stdout, one line per phase:
 //!
@@ -73,7 +74,6 @@ type Arrival = Result<(Cmd, u64, i64), String>;
 struct Delta {
     wire: v1::StatsDelta,
     requests: u64,
-    errors: u64,
     iterations: u64,
 }
 
@@ -396,7 +396,8 @@ async fn drone(
         }
     }
 
-    // One delta and one Progress a second, from the shared epoch.
+    // One delta a second, from the shared epoch (camut-drone sends no Progress: the
+    // server reads a drone's progress from its deltas).
     let epoch = tokio::time::timeout(START_SPREAD + Duration::from_secs(10), async {
         phase.wait_for(|p| *p != Phase::Wait).await.map(|p| *p)
     })
@@ -409,7 +410,6 @@ async fn drone(
     let mut sent_ns = vec![0u64; seconds];
     let mut latencies = Vec::with_capacity(seconds);
     let (mut k, mut acked) = (0usize, 0u64);
-    let (mut requests, mut errors, mut iterations) = (0u64, 0u64, 0u64);
     while k < seconds || acked < seconds as u64 {
         tokio::select! {
             _ = tokio::time::sleep_until(epoch + Duration::from_secs(k as u64)), if k < seconds => {
@@ -418,15 +418,6 @@ async fn drone(
                 tx.send(msg(Msg::Stats(v1::Stats {
                     seq: k as u64 + 1,
                     delta: Some(d.wire.clone()),
-                })))
-                .await?;
-                requests += d.requests;
-                errors += d.errors;
-                iterations += d.iterations;
-                tx.send(msg(Msg::Progress(v1::Progress {
-                    iterations_done: iterations,
-                    requests,
-                    errors,
                 })))
                 .await?;
                 shared.sent.fetch_add(1, Ordering::Relaxed);
@@ -529,7 +520,6 @@ fn delta(rng: &mut u64) -> Delta {
     Delta {
         wire: camut::stats::to_wire(&s),
         requests,
-        errors,
         iterations,
     }
 }
@@ -543,7 +533,7 @@ mod tests {
         let pool = delta_pool(4);
         for d in &pool {
             let set = camut::stats::from_wire(&d.wire).expect("decodes");
-            assert_eq!(set.request_totals(), (d.requests, d.errors));
+            assert_eq!(set.request_totals().0, d.requests);
             assert_eq!(set.calls.len(), 2);
             assert_eq!(
                 set.iterations.completed + set.iterations.failed,

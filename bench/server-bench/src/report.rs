@@ -237,7 +237,7 @@ pub fn markdown(f: &Figures) -> String {
     row(
         "ingestion: deltas sent / acknowledged",
         format!(
-            "{} / {} ({n} drones × {} s, 1 Stats + 1 Progress a second each)",
+            "{} / {} ({n} drones × {} s, 1 Stats a second each)",
             thousands(f.deltas_sent),
             thousands(f.deltas_acked),
             f.seconds

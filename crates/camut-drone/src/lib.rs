@@ -62,7 +62,7 @@ pub enum DroneError {
 
 /// What the engine thread reports.
 enum EngineEvent {
-    Delta(Box<StatsSet>, Progress),
+    Delta(Box<StatsSet>),
     Log(&'static str, String),
     /// The TSDB connector's final counts.
     Tsdb(camut_tsdb::TsdbCounts),
@@ -100,14 +100,11 @@ impl Observer for EngineObserver {
             .0
             .send(EngineEvent::Log(level, format!("vu {vu}: {message}")));
     }
-    fn interval(&self, delta: &StatsSet, progress: &Progress) {
+    fn interval(&self, delta: &StatsSet, _progress: &Progress) {
         if let Some(tsdb) = &self.1 {
             tsdb.stats(delta);
         }
-        let _ = self.0.send(EngineEvent::Delta(
-            Box::new(delta.clone()),
-            progress.clone(),
-        ));
+        let _ = self.0.send(EngineEvent::Delta(Box::new(delta.clone())));
     }
 }
 
@@ -370,14 +367,11 @@ impl Drone {
     /// Handles what the engine reported; sends it when connected, keeps it until acked.
     async fn on_engine(&mut self, ev: EngineEvent, tx: Option<&mpsc::Sender<DroneMessage>>) {
         let out: Vec<DroneMessage> = match ev {
-            EngineEvent::Delta(delta, p) => {
+            // The server reads a drone's progress from its stored deltas: one message a
+            // second, not two.
+            EngineEvent::Delta(delta) => {
                 let stats = self.outbox.push_stats(&delta, tx.is_some());
-                let progress = msg(Msg::Progress(v1::Progress {
-                    iterations_done: p.iterations_done,
-                    requests: p.requests,
-                    errors: p.errors,
-                }));
-                let mut out = vec![stats, progress];
+                let mut out = vec![stats];
                 out.extend(self.outbox.throttle_report_now(false));
                 out
             }

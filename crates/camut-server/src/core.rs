@@ -155,10 +155,13 @@ impl Live {
     /// joins the totals once a tick.
     pub fn merge(&mut self, drone: &str, delta: &v1::StatsDelta) -> Result<(), CodecError> {
         camut::stats::merge_wire(&mut self.interval, delta, &mut self.operations)?;
-        self.per_drone
-            .entry(drone.to_string())
-            .or_default()
-            .add(delta);
+        let counts = self.per_drone.entry(drone.to_string()).or_default();
+        counts.add(delta);
+        // A drone's row shows what it stored: no separate progress message is needed.
+        if let Some(s) = self.sessions.get_mut(drone) {
+            s.iterations_done = s.iterations_done.max(counts.iterations);
+            s.errors = s.errors.max(counts.errors);
+        }
         Ok(())
     }
 

@@ -219,9 +219,9 @@ impl Core {
             return Ok(());
         }
         // What followers of the campaign see: a drone's state (jobs wait on it) and its
-        // counts (the console's drone rows). Stats, pongs and logs change neither.
+        // counts (the console's drone rows, from its stats). Pongs and logs change neither.
         let state_changes = matches!(msg, Msg::Ready(_) | Msg::CompileError(_) | Msg::Finished(_));
-        let status_changes = state_changes || matches!(msg, Msg::Progress(_));
+        let status_changes = state_changes || matches!(msg, Msg::Progress(_) | Msg::Stats(_));
         match msg {
             Msg::Ready(_) => {
                 self.set_session_state(campaign, drone, DroneState::Ready, "");
