@@ -322,8 +322,10 @@ fn the_server_killed_mid_run_restarts_and_the_campaign_completes_exactly() {
 #[test]
 fn a_deployer_run_as_its_own_process_works_the_same() {
     let target = TargetProcess::start();
+    let logs = std::env::temp_dir().join(format!("camut-apart-{}", std::process::id()));
     let mut deployer = std::process::Command::new(camut_integration::camut_bin())
-        .args(["deployer", "local", "--listen", "127.0.0.1:0"])
+        .args(["deployer", "local", "--listen", "127.0.0.1:0", "--log-dir"])
+        .arg(&logs)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -360,6 +362,7 @@ fn a_deployer_run_as_its_own_process_works_the_same() {
     });
     let _ = deployer.kill();
     let _ = deployer.wait();
+    let _ = std::fs::remove_dir_all(&logs);
 }
 
 #[test]

@@ -381,8 +381,10 @@ fn a_drone_checks_the_certificate_unless_told_insecure() {
 #[test]
 fn a_deployer_of_its_own_process_gives_its_drones_the_servers_ca() {
     let target = TargetProcess::start();
+    let logs = std::env::temp_dir().join(format!("camut-tls-apart-{}", std::process::id()));
     let mut deployer = Command::new(camut_bin())
-        .args(["deployer", "local", "--listen", "127.0.0.1:0"])
+        .args(["deployer", "local", "--listen", "127.0.0.1:0", "--log-dir"])
+        .arg(&logs)
         .env_remove("CAMUT_CA")
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -417,4 +419,5 @@ fn a_deployer_of_its_own_process_gives_its_drones_the_servers_ca() {
     );
     let _ = deployer.kill();
     let _ = deployer.wait();
+    let _ = std::fs::remove_dir_all(&logs);
 }
