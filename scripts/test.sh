@@ -31,6 +31,8 @@ APT_NEEDS=(
   "shellcheck:shellcheck"  # checks the ami/ provisioning scripts
   "/usr/sbin/nginx:nginx-light" # HTTPS peer of the TLS tests (and the HTTPS bench rows)
   "openssl:openssl"        # makes the test CAs and certificates
+  "zsh:zsh"                # parses the zsh completion script
+  "fish:fish"              # parses the fish completion script
 )
 
 # Python packages, as "module:package": installed with pip when
@@ -40,6 +42,7 @@ PIP_NEEDS=(
   "grpc_reflection:grpcio-reflection"
   "prometheus_client:prometheus-client"  # OpenMetrics parser for the /metrics test
   "moto.server:moto[server]"             # moto_server: the EC2 API of the ec2 tests (+ boto3)
+  "junitparser:junitparser"              # JUnit XML parser checking `--junit` files
 )
 
 log() { printf '==> %s\n' "$*" >&2; }

@@ -217,6 +217,21 @@ impl v1::CampaignResults {
     pub fn run_summary(&self) -> Summary {
         self.summary.as_ref().map(from_wire).unwrap_or_default()
     }
+
+    /// The verdicts as JUnit XML for a CI system: one test case per threshold (its
+    /// failure names the expression and the value) and one, "no drone lost, no data
+    /// lost", that fails when the run is degraded.
+    pub fn junit_xml(&self) -> String {
+        let verdicts: Vec<Verdict> = self.thresholds.iter().map(verdict_from_wire).collect();
+        camut_stats::junit::render(&camut_stats::junit::JunitRun {
+            campaign: &self.id,
+            duration_s: self.summary.as_ref().map_or(0.0, |s| s.duration_s),
+            started_ms: 0,
+            verdicts: &verdicts,
+            lost: &self.lost,
+            degraded: self.degraded,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -45,6 +45,8 @@ pub struct RunArgs {
     /// protocol, precision, mode and queue.
     #[arg(long, value_name = "HOST:PORT")]
     tsdb: Option<String>,
+    #[command(flatten)]
+    reports: crate::reports::ReportArgs,
 }
 
 impl RunArgs {
@@ -60,6 +62,7 @@ impl RunArgs {
             summary_json: None,
             quiet: false,
             tsdb: None,
+            reports: Default::default(),
         }
     }
 }
@@ -150,6 +153,7 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
             }
         })
     });
+    let started_ms = camut_stats::clock::now_ms();
     let result = camut_engine::run(&campaign, config, observer.clone(), stop);
     // The last points (and aggregates) go out or are printed before the summary.
     let counts = tsdb.finish();
@@ -181,6 +185,17 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
     }
+    let summary = &result.summary;
+    args.reports.write_junit(|| {
+        camut_stats::junit::render(&camut_stats::junit::JunitRun {
+            campaign: &summary.campaign,
+            duration_s: summary.duration_s,
+            started_ms,
+            verdicts: &summary.thresholds,
+            lost: &[],
+            degraded: false,
+        })
+    })?;
     Ok(if result.summary.thresholds_ok {
         ExitCode::SUCCESS
     } else {

@@ -10,6 +10,7 @@
 
 pub mod clock;
 pub mod codec;
+pub mod junit;
 pub mod set;
 pub mod summary;
 pub mod threshold;

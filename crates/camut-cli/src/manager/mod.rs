@@ -77,6 +77,15 @@ pub struct ShowArgs {
     conn: Conn,
 }
 
+/// Options of `results`.
+#[derive(clap::Args)]
+pub struct ResultsArgs {
+    #[command(flatten)]
+    show: ShowArgs,
+    #[command(flatten)]
+    reports: crate::reports::ReportArgs,
+}
+
 /// Options of `list`.
 #[derive(clap::Args)]
 pub struct ListArgs {
@@ -211,7 +220,7 @@ pub enum ManageCommand {
     /// The server's log lines.
     Logs(LogsArgs),
     /// A campaign's merged summary and threshold verdicts (exit 1 when one is broken).
-    Results(ShowArgs),
+    Results(ResultsArgs),
     /// The instances the server's deployers hold, zombies marked; `--reap` frees the
     /// zombies.
     Instances(InstancesArgs),
@@ -223,7 +232,8 @@ impl ManageCommand {
             ManageCommand::New(a) | ManageCommand::Update(a) => &a.conn,
             ManageCommand::Del(a) => &a.conn,
             ManageCommand::List(a) => &a.conn,
-            ManageCommand::Status(a) | ManageCommand::Results(a) => &a.conn,
+            ManageCommand::Status(a) => &a.conn,
+            ManageCommand::Results(a) => &a.show.conn,
             ManageCommand::Spawn(a)
             | ManageCommand::Deploy(a)
             | ManageCommand::Start(a)
@@ -371,8 +381,9 @@ async fn run(client: &Client, cmd: ManageCommand) -> anyhow::Result<ExitCode> {
             }
         }
         ManageCommand::Instances(a) => return instances::command(client, a).await,
-        ManageCommand::Results(a) => {
+        ManageCommand::Results(ResultsArgs { show: a, reports }) => {
             let r = client.results(&a.id).await?;
+            reports.write_junit(|| r.junit_xml())?;
             if a.json {
                 print_json(&show::results_json(&r))?;
             } else {
