@@ -62,6 +62,8 @@ impl Core {
 
     /// Builds the campaign's results and saves them.
     pub(crate) async fn finalize(&self, campaign: &str) -> Result<Summary, ServerError> {
+        // The series takes the last interval first: it then adds up to these results.
+        self.flush_series(campaign);
         let (summary, results) = self.build_results(campaign)?;
         self.store
             .set_results(campaign, results.encode_to_vec(), summary.thresholds_ok)
@@ -121,6 +123,21 @@ impl Core {
             drones,
         };
         Ok((summary, results))
+    }
+
+    /// The per-second series of a campaign's last run, from the store.
+    pub fn series(&self, id: &str) -> Result<v1::CampaignSeries, ServerError> {
+        self.campaign_row(id)?;
+        let points = self
+            .store
+            .series(id)?
+            .iter()
+            .filter_map(|bytes| v1::SeriesPoint::decode(bytes.as_slice()).ok())
+            .collect();
+        Ok(v1::CampaignSeries {
+            id: id.into(),
+            points,
+        })
     }
 
     /// The results of a campaign: final when the run is over, otherwise so far.

@@ -11,6 +11,7 @@
 pub mod clock;
 pub mod codec;
 pub mod junit;
+pub mod series;
 pub mod set;
 pub mod summary;
 pub mod threshold;

@@ -96,6 +96,15 @@ ALTER TABLE results ADD COLUMN encoded BLOB;
     r#"
 ALTER TABLE drones ADD COLUMN summary_encoded BLOB;
 "#,
+    // A run's per-second series: one encoded `SeriesPoint` per campaign and interval.
+    r#"
+CREATE TABLE series (
+    campaign TEXT NOT NULL,
+    time_ms INTEGER NOT NULL,
+    point BLOB NOT NULL,
+    PRIMARY KEY (campaign, time_ms)
+);
+"#,
 ];
 
 /// A campaign's saved results.
@@ -355,7 +364,7 @@ impl Store {
     pub async fn delete_campaign(&self, id: &str) -> Result<(), ServerError> {
         let id = id.to_owned();
         self.write(move |db| {
-            for table in ["stats", "results"] {
+            for table in ["stats", "series", "results"] {
                 db.execute(&format!("DELETE FROM {table} WHERE campaign = ?1"), [&id])?;
             }
             for table in ["jobs", "instances", "drones"] {
@@ -536,6 +545,7 @@ impl Store {
         self.write(move |db| {
             db.execute("DELETE FROM drones WHERE campaign = ?1", [&campaign])?;
             db.execute("DELETE FROM stats WHERE campaign = ?1", [&campaign])?;
+            db.execute("DELETE FROM series WHERE campaign = ?1", [&campaign])?;
             db.execute("DELETE FROM results WHERE campaign = ?1", [&campaign])
                 .map(|_| ())
         })
@@ -580,6 +590,39 @@ impl Store {
                 "SELECT drone, delta FROM stats WHERE campaign = ?1 ORDER BY drone, seq",
             )?;
             let rows = st.query_map([campaign], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+    }
+
+    /// Queues one point of a campaign's series (an encoded `SeriesPoint`) for the
+    /// writer's next transaction, without waiting for it: the once-a-second tick must not
+    /// wait on the disk. A failed write is logged.
+    pub fn append_series(&self, campaign: &str, time_ms: i64, point: Vec<u8>) {
+        let campaign = campaign.to_owned();
+        let queued = self.writer.send(
+            move |db| {
+                let mut st = db.prepare_cached(
+                    "INSERT OR REPLACE INTO series (campaign, time_ms, point) VALUES (?1, ?2, ?3)",
+                )?;
+                st.execute(params![campaign, time_ms, point]).map(|_| ())
+            },
+            |r| {
+                if let Err(e) = r {
+                    tracing::warn!("cannot store a series point: {e}");
+                }
+            },
+        );
+        if let Err(e) = queued {
+            tracing::warn!("cannot store a series point: {e}");
+        }
+    }
+
+    /// A campaign's series, oldest first: encoded `SeriesPoint`s.
+    pub fn series(&self, campaign: &str) -> Result<Vec<Vec<u8>>, ServerError> {
+        self.with(|db| {
+            let mut st =
+                db.prepare("SELECT point FROM series WHERE campaign = ?1 ORDER BY time_ms")?;
+            let rows = st.query_map([campaign], |r| r.get(0))?;
             rows.collect()
         })
     }

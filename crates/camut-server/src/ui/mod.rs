@@ -19,6 +19,7 @@ mod chart;
 mod html;
 mod queue;
 mod records;
+pub mod report;
 mod sign_in;
 #[cfg(test)]
 mod tests;
@@ -106,6 +107,7 @@ pub fn router(core: Arc<Core>, token: ApiToken, base: &str) -> Router {
         .route("/campaigns", get(campaigns::list).post(campaigns::create))
         .route("/campaigns/{id}", get(campaign::show))
         .route("/campaigns/{id}/live", get(campaign::live))
+        .route("/campaigns/{id}/report.html", get(campaign::report))
         .route("/campaigns/{id}/{action}", post(campaign::act))
         .route("/jobs", get(queue::jobs))
         .route("/jobs/table", get(queue::table))
