@@ -1,11 +1,15 @@
-//! Results people keep and CI systems read, from the real binary: JUnit XML checked by a
-//! JUnit parser from PyPI (`junitparser`), shell completions checked by the shells
+//! Results people keep and CI systems read, from the real binary: the HTML report opened
+//! by Chromium offline, the per-second series against the summary, JUnit XML checked by
+//! a JUnit parser from PyPI (`junitparser`), shell completions checked by the shells
 //! themselves, manual pages.
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-use camut_integration::{camut, control_campaign, show, temp_file, ServerProcess, TargetProcess};
+use camut_integration::{
+    camut, control_campaign, http_request, repo_root, show, temp_file, ServerProcess, TargetProcess,
+};
 
 /// What `junitparser` reads in a JUnit file: per case (name, passed, failure message).
 fn junit_cases(path: &Path) -> (serde_json::Value, Vec<(String, bool, String)>) {
@@ -205,4 +209,174 @@ fn man_pages_cover_every_command() {
         assert!(text.contains(".TH"), "{page} is a manual page");
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A two-drone campaign that runs a few seconds, with calls that fail (operation `bad`)
+/// and a threshold that breaks.
+fn two_drone_campaign(id: &str, target: &str) -> String {
+    format!(
+        "exports.campaign = {{ id: '{id}', drones: 2, users: 3, iterations: 40, deploy: {{ deployer: 'local' }},\n\
+           thresholds: {{ 'http.response_time': ['p99 < 60000', 'p50 < 0.001'], 'http.errors': ['count < 1000000'] }} }};\n\
+         exports.test = function (done) {{\n\
+           var bad = camut.vu.iteration % 4 === 0;\n\
+           camut.http({{ url: '{target}/?delay_ms=5' + (bad ? '&status=500' : ''), operation: bad ? 'bad' : 'home' }}, function () {{\n\
+             setTimeout(done, 60);\n\
+           }});\n\
+         }};\n"
+    )
+}
+
+/// Opens the report in headless Chromium, network off; returns what the page showed.
+fn open_in_chromium(report: &Path, expect: &serde_json::Value) -> serde_json::Value {
+    let ui_dir = repo_root().join("integration/ui");
+    assert!(
+        ui_dir.join("node_modules/playwright-core").is_dir(),
+        "playwright-core is not installed: run `npm ci` in {} (scripts/test.sh does)",
+        ui_dir.display()
+    );
+    let profile = std::env::temp_dir().join(format!("camut-report-profile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&profile);
+    std::fs::create_dir_all(&profile).unwrap();
+    let mut child = Command::new("node")
+        .arg(ui_dir.join("report.test.mjs"))
+        .current_dir(&ui_dir)
+        .env("CAMUT_REPORT_FILE", report)
+        .env("CAMUT_REPORT_EXPECT", expect.to_string())
+        .env("CAMUT_REPORT_PROFILE", &profile)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node runs (scripts/test.sh installs it)");
+    let began = Instant::now();
+    let finished = loop {
+        if child.try_wait().unwrap().is_some() {
+            break true;
+        }
+        if began.elapsed() > Duration::from_secs(180) {
+            let _ = child.kill();
+            break false;
+        }
+        std::thread::park_timeout(Duration::from_millis(100));
+    };
+    let out = child.wait_with_output().unwrap();
+    let _ = std::fs::remove_dir_all(&profile);
+    assert!(
+        finished && out.status.success(),
+        "the browser check failed: {}",
+        show(&out)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}: {}", show(&out)))
+}
+
+#[test]
+fn report_and_series_of_a_two_drone_run() {
+    let target = TargetProcess::start();
+    let mut server = ServerProcess::start("report", None);
+    let file = temp_file("report.js", &two_drone_campaign("report", &target.url));
+    let ok = |server: &ServerProcess, args: &[&str]| {
+        let out = server.camut(args);
+        assert!(out.status.success(), "{args:?}: {}", show(&out));
+        out
+    };
+    ok(&server, &["new", file.to_str().unwrap()]);
+    ok(&server, &["spawn", "report"]);
+    ok(&server, &["deploy", "report"]);
+    ok(&server, &["start", "report"]);
+    let html = file.with_extension("html");
+    let out = server.camut(&[
+        "results",
+        "report",
+        "--json",
+        "--html",
+        html.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "p50 < 0.001 breaks: {}",
+        show(&out)
+    );
+    let results: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary = &results["summary"];
+    assert_eq!(summary["requests"], 240, "{results}");
+    assert_eq!(target.served(), 240);
+
+    // The series adds up to the summary, exactly: requests overall, requests and errors
+    // per operation.
+    let series_json = |server: &ServerProcess| -> serde_json::Value {
+        let out = server.camut(&["results", "report", "--series", "json"]);
+        assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let series = series_json(&server);
+    let points = series["points"].as_array().unwrap();
+    assert!(points.len() >= 2, "a run of seconds: {series}");
+    let total: u64 = points
+        .iter()
+        .map(|p| p["total"]["requests"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 240);
+    let errors: u64 = points
+        .iter()
+        .map(|p| p["total"]["errors"].as_u64().unwrap())
+        .sum();
+    assert_eq!(errors, summary["errors"].as_u64().unwrap());
+    assert!(errors > 0, "the bad operation fails");
+    let operations = summary["operations"].as_array().unwrap();
+    assert_eq!(operations.len(), 2);
+    for op in operations {
+        let name = op["operation"].as_str().unwrap();
+        let of = |field: &str| -> u64 {
+            points
+                .iter()
+                .flat_map(|p| p["operations"].as_array().unwrap())
+                .filter(|o| o["operation"] == name)
+                .map(|o| o[field].as_u64().unwrap())
+                .sum()
+        };
+        assert_eq!(of("requests"), op["requests"].as_u64().unwrap(), "{name}");
+        assert_eq!(of("errors"), op["errors"].as_u64().unwrap(), "{name}");
+    }
+    assert!(points.iter().any(|p| p["active_vus"].as_u64().unwrap() > 0));
+    assert!(points
+        .iter()
+        .all(|p| p["total"]["p99_ms"].as_f64().unwrap() >= 5.0));
+    // The CSV holds the same rows: one `*` row and one per operation each second.
+    let out = server.camut(&["results", "report", "--series", "csv"]);
+    let csv = String::from_utf8_lossy(&out.stdout);
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("time_ms,operation,requests,errors,p50_ms,p90_ms,p99_ms,max_ms,active_vus")
+    );
+    let csv_total: u64 = lines
+        .filter(|l| l.split(',').nth(1) == Some("*"))
+        .map(|l| l.split(',').nth(2).unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(csv_total, 240);
+
+    // The console offers the same report.
+    let (status, page) = http_request(&server.addr, "GET", "/ui/campaigns/report/report.html", "");
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("<span id=\"requests-total\">240</span>"),
+        "{page}"
+    );
+
+    // Chromium opens the file offline: charts drawn, thresholds, request total, no fetch.
+    let expect = serde_json::json!({
+        "requests": target.served(),
+        "thresholds": results["thresholds"],
+    });
+    let seen = open_in_chromium(&html, &expect);
+    assert_eq!(seen["operations"], 2, "{seen}");
+    assert_eq!(seen["drones"], 2, "{seen}");
+    let size = std::fs::metadata(&html).unwrap().len();
+    assert!(size < 2_000_000, "{size} bytes");
+
+    // The series is in the store: a restarted server has it.
+    server.kill9_and_restart();
+    assert_eq!(series_json(&server), series);
 }
