@@ -380,3 +380,75 @@ fn report_and_series_of_a_two_drone_run() {
     server.kill9_and_restart();
     assert_eq!(series_json(&server), series);
 }
+
+#[test]
+fn run_series_and_report_add_up_to_the_summary() {
+    let target = TargetProcess::start();
+    let file = temp_file(
+        "run-series.js",
+        "exports.campaign = { id: 'run-series', users: 3, iterations: 30 };\n\
+         exports.test = function (done) {\n\
+           var bad = camut.vu.iteration % 3 === 0;\n\
+           camut.http({ url: camut.env.TARGET + '/?delay_ms=5' + (bad ? '&status=503' : ''), operation: bad ? 'bad' : 'home' }, function () {\n\
+             setTimeout(done, 40);\n\
+           });\n\
+         };\n",
+    );
+    let (csv, json, html, summary) = (
+        file.with_extension("csv"),
+        file.with_extension("series.json"),
+        file.with_extension("html"),
+        file.with_extension("summary.json"),
+    );
+    for series in [&csv, &json] {
+        let out = target.run(
+            &file,
+            &[
+                "--series",
+                series.to_str().unwrap(),
+                "--html",
+                html.to_str().unwrap(),
+                "--summary-json",
+                summary.to_str().unwrap(),
+            ],
+        );
+        assert!(out.status.success(), "{}", show(&out));
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(summary["requests"], 90);
+    // The JSON series (second run) against that run's summary.
+    let series: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(series["campaign"], "run-series");
+    let points = series["points"].as_array().unwrap();
+    for op in summary["operations"].as_array().unwrap() {
+        let name = op["operation"].as_str().unwrap();
+        let (requests, errors) = points
+            .iter()
+            .flat_map(|p| p["operations"].as_array().unwrap())
+            .filter(|o| o["operation"] == name)
+            .fold((0, 0), |a, o| {
+                (
+                    a.0 + o["requests"].as_u64().unwrap(),
+                    a.1 + o["errors"].as_u64().unwrap(),
+                )
+            });
+        assert_eq!(requests, op["requests"].as_u64().unwrap(), "{name}");
+        assert_eq!(errors, op["errors"].as_u64().unwrap(), "{name}");
+    }
+    assert_eq!(summary["errors"], 30);
+    // The CSV series (first run): 90 requests in its `*` rows too.
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let total: u64 = text
+        .lines()
+        .skip(1)
+        .filter(|l| l.split(',').nth(1) == Some("*"))
+        .map(|l| l.split(',').nth(2).unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(total, 90);
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<span id=\"requests-total\">90</span>"));
+    assert_eq!(page.matches("<svg").count(), 4);
+    assert!(page.contains("<td>local</td>"));
+}
