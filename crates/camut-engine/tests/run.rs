@@ -578,3 +578,25 @@ fn iterations_ending_in_a_later_interval_are_counted() {
     assert_eq!(r.summary.iterations.completed, 3);
     assert_eq!(r.summary.metrics["iteration.duration"].count, 3);
 }
+
+#[test]
+fn huge_timer_delays_and_call_timeouts_neither_panic_nor_hang() {
+    let env = Env::new();
+    // A delay past 2^31 - 1 ms runs after 1 ms, as in node; a call timeout past it is a
+    // clear call-time error thrown into the test.
+    let src = campaign(
+        "users: 2, iterations: 3, iterationTimeout: 5",
+        "setTimeout(function () {\n\
+           try { camut.http({ url: camut.env.TARGET + '/', timeout: 1e300 }, function () {}); }\n\
+           catch (e) { if (String(e).indexOf('timeout') < 0) throw e; done(); return; }\n\
+           throw new Error('a timeout of 1e300 ms was accepted');\n\
+         }, 1e300);",
+    );
+    let started = Instant::now();
+    let (r, _) = env.run(&src, 1);
+    let s = &r.summary;
+    assert_eq!(s.iterations.completed, 6, "{:?}", s.error_messages);
+    assert_eq!(s.iterations.failed, 0);
+    assert_eq!(env.target.served(), 0, "no call was made");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}

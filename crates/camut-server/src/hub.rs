@@ -25,6 +25,9 @@ use crate::store::{now_ms, DroneRow};
 pub const PROTOCOL: i32 = v1::ProtocolVersion::ProtocolVersion1 as i32;
 /// How long a drone has to say Hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// A drone not heard from for this long is pinged at the next tick, so that an idle
+/// drone answers every other second at least.
+pub const PING_WHEN_SILENT: Duration = Duration::from_millis(1500);
 
 /// The outbound stream type of Connect.
 pub type CommandStream = Pin<Box<dyn Stream<Item = Result<ServerCommand, Status>> + Send>>;
@@ -215,6 +218,10 @@ impl Core {
         if !current {
             return Ok(());
         }
+        // What followers of the campaign see: a drone's state (jobs wait on it) and its
+        // counts (the console's drone rows). Stats, pongs and logs change neither.
+        let state_changes = matches!(msg, Msg::Ready(_) | Msg::CompileError(_) | Msg::Finished(_));
+        let status_changes = state_changes || matches!(msg, Msg::Progress(_));
         match msg {
             Msg::Ready(_) => {
                 self.set_session_state(campaign, drone, DroneState::Ready, "");
@@ -269,8 +276,12 @@ impl Core {
             }
             Msg::Pong(_) | Msg::Hello(_) => {}
         }
-        self.drone_event(campaign, drone);
-        self.changed.notify_waiters();
+        if status_changes {
+            self.drone_event(campaign, drone);
+        }
+        if state_changes {
+            self.changed.notify_waiters();
+        }
         Ok(())
     }
 
@@ -439,7 +450,7 @@ impl Core {
         self.changed.notify_waiters();
     }
 
-    /// Once a second: heartbeats, loss detection, live statistics, abort-on-fail thresholds.
+    /// Once a second: heartbeats (to drones silent for [`PING_WHEN_SILENT`]), loss detection, live statistics, abort-on-fail thresholds.
     pub async fn tick_forever(self: Arc<Self>) {
         let mut every = tokio::time::interval(Duration::from_secs(1));
         let mut nonce = 0u64;
@@ -451,9 +462,14 @@ impl Core {
             let mut gone = Vec::new();
             self.each_live(|campaign, l| {
                 for (id, s) in &l.sessions {
-                    let _ = s.tx.try_send(Ok(ServerCommand {
-                        cmd: Some(Cmd::Ping(v1::Ping { nonce })),
-                    }));
+                    // A drone heard from lately (its stats arrive every second while it
+                    // runs) needs no ping: at 10,000 drones that is 20,000 messages a
+                    // second saved.
+                    if now.duration_since(s.last_seen) >= PING_WHEN_SILENT {
+                        let _ = s.tx.try_send(Ok(ServerCommand {
+                            cmd: Some(Cmd::Ping(v1::Ping { nonce })),
+                        }));
+                    }
                     if s.state == DroneState::Running
                         && now.duration_since(s.last_seen) > self.drone_timeout
                     {

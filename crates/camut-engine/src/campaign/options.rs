@@ -107,6 +107,11 @@ const KEYS: &[&str] = &[
     "thresholds",
 ];
 
+/// Lowest `arrivalRate`: one iteration a million seconds.
+pub const MIN_ARRIVAL_RATE: f64 = 0.000_001;
+/// Highest `arrivalRate` per drone.
+pub const MAX_ARRIVAL_RATE: f64 = 10_000_000.0;
+
 /// Default `iterationTimeout`, as in DESIGN: 60 s.
 pub const DEFAULT_ITERATION_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default worker runtime memory limit: 1 GiB.
@@ -178,11 +183,11 @@ impl CampaignOptions {
         let arrival_rate = match obj.get("arrivalRate") {
             None | Some(Value::Null) => None,
             Some(v) => match v.as_f64() {
-                Some(r) if r > 0.0 && r.is_finite() => Some(r),
+                Some(r) if (MIN_ARRIVAL_RATE..=MAX_ARRIVAL_RATE).contains(&r) => Some(r),
                 _ => {
                     return Err(invalid(
                         "arrivalRate",
-                        "must be a positive number of iterations per second",
+                        &format!("must be a number of iterations per second from {MIN_ARRIVAL_RATE} to {MAX_ARRIVAL_RATE}, got {v}"),
                     ))
                 }
             },
@@ -308,29 +313,36 @@ fn take_string(
     }
 }
 
-/// Parses a duration: a number of seconds, or a string such as `'90s'`, `'5m'`, `'1h30m'`, `'250ms'`.
+/// The longest duration any option takes: 365 days.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Parses a duration: a number of seconds, or a string such as `'90s'`, `'5m'`, `'1h30m'`,
+/// `'250ms'`; at most [`MAX_DURATION`].
 pub fn duration(v: &Value, key: &str) -> Result<Duration, CampaignError> {
     let err = || {
         invalid(
             key,
-            "must be seconds (a number) or a string such as '30s', '5m', '1h30m', '250ms'",
+            "must be seconds (a number from 0 to 31536000, i.e. 365 days) or a string such as '30s', '5m', '1h30m', '250ms'",
         )
     };
     match v {
-        Value::Number(n) => match n.as_f64() {
-            Some(s) if s >= 0.0 && s.is_finite() => Ok(Duration::from_secs_f64(s)),
-            _ => Err(err()),
-        },
+        Value::Number(n) => n.as_f64().and_then(seconds).ok_or_else(err),
         Value::String(s) => parse_duration(s).ok_or_else(err),
         _ => Err(err()),
     }
 }
 
-/// Parses `'90s'`, `'5m'`, `'1h30m'`, `'250ms'` or a bare number of seconds.
+/// A number of seconds as a duration, when it is from 0 to [`MAX_DURATION`].
+fn seconds(s: f64) -> Option<Duration> {
+    (s >= 0.0 && s <= MAX_DURATION.as_secs_f64()).then(|| Duration::from_secs_f64(s))
+}
+
+/// Parses `'90s'`, `'5m'`, `'1h30m'`, `'250ms'` or a bare number of seconds, up to
+/// [`MAX_DURATION`].
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     if let Ok(n) = s.parse::<f64>() {
-        return (n >= 0.0 && n.is_finite()).then(|| Duration::from_secs_f64(n));
+        return seconds(n);
     }
     let mut total = 0.0f64;
     let mut rest = s;
@@ -354,7 +366,10 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         total += n * factor;
         rest = &rest[unit_end..];
     }
-    (!s.is_empty()).then(|| Duration::from_secs_f64(total))
+    if s.is_empty() {
+        return None;
+    }
+    seconds(total)
 }
 
 /// The known word closest to `word`, if it is a plausible typo of it.
@@ -402,6 +417,32 @@ mod tests {
             .to_string();
         assert!(e.contains("`user`"), "{e}");
         assert!(e.contains("did you mean `users`"), "{e}");
+    }
+
+    #[test]
+    fn huge_or_tiny_numbers_are_refused_by_name_not_panicked_on() {
+        for (key, value, says) in [
+            ("duration", json!(1e20), "365 days"),
+            ("duration", json!(1e19), "365 days"),
+            ("rampup", json!(1e20), "365 days"),
+            ("iterationTimeout", json!("1e30"), "365 days"),
+            ("iterationTimeout", json!(1e19), "365 days"),
+            ("duration", json!("99999999h"), "365 days"),
+            ("arrivalRate", json!(1e-300), "from 0.000001"),
+            ("arrivalRate", json!(1e300), "to 10000000"),
+        ] {
+            let mut o = json!({"id": "a", "users": 1});
+            o[key] = value.clone();
+            if key == "iterationTimeout" || key == "rampup" || key == "arrivalRate" {
+                o["duration"] = json!(10);
+            }
+            let e = CampaignOptions::from_json(&o).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains(says), "{key}={value}: {e}");
+        }
+        let o = CampaignOptions::from_json(&json!({"id": "a", "duration": "365d"}));
+        assert!(o.is_err(), "days are not a unit");
+        let o = CampaignOptions::from_json(&json!({"id": "a", "duration": 31_536_000})).unwrap();
+        assert_eq!(o.length, RunLength::Duration(MAX_DURATION));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::campaign::HttpDefaults;
 use crate::http::body;
 use crate::http::tls::TlsVersion;
 use crate::http::{HttpClient, HttpOutcome, HttpRequest};
+use crate::run::worker::MAX_TIMER_MS;
 
 /// Default `timeout` of a call, as k6 and node users expect: 60 s.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -191,9 +192,11 @@ pub(crate) fn parse_call<'js>(
         .map_err(|e| e.to_string())?
         .as_number()
     {
-        Some(ms) if ms > 0.0 => Duration::from_secs_f64(ms / 1000.0),
-        Some(_) => {
-            return Err("camut.http: `timeout` must be a positive number of milliseconds".into())
+        Some(ms) if ms > 0.0 && ms <= MAX_TIMER_MS => Duration::from_secs_f64(ms / 1000.0),
+        Some(ms) => {
+            return Err(format!(
+                "camut.http: `timeout` must be a number of milliseconds from 1 to {MAX_TIMER_MS} (24.8 days), got {ms}"
+            ))
         }
         None => DEFAULT_TIMEOUT,
     };

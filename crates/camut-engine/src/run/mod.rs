@@ -260,7 +260,7 @@ pub fn run(
     start_gate.wait();
 
     let planned = match (length, campaign.options.arrival_rate) {
-        (RunLength::Iterations(n), None) => Some(n * users as u64),
+        (RunLength::Iterations(n), None) => Some(n.saturating_mul(users as u64)),
         (RunLength::Iterations(n), Some(_)) => Some(n),
         (RunLength::Duration(_), _) => None,
     };

@@ -9,6 +9,9 @@ use std::sync::{Arc, Barrier, OnceLock};
 use std::time::{Duration, Instant};
 
 use camut_stats::{StatsSet, WorkerHealth};
+
+/// The longest timer delay, in ms (2^31 - 1, as in browsers and node).
+pub(crate) const MAX_TIMER_MS: f64 = 2_147_483_647.0;
 use rquickjs::function::This;
 use rquickjs::{Ctx, Function, Persistent, Runtime, Value};
 use tokio::sync::Notify;
@@ -91,7 +94,10 @@ impl Arrivals {
         } else {
             k / r
         };
-        Duration::from_secs_f64(s)
+        // Arrivals past the longest run never come; capped so that start + offset holds.
+        Duration::try_from_secs_f64(s)
+            .unwrap_or(Duration::MAX)
+            .min(2 * crate::campaign::options::MAX_DURATION)
     }
 }
 
@@ -819,7 +825,13 @@ impl Worker {
                 "setTimeout/setInterval: the first argument must be a function",
             )
         })?;
-        let ms = if ms.is_finite() && ms > 0.0 { ms } else { 0.0 };
+        // As node does, a delay past 2^31 - 1 ms becomes 1 ms; one that is not a positive
+        // number runs at the next turn.
+        let ms = match ms {
+            ms if ms > MAX_TIMER_MS => 1.0,
+            ms if ms > 0.0 => ms,
+            _ => 0.0,
+        };
         let every = Duration::from_secs_f64(ms / 1000.0);
         let timer = Timer {
             vu: slot,
