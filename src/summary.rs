@@ -194,21 +194,26 @@ pub fn from_wire(s: &v1::RunSummary) -> Summary {
             .collect(),
         thresholds: s.thresholds.iter().map(verdict_from_wire).collect(),
         thresholds_ok: s.thresholds_ok,
-        health: s.health.as_ref().map(|h| Health {
-            workers: h
-                .workers
-                .iter()
-                .map(|w| WorkerHealth {
-                    cpu_s: w.cpu_s,
-                    cpu_utilization: w.cpu_utilization,
-                    lag_p99_ms: w.lag_p99_ms,
-                    lag_max_ms: w.lag_max_ms,
-                })
-                .collect(),
-            saturated: h.saturated,
-            warning: h.warning.clone(),
-        }),
+        health: s.health.as_ref().map(health_from_wire),
         tsdb: s.tsdb.as_ref().map(tsdb_from_wire),
+    }
+}
+
+/// A generator's health from its wire form.
+pub fn health_from_wire(h: &v1::GeneratorHealth) -> Health {
+    Health {
+        workers: h
+            .workers
+            .iter()
+            .map(|w| WorkerHealth {
+                cpu_s: w.cpu_s,
+                cpu_utilization: w.cpu_utilization,
+                lag_p99_ms: w.lag_p99_ms,
+                lag_max_ms: w.lag_max_ms,
+            })
+            .collect(),
+        saturated: h.saturated,
+        warning: h.warning.clone(),
     }
 }
 

@@ -373,8 +373,12 @@ fn report_and_series_of_a_two_drone_run() {
     let seen = open_in_chromium(&html, &expect);
     assert_eq!(seen["operations"], 2, "{seen}");
     assert_eq!(seen["drones"], 2, "{seen}");
-    let size = std::fs::metadata(&html).unwrap().len();
-    assert!(size < 2_000_000, "{size} bytes");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("2 of 2 drones reported their health"),
+        "each drone's generator health: {page}"
+    );
+    assert!(page.len() < 2_000_000, "{} bytes", page.len());
 
     // The series is in the store: a restarted server has it.
     server.kill9_and_restart();

@@ -120,6 +120,7 @@ fn main() -> anyhow::Result<()> {
                 errors: summary.errors / u64::from(args.drones),
                 iterations: summary.iterations.completed / u64::from(args.drones),
                 lost: String::new(),
+                health: None,
             })
             .collect(),
         summary,

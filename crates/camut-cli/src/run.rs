@@ -228,6 +228,7 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
             errors: summary.errors,
             iterations: summary.iterations.completed + summary.iterations.failed,
             lost: String::new(),
+            health: None,
         }],
         lost: Vec::new(),
         degraded: false,

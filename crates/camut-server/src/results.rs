@@ -89,11 +89,21 @@ impl Core {
             &info.thresholds,
             None,
         );
+        let mut health: BTreeMap<String, v1::GeneratorHealth> = self
+            .store
+            .drone_summaries(campaign)?
+            .into_iter()
+            .filter_map(|(id, bytes)| {
+                let summary = v1::RunSummary::decode(bytes.as_slice()).ok()?;
+                Some((id, summary.health?))
+            })
+            .collect();
         let drones = drones
             .into_iter()
             .map(|d| {
                 let c = figures.per_drone.get(&d.id).copied().unwrap_or_default();
                 v1::DroneResult {
+                    health: health.remove(&d.id),
                     lost: figures.lost.get(&d.id).cloned().unwrap_or_default(),
                     id: d.id,
                     index: d.index,
@@ -176,6 +186,7 @@ fn legacy_results(id: &str, json: &str) -> Result<v1::CampaignResults, ServerErr
                     errors: d["errors"].as_u64().unwrap_or(0),
                     iterations: d["iterations"].as_u64().unwrap_or(0),
                     lost: text(&d["lost"]),
+                    health: None,
                 })
                 .collect()
         })

@@ -539,6 +539,18 @@ impl Store {
         })
     }
 
+    /// The summaries the drones of a campaign sent when they finished (encoded
+    /// `RunSummary`), by drone id.
+    pub fn drone_summaries(&self, campaign: &str) -> Result<Vec<(String, Vec<u8>)>, ServerError> {
+        self.with(|db| {
+            let mut st = db.prepare(
+                "SELECT id, summary_encoded FROM drones WHERE campaign = ?1 AND summary_encoded IS NOT NULL",
+            )?;
+            let rows = st.query_map([campaign], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+    }
+
     /// Forgets a campaign's drones and statistics (before a new deployment).
     pub async fn clear_run(&self, campaign: &str) -> Result<(), ServerError> {
         let campaign = campaign.to_owned();

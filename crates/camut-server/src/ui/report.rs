@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use camut::v1;
 use camut_stats::series::SeriesPoint;
-use camut_stats::summary::LatencyStats;
+use camut_stats::summary::{Health, LatencyStats};
 use camut_stats::{Summary, Verdict};
 
 use super::chart;
@@ -33,6 +33,8 @@ pub struct DroneRow {
     pub iterations: u64,
     /// Why it was lost (empty when it was not).
     pub lost: String,
+    /// How its load generator held up, when it said.
+    pub health: Option<Health>,
 }
 
 /// What a report is made of.
@@ -77,6 +79,7 @@ impl Report {
                     errors: d.errors,
                     iterations: d.iterations,
                     lost: d.lost.clone(),
+                    health: d.health.as_ref().map(camut::summary::health_from_wire),
                 })
                 .collect(),
             lost: r.lost.clone(),
@@ -124,7 +127,7 @@ impl Report {
         operations_table(&mut o, s);
         metrics_table(&mut o, s);
         self.drones_table(&mut o);
-        health_table(&mut o, s);
+        self.health(&mut o);
         errors_table(&mut o, s);
         o.push_str("</body></html>\n");
         o
@@ -180,11 +183,34 @@ impl Report {
     }
 
     fn drones_table(&self, o: &mut String) {
-        o.push_str("<h2>Drones</h2><table id=\"drones\"><thead><tr><th>#</th><th>Drone</th><th>State</th><th>Requests</th><th>Errors</th><th>Iterations</th><th>Lost</th></tr></thead><tbody>");
+        o.push_str("<h2>Drones</h2><table id=\"drones\"><thead><tr><th>#</th><th>Drone</th><th>State</th><th>Requests</th><th>Errors</th><th>Iterations</th><th>Busiest worker CPU</th><th>Lag p99 ms</th><th>Lost</th></tr></thead><tbody>");
         for d in &self.drones {
+            let (cpu, lag) = match &d.health {
+                Some(h) => {
+                    let cpu = h
+                        .workers
+                        .iter()
+                        .map(|w| w.cpu_utilization)
+                        .fold(0.0, f64::max);
+                    let lag = h.workers.iter().map(|w| w.lag_p99_ms).fold(0.0, f64::max);
+                    let class = if h.saturated {
+                        " class=\"n error\""
+                    } else {
+                        " class=\"n\""
+                    };
+                    (
+                        format!("<td{class}>{:.0}%</td>", cpu * 100.0),
+                        format!("<td{class}>{lag:.2}</td>"),
+                    )
+                }
+                None => (
+                    "<td class=\"muted\">—</td>".to_string(),
+                    "<td class=\"muted\">—</td>".to_string(),
+                ),
+            };
             let _ = write!(
                 o,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>{cpu}{lag}<td>{}</td></tr>",
                 d.index,
                 esc(&d.id),
                 esc(&d.state),
@@ -195,9 +221,39 @@ impl Report {
             );
         }
         if self.drones.is_empty() {
-            o.push_str("<tr><td colspan=\"7\" class=\"muted\">no drones</td></tr>");
+            o.push_str("<tr><td colspan=\"9\" class=\"muted\">no drones</td></tr>");
         }
         o.push_str("</tbody></table>");
+    }
+
+    /// The generator's health: the run's own (a local run), else each drone's.
+    fn health(&self, o: &mut String) {
+        o.push_str("<h2>Generator health</h2>");
+        if let Some(h) = &self.summary.health {
+            workers_table(o, h);
+            return;
+        }
+        let reported: Vec<(&DroneRow, &Health)> = self
+            .drones
+            .iter()
+            .filter_map(|d| d.health.as_ref().map(|h| (d, h)))
+            .collect();
+        let saturated: Vec<_> = reported.iter().filter(|(_, h)| h.saturated).collect();
+        let _ = write!(
+            o,
+            "<p id=\"health\">{} of {} drones reported their health; {} saturated</p>",
+            reported.len(),
+            self.drones.len(),
+            saturated.len()
+        );
+        for (d, h) in saturated {
+            let _ = write!(
+                o,
+                "<p class=\"error\">{}: {}</p>",
+                esc(&d.id),
+                esc(h.warning.as_deref().unwrap_or("saturated"))
+            );
+        }
     }
 }
 
@@ -292,12 +348,8 @@ fn metrics_table(o: &mut String, s: &Summary) {
     o.push_str("</tbody></table>");
 }
 
-fn health_table(o: &mut String, s: &Summary) {
-    o.push_str("<h2>Generator health</h2>");
-    let Some(h) = &s.health else {
-        o.push_str("<p class=\"muted\" id=\"health\">each drone reports its own health in its log; the merged results do not carry it</p>");
-        return;
-    };
+/// One row per worker thread of a generator.
+fn workers_table(o: &mut String, h: &Health) {
     let _ = write!(
         o,
         "<p id=\"health\">{}</p><table id=\"workers\"><thead><tr><th>Worker</th><th>CPU s</th><th>CPU use</th><th>lag p99 ms</th><th>lag max ms</th></tr></thead><tbody>",
