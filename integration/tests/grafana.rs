@@ -16,6 +16,17 @@ fn dashboard(name: &str) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} does not parse: {e}", path.display()))
 }
 
+/// The `field` of every panel's every query.
+fn queries(dashboard: &serde_json::Value, field: &str) -> Vec<String> {
+    dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap())
+        .map(|t| t[field].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// Every `camut_…` name in a PromQL expression.
 fn prometheus_names(expr: &str) -> Vec<String> {
     let mut names = Vec::new();
@@ -63,13 +74,7 @@ fn dashboards_query_what_the_connector_and_the_server_send() {
     // What victoria-metrics received: metric → tag keys, once every metric the
     // dashboard names has arrived (ingestion is asynchronous) or 15 s passed.
     let tsdb = dashboard("camut-opentsdb.json");
-    let wanted: BTreeSet<String> = tsdb["panels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|p| p["targets"].as_array().unwrap())
-        .map(|t| t["metric"].as_str().unwrap().to_string())
-        .collect();
+    let wanted: BTreeSet<String> = queries(&tsdb, "metric").into_iter().collect();
     let mut series = Vec::new();
     let mut sent: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     wait_for(15, || {
@@ -134,13 +139,7 @@ fn dashboards_query_what_the_connector_and_the_server_send() {
         .map(|l| l.split(['{', ' ']).next().unwrap().to_string())
         .collect();
     let prom = dashboard("camut-prometheus.json");
-    let mut exprs: Vec<String> = prom["panels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|p| p["targets"].as_array().unwrap())
-        .map(|t| t["expr"].as_str().unwrap().to_string())
-        .collect();
+    let mut exprs = queries(&prom, "expr");
     exprs.extend(
         prom["templating"]["list"]
             .as_array()

@@ -53,6 +53,32 @@ print(json.dumps({'tests': xml.tests, 'failures': xml.failures, 'errors': xml.er
     (v, cases)
 }
 
+/// Runs the campaign of `file` (id `id`) on `server`: new, spawn, deploy, start.
+fn run_on(server: &ServerProcess, file: &Path, id: &str) {
+    for args in [
+        vec!["new", file.to_str().unwrap()],
+        vec!["spawn", id],
+        vec!["deploy", id],
+        vec!["start", id],
+    ] {
+        let out = server.camut(&args);
+        assert!(out.status.success(), "{args:?}: {}", show(&out));
+    }
+}
+
+/// `camut results ID --json FLAG PATH` of a campaign with a broken threshold: exit 1 and
+/// the results as JSON.
+fn broken_results(server: &ServerProcess, id: &str, flag: &str, path: &Path) -> serde_json::Value {
+    let out = server.camut(&["results", id, "--json", flag, path.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "p50 < 0.001 breaks: {}",
+        show(&out)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 #[test]
 fn run_junit_has_one_case_per_threshold_and_a_broken_one_fails() {
     let target = TargetProcess::start();
@@ -121,29 +147,9 @@ fn results_junit_of_a_two_drone_run_checks_against_the_verdicts() {
         &target.url,
     );
     let file = temp_file("junit.js", &source);
-    let ok = |args: &[&str]| {
-        let out = server.camut(args);
-        assert!(out.status.success(), "{args:?}: {}", show(&out));
-    };
-    ok(&["new", file.to_str().unwrap()]);
-    ok(&["spawn", "junit"]);
-    ok(&["deploy", "junit"]);
-    ok(&["start", "junit"]);
+    run_on(&server, &file, "junit");
     let junit = file.with_extension("xml");
-    let out = server.camut(&[
-        "results",
-        "junit",
-        "--json",
-        "--junit",
-        junit.to_str().unwrap(),
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "p50 < 0.001 breaks: {}",
-        show(&out)
-    );
-    let results: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results = broken_results(&server, "junit", "--junit", &junit);
     assert_eq!(results["summary"]["requests"], 12);
     assert_eq!(target.served(), 12);
     let (totals, cases) = junit_cases(&junit);
@@ -275,30 +281,9 @@ fn report_and_series_of_a_two_drone_run() {
     let target = TargetProcess::start();
     let mut server = ServerProcess::start("report", None);
     let file = temp_file("report.js", &two_drone_campaign("report", &target.url));
-    let ok = |server: &ServerProcess, args: &[&str]| {
-        let out = server.camut(args);
-        assert!(out.status.success(), "{args:?}: {}", show(&out));
-        out
-    };
-    ok(&server, &["new", file.to_str().unwrap()]);
-    ok(&server, &["spawn", "report"]);
-    ok(&server, &["deploy", "report"]);
-    ok(&server, &["start", "report"]);
+    run_on(&server, &file, "report");
     let html = file.with_extension("html");
-    let out = server.camut(&[
-        "results",
-        "report",
-        "--json",
-        "--html",
-        html.to_str().unwrap(),
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "p50 < 0.001 breaks: {}",
-        show(&out)
-    );
-    let results: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results = broken_results(&server, "report", "--html", &html);
     let summary = &results["summary"];
     assert_eq!(summary["requests"], 240, "{results}");
     assert_eq!(target.served(), 240);

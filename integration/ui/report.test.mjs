@@ -5,7 +5,7 @@
 //   CAMUT_REPORT_PROFILE  a fresh Chromium profile directory
 //   CHROMIUM              the browser (default /usr/bin/chromium)
 // Prints one JSON line of what it found; exits non-zero on the first failed check.
-import { chromium } from "playwright-core";
+import { launch } from "./browser.mjs";
 import assert from "node:assert/strict";
 import { pathToFileURL } from "node:url";
 
@@ -16,23 +16,7 @@ for (const k of ["CAMUT_REPORT_FILE", "CAMUT_REPORT_EXPECT", "CAMUT_REPORT_PROFI
 const expect = JSON.parse(env.CAMUT_REPORT_EXPECT);
 const url = pathToFileURL(env.CAMUT_REPORT_FILE).href;
 
-const browser = await chromium.launch({
-  executablePath: env.CHROMIUM || "/usr/bin/chromium",
-  ignoreDefaultArgs: true,
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    `--user-data-dir=${env.CAMUT_REPORT_PROFILE}`,
-    "--remote-debugging-pipe",
-  ],
-  timeout: 60_000,
-});
+const browser = await launch(env.CAMUT_REPORT_PROFILE);
 try {
   const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
   context.setDefaultTimeout(30_000);
