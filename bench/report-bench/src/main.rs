@@ -143,7 +143,7 @@ fn main() -> anyhow::Result<()> {
     let json = camut_stats::series::to_json("bench", &report.series).len();
     let (render, write) = (median(render_ms), median(write_ms));
     println!(
-        "| {} s × {} operations ({} calls) | {} points | {:.2} MB | {:.0} ms | {:.1} ms | {:.0} ms | {:.2} MB | {:.2} MB |",
+        "| {} s × {} operations ({} calls) | {} points | {:.2} MB | {:.1} ms | {:.1} ms | {:.1} ms | {:.2} MB | {:.2} MB |",
         args.seconds,
         args.operations,
         report.summary.requests,
