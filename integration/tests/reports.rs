@@ -365,9 +365,15 @@ fn report_and_series_of_a_two_drone_run() {
     );
     assert!(page.len() < 2_000_000, "{} bytes", page.len());
 
-    // The series is in the store: a restarted server has it.
+    // The series is in the store: a restarted server has it, and its console draws it.
     server.kill9_and_restart();
     assert_eq!(series_json(&server), series);
+    let (status, live) = http_request(&server.addr, "GET", "/ui/campaigns/report/live", "");
+    assert_eq!(status, 200, "{live}");
+    assert!(
+        live.contains(&format!("data-points=\"{}\"", points.len())),
+        "the console's charts after a restart: {live}"
+    );
 }
 
 #[test]

@@ -338,8 +338,14 @@ impl Core {
     }
 
     /// The live series of a campaign's current (or last) run, oldest first.
+    /// After a restart, before a new point, they come from the store (the last hour).
     pub fn live_history(&self, campaign: &str) -> Vec<SeriesPoint> {
-        self.with_live(campaign, |l| l.history.iter().cloned().collect())
+        let live: Vec<SeriesPoint> =
+            self.with_live(campaign, |l| l.history.iter().cloned().collect());
+        if !live.is_empty() {
+            return live;
+        }
+        self.stored_history(campaign)
     }
 
     /// Calls and failed calls of a campaign's current (or last) run so far.

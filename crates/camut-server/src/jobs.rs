@@ -286,6 +286,8 @@ impl Core {
             }
         }
         live.take_interval();
+        // The charts go on from the stored series (the last hour of it).
+        live.history = self.stored_history(&job.campaign).into();
         let mut indexes = HashMap::new();
         for d in self.store.drones(&job.campaign)? {
             indexes.insert(d.id.clone(), d.index);

@@ -8,10 +8,11 @@
 use std::collections::BTreeMap;
 
 use camut::v1;
+use camut_stats::series::SeriesPoint;
 use camut_stats::{StatsSet, Summary};
 use prost::Message;
 
-use crate::core::{Core, DroneCounts};
+use crate::core::{Core, DroneCounts, HISTORY_POINTS};
 use crate::error::ServerError;
 use crate::state::DroneState;
 use crate::store::SavedResults;
@@ -138,16 +139,30 @@ impl Core {
     /// The per-second series of a campaign's last run, from the store.
     pub fn series(&self, id: &str) -> Result<v1::CampaignSeries, ServerError> {
         self.campaign_row(id)?;
-        let points = self
+        Ok(v1::CampaignSeries {
+            id: id.into(),
+            points: self.stored_series(id)?,
+        })
+    }
+
+    /// The last hour of the stored series, as the live charts keep it.
+    pub(crate) fn stored_history(&self, id: &str) -> Vec<SeriesPoint> {
+        let stored = self.stored_series(id).unwrap_or_default();
+        let skip = stored.len().saturating_sub(HISTORY_POINTS);
+        stored[skip..]
+            .iter()
+            .map(camut::series::from_wire)
+            .collect()
+    }
+
+    /// The stored series of a campaign's last run, oldest first.
+    pub(crate) fn stored_series(&self, id: &str) -> Result<Vec<v1::SeriesPoint>, ServerError> {
+        Ok(self
             .store
             .series(id)?
             .iter()
             .filter_map(|bytes| v1::SeriesPoint::decode(bytes.as_slice()).ok())
-            .collect();
-        Ok(v1::CampaignSeries {
-            id: id.into(),
-            points,
-        })
+            .collect())
     }
 
     /// The results of a campaign: final when the run is over, otherwise so far.
