@@ -307,6 +307,10 @@ fn the_server_killed_mid_run_restarts_and_the_campaign_completes_exactly() {
         );
         assert_eq!(target.served(), 2 * 2 * 30);
         assert!(!r.degraded, "{:?}", r.lost);
+        // The per-second series spans the restart and still adds up exactly.
+        let series = c.series("rs").await.unwrap().points();
+        let in_series: u64 = series.iter().map(|p| p.total.requests).sum();
+        assert_eq!(in_series, 2 * 2 * 30, "{series:?}");
         let jobs = c.jobs(Some("rs")).await.unwrap();
         assert!(
             jobs.iter()

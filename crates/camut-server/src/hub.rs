@@ -515,8 +515,8 @@ impl Core {
                 aborts.extend(abort_check);
             }
         });
-        for (campaign, (point, stats)) in points {
-            self.keep_point(&campaign, point, stats);
+        for (campaign, taken) in points {
+            self.keep_point(&campaign, taken);
         }
         for (campaign, duration_s, totals) in aborts {
             let Some(info) = self
@@ -553,23 +553,35 @@ impl Core {
     /// Closes the run's last interval into a series point, so that the series holds
     /// every delta before the results are written (called when the run ends).
     pub(crate) fn flush_series(&self, campaign: &str) {
-        if let Some((point, stats)) = self.with_live(campaign, take_point) {
-            self.keep_point(campaign, point, stats);
+        if let Some(taken) = self.with_live(campaign, take_point) {
+            self.keep_point(campaign, taken);
         }
     }
 
     /// Stores a series point (through the store's writer, without waiting) and
     /// publishes its live figures to the campaign's watchers.
-    fn keep_point(&self, campaign: &str, point: SeriesPoint, stats: v1::LiveStats) {
-        let encoded = camut::series::to_wire(&point).encode_to_vec();
-        self.store.append_series(campaign, point.time_ms, encoded);
-        self.event(campaign, v1::campaign_event::Event::Stats(stats));
+    fn keep_point(&self, campaign: &str, taken: TakenPoint) {
+        let encoded = camut::series::to_wire(&taken.point).encode_to_vec();
+        let covered = serde_json::to_string(&taken.covered).unwrap_or_default();
+        self.store
+            .append_series(campaign, taken.point.time_ms, encoded, covered);
+        self.event(campaign, v1::campaign_event::Event::Stats(taken.stats));
     }
+}
+
+/// A point taken from a run's interval, with what it needs to be kept and published.
+struct TakenPoint {
+    point: SeriesPoint,
+    /// The live figures published with it.
+    stats: v1::LiveStats,
+    /// The highest sequence number of each drone's deltas merged so far: what the
+    /// series covers once this point is stored.
+    covered: HashMap<String, u64>,
 }
 
 /// Takes the interval of a campaign's run into a series point (kept in its live
 /// history) and the live figures published with it; nothing when the interval is empty.
-fn take_point(l: &mut Live) -> Option<(SeriesPoint, v1::LiveStats)> {
+fn take_point(l: &mut Live) -> Option<TakenPoint> {
     let interval = l.take_interval();
     if interval.is_empty() {
         return None;
@@ -595,5 +607,9 @@ fn take_point(l: &mut Live) -> Option<(SeriesPoint, v1::LiveStats)> {
         l.history.pop_front();
     }
     l.history.push_back(point.clone());
-    Some((point, stats))
+    Some(TakenPoint {
+        point,
+        stats,
+        covered: l.acked.clone(),
+    })
 }

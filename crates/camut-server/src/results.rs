@@ -51,7 +51,7 @@ impl Core {
             duration_s: 0.0,
             lost: BTreeMap::new(),
         };
-        for (drone, bytes) in self.store.stats(campaign)? {
+        for (drone, _, bytes) in self.store.stats(campaign)? {
             if let Some(d) = decode(&bytes) {
                 if camut::stats::merge_wire(&mut f.totals, &d).is_ok() {
                     f.per_drone.entry(drone).or_default().add(&d);

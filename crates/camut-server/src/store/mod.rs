@@ -105,6 +105,15 @@ CREATE TABLE series (
     PRIMARY KEY (campaign, time_ms)
 );
 "#,
+    // Per campaign, the highest delta sequence number of each drone that the stored
+    // series covers (JSON {drone: seq}), written with each point: after a restart, the
+    // deltas past it go into the next point, so the series stays exact.
+    r#"
+CREATE TABLE series_cursor (
+    campaign TEXT PRIMARY KEY,
+    covered TEXT NOT NULL
+);
+"#,
 ];
 
 /// A campaign's saved results.
@@ -364,7 +373,7 @@ impl Store {
     pub async fn delete_campaign(&self, id: &str) -> Result<(), ServerError> {
         let id = id.to_owned();
         self.write(move |db| {
-            for table in ["stats", "series", "results"] {
+            for table in ["stats", "series", "series_cursor", "results"] {
                 db.execute(&format!("DELETE FROM {table} WHERE campaign = ?1"), [&id])?;
             }
             for table in ["jobs", "instances", "drones"] {
@@ -558,6 +567,7 @@ impl Store {
             db.execute("DELETE FROM drones WHERE campaign = ?1", [&campaign])?;
             db.execute("DELETE FROM stats WHERE campaign = ?1", [&campaign])?;
             db.execute("DELETE FROM series WHERE campaign = ?1", [&campaign])?;
+            db.execute("DELETE FROM series_cursor WHERE campaign = ?1", [&campaign])?;
             db.execute("DELETE FROM results WHERE campaign = ?1", [&campaign])
                 .map(|_| ())
         })
@@ -595,13 +605,15 @@ impl Store {
         })
     }
 
-    /// Every stored delta of a campaign: (drone, encoded delta).
-    pub fn stats(&self, campaign: &str) -> Result<Vec<(String, Vec<u8>)>, ServerError> {
+    /// Every stored delta of a campaign: (drone, sequence number, encoded delta).
+    pub fn stats(&self, campaign: &str) -> Result<Vec<(String, u64, Vec<u8>)>, ServerError> {
         self.with(|db| {
             let mut st = db.prepare(
-                "SELECT drone, delta FROM stats WHERE campaign = ?1 ORDER BY drone, seq",
+                "SELECT drone, seq, delta FROM stats WHERE campaign = ?1 ORDER BY drone, seq",
             )?;
-            let rows = st.query_map([campaign], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let rows = st.query_map([campaign], |r| {
+                Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?))
+            })?;
             rows.collect()
         })
     }
@@ -609,14 +621,21 @@ impl Store {
     /// Queues one point of a campaign's series (an encoded `SeriesPoint`) for the
     /// writer's next transaction, without waiting for it: the once-a-second tick must not
     /// wait on the disk. A failed write is logged.
-    pub fn append_series(&self, campaign: &str, time_ms: i64, point: Vec<u8>) {
+    /// `covered` (JSON `{drone: seq}`) is the highest sequence number of each drone's
+    /// deltas that the series holds once this point is in; it is written in the same
+    /// write.
+    pub fn append_series(&self, campaign: &str, time_ms: i64, point: Vec<u8>, covered: String) {
         let campaign = campaign.to_owned();
         let queued = self.writer.send(
             move |db| {
                 let mut st = db.prepare_cached(
                     "INSERT OR REPLACE INTO series (campaign, time_ms, point) VALUES (?1, ?2, ?3)",
                 )?;
-                st.execute(params![campaign, time_ms, point]).map(|_| ())
+                st.execute(params![campaign, time_ms, point])?;
+                let mut st = db.prepare_cached(
+                    "INSERT OR REPLACE INTO series_cursor (campaign, covered) VALUES (?1, ?2)",
+                )?;
+                st.execute(params![campaign, covered]).map(|_| ())
             },
             |r| {
                 if let Err(e) = r {
@@ -627,6 +646,19 @@ impl Store {
         if let Err(e) = queued {
             tracing::warn!("cannot store a series point: {e}");
         }
+    }
+
+    /// What the stored series of a campaign covers: `{drone: seq}` as JSON, when it
+    /// has a point.
+    pub fn series_cursor(&self, campaign: &str) -> Result<Option<String>, ServerError> {
+        self.with(|db| {
+            db.query_row(
+                "SELECT covered FROM series_cursor WHERE campaign = ?1",
+                [campaign],
+                |r| r.get(0),
+            )
+            .optional()
+        })
     }
 
     /// A campaign's series, oldest first: encoded `SeriesPoint`s.
