@@ -22,8 +22,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     // No transport helpers: the drone service has an rpc named `Connect`, which would
     // clash with the generated `connect` constructors; clients use `new(channel)`.
+    // Histogram payloads as `Bytes`: a received delta's histograms are slices of the
+    // message buffer, not one allocation and copy each.
     tonic_prost_build::configure()
         .build_transport(false)
+        .bytes(".camut.v1.CallSeries")
+        .bytes(".camut.v1.IterationCounts")
         .compile_fds(fds)?;
     Ok(())
 }

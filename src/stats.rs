@@ -17,12 +17,12 @@ pub fn to_wire(s: &StatsSet) -> v1::StatsDelta {
                 status_class: k.status_class as u32,
                 requests: c.requests,
                 errors: c.errors,
-                response_time: encode_histogram(&c.response_time),
-                response_begin_time: encode_histogram(&c.response_begin_time),
-                service_time: encode_histogram(&c.service_time),
-                received: encode_histogram(&c.received),
-                transmitted: encode_histogram(&c.transmitted),
-                tls_handshake_time: encode_histogram(&c.tls_handshake_time),
+                response_time: encode_histogram(&c.response_time).into(),
+                response_begin_time: encode_histogram(&c.response_begin_time).into(),
+                service_time: encode_histogram(&c.service_time).into(),
+                received: encode_histogram(&c.received).into(),
+                transmitted: encode_histogram(&c.transmitted).into(),
+                tls_handshake_time: encode_histogram(&c.tls_handshake_time).into(),
             })
             .collect(),
         iterations: Some(v1::IterationCounts {
@@ -32,7 +32,7 @@ pub fn to_wire(s: &StatsSet) -> v1::StatsDelta {
             timed_out: it.timed_out,
             dropped: it.dropped,
             done_twice: it.done_twice,
-            duration: encode_histogram(&it.duration),
+            duration: encode_histogram(&it.duration).into(),
         }),
         connections: s.connections,
         connections_open: s.connections_open,
@@ -118,15 +118,15 @@ pub fn merge_wire(into: &mut StatsSet, d: &v1::StatsDelta) -> Result<(), CodecEr
         });
         s.requests += c.requests;
         s.errors += c.errors;
-        rt.add_to(&mut s.response_time)?;
-        rbt.add_to(&mut s.response_begin_time)?;
-        st.add_to(&mut s.service_time)?;
-        rx.add_to(&mut s.received)?;
-        tx.add_to(&mut s.transmitted)?;
-        tls.add_to(&mut s.tls_handshake_time)?;
+        rt.add_to_lazy(&mut s.response_time)?;
+        rbt.add_to_lazy(&mut s.response_begin_time)?;
+        st.add_to_lazy(&mut s.service_time)?;
+        rx.add_to_lazy(&mut s.received)?;
+        tx.add_to_lazy(&mut s.transmitted)?;
+        tls.add_to_lazy(&mut s.tls_handshake_time)?;
     }
     into.add_counters(&counters(d));
-    duration.add_to(&mut into.iterations.duration)?;
+    duration.add_to_lazy(&mut into.iterations.duration)?;
     for e in &d.errors {
         into.add_error(
             &e.message,
@@ -224,7 +224,7 @@ mod tests {
         .requests = 1;
         s.iterations.completed = 1;
         let mut wire = to_wire(&s);
-        wire.calls[0].received = b"not a histogram at all, not at all".to_vec();
+        wire.calls[0].received = b"not a histogram at all, not at all".to_vec().into();
         let mut into = StatsSet::default();
         assert!(merge_wire(&mut into, &wire).is_err());
         assert!(into.is_empty(), "nothing merged: {into:?}");

@@ -413,7 +413,7 @@ mod tests {
     fn an_undecodable_delta_changes_nothing() {
         let mut l = Live::default();
         let mut bad = delta(1, 10);
-        bad.calls[0].response_time = vec![0; 41];
+        bad.calls[0].response_time = vec![0; 41].into();
         assert!(l.merge("a", &bad).is_err());
         assert!(l.no_stats());
         assert!(l.per_drone.is_empty());

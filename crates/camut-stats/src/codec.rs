@@ -195,6 +195,14 @@ impl<'a> Encoded<'a> {
         failed.map_or(Ok(()), Err)
     }
 
+    /// Adds every count into a lazy histogram, which is made only when there is one.
+    pub fn add_to_lazy(&self, into: &mut crate::LazyHistogram) -> Result<(), CodecError> {
+        if self.last.is_none() {
+            return Ok(());
+        }
+        self.add_to(into.get_mut())
+    }
+
     /// Calls `f(index, value, count)` for every non-zero entry, in index order.
     fn walk(&self, mut f: impl FnMut(u64, u64, u64)) -> Result<(), CodecError> {
         let mut at = 0usize;

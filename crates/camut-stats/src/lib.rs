@@ -11,11 +11,13 @@
 pub mod clock;
 pub mod codec;
 pub mod junit;
+pub mod lazy;
 pub mod series;
 pub mod set;
 pub mod summary;
 pub mod threshold;
 
+pub use lazy::LazyHistogram;
 pub use set::{CallKey, CallStats, Counters, IterationStats, StatsSet, TsdbCounts};
 pub use summary::{Health, LatencyStats, Summary, WorkerHealth};
 pub use threshold::{Threshold, Verdict};

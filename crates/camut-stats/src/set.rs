@@ -2,9 +2,7 @@
 
 use std::collections::HashMap;
 
-use hdrhistogram::Histogram;
-
-use crate::histogram;
+use crate::LazyHistogram;
 
 /// Identifies a series of HTTP calls: the operation tag and the status class.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -26,39 +24,24 @@ impl CallKey {
 }
 
 /// Statistics of one series of calls.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct CallStats {
     /// Calls finished (with or without error).
     pub requests: u64,
     /// Calls that ended in an error (transport, timeout, status ≥ 400).
     pub errors: u64,
     /// Full response time in µs (from the intended start in the open model).
-    pub response_time: Histogram<u64>,
+    pub response_time: LazyHistogram,
     /// Time to the response head in µs.
-    pub response_begin_time: Histogram<u64>,
+    pub response_begin_time: LazyHistogram,
     /// Raw service time in µs (differs from response_time only in the open model).
-    pub service_time: Histogram<u64>,
+    pub service_time: LazyHistogram,
     /// Bytes received per call.
-    pub received: Histogram<u64>,
+    pub received: LazyHistogram,
     /// Bytes sent per call.
-    pub transmitted: Histogram<u64>,
+    pub transmitted: LazyHistogram,
     /// TLS handshake time in µs, one value per call that opened an HTTPS connection.
-    pub tls_handshake_time: Histogram<u64>,
-}
-
-impl Default for CallStats {
-    fn default() -> Self {
-        CallStats {
-            requests: 0,
-            errors: 0,
-            response_time: histogram(),
-            response_begin_time: histogram(),
-            service_time: histogram(),
-            received: histogram(),
-            transmitted: histogram(),
-            tls_handshake_time: histogram(),
-        }
-    }
+    pub tls_handshake_time: LazyHistogram,
 }
 
 impl CallStats {
@@ -75,7 +58,7 @@ impl CallStats {
 }
 
 /// Iteration counts and durations.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct IterationStats {
     /// Iterations started.
     pub started: u64,
@@ -90,21 +73,7 @@ pub struct IterationStats {
     /// done() calls after the first of the same iteration.
     pub done_twice: u64,
     /// Iteration duration in µs (from the intended start in the open model).
-    pub duration: Histogram<u64>,
-}
-
-impl Default for IterationStats {
-    fn default() -> Self {
-        IterationStats {
-            started: 0,
-            completed: 0,
-            failed: 0,
-            timed_out: 0,
-            dropped: 0,
-            done_twice: 0,
-            duration: histogram(),
-        }
-    }
+    pub duration: LazyHistogram,
 }
 
 /// One error message with how often it was seen and a sample stack.
@@ -299,15 +268,14 @@ impl StatsSet {
     }
 }
 
-fn add(into: &mut Histogram<u64>, from: &Histogram<u64>) {
-    // Auto-resizing histograms of the same precision always merge.
-    into.add(from)
-        .expect("histograms of the same precision merge");
+fn add(into: &mut LazyHistogram, from: &LazyHistogram) {
+    into.add(from);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::histogram;
 
     fn key(op: &str, s: u16) -> CallKey {
         CallKey {
