@@ -3,7 +3,8 @@
 
 use camut::Client;
 use camut_integration::{
-    control_campaign, pids_with, show, temp_file, wait_for, ServerProcess, TargetProcess,
+    control_campaign, junit_cases, pids_with, show, temp_file, wait_for, ServerProcess,
+    TargetProcess,
 };
 use tonic::Code;
 
@@ -257,6 +258,21 @@ fn a_drone_killed_mid_run_is_lost_and_the_others_finish() {
             "the other drone finished all its iterations: {s}"
         );
         assert!(!drones.iter().find(|d| d["id"] == "local-loss-1").unwrap()["lost"].is_null());
+        // CI reads the loss: the JUnit case "no drone lost, no data lost" fails.
+        let junit = std::env::temp_dir().join(format!("camut-loss-{}.xml", std::process::id()));
+        let out = server.camut(&["results", "loss", "--junit", junit.to_str().unwrap()]);
+        assert!(out.status.success(), "no threshold broke: {}", show(&out));
+        let (totals, cases) = junit_cases(&junit);
+        assert_eq!(
+            (totals["tests"].as_u64(), totals["failures"].as_u64()),
+            (Some(1), Some(1))
+        );
+        assert_eq!(cases[0].0, "no drone lost, no data lost");
+        assert!(
+            !cases[0].1 && cases[0].2.contains("local-loss-1"),
+            "{cases:?}"
+        );
+        let _ = std::fs::remove_file(junit);
         let _ = c.kill("loss").await;
     });
 }
