@@ -34,7 +34,7 @@ struct Args {
     #[arg(long, default_value_t = 10)]
     drones: u32,
     /// Renders and writes measured; the median is reported.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 7)]
     runs: usize,
     /// Where the report is written.
     #[arg(long, default_value = "/tmp/camut-report-bench.html")]
