@@ -245,6 +245,13 @@ fn report_and_series_of_a_two_drone_run() {
     let results = broken_results(&server, "report", "--html", &html);
     let summary = &results["summary"];
     assert_eq!(summary["requests"], 240, "{results}");
+    for drone in summary["drones"].as_array().unwrap() {
+        let workers = drone["health"]["workers"].as_array();
+        assert!(
+            workers.is_some_and(|w| !w.is_empty()),
+            "each drone's health: {drone}"
+        );
+    }
     assert_eq!(target.served(), 240);
 
     // The series adds up to the summary, exactly: requests overall, requests and errors
