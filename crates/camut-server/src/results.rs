@@ -141,25 +141,25 @@ impl Core {
         self.campaign_row(id)?;
         Ok(v1::CampaignSeries {
             id: id.into(),
-            points: self.stored_series(id)?,
+            points: self.stored_series(id, u32::MAX)?,
         })
     }
 
     /// The last hour of the stored series, as the live charts keep it.
     pub(crate) fn stored_history(&self, id: &str) -> Vec<SeriesPoint> {
-        let stored = self.stored_series(id).unwrap_or_default();
-        let skip = stored.len().saturating_sub(HISTORY_POINTS);
-        stored[skip..]
+        self.stored_series(id, HISTORY_POINTS as u32)
+            .unwrap_or_default()
             .iter()
             .map(camut::series::from_wire)
             .collect()
     }
 
-    /// The stored series of a campaign's last run, oldest first.
-    pub(crate) fn stored_series(&self, id: &str) -> Result<Vec<v1::SeriesPoint>, ServerError> {
+    /// The newest `last` points of the stored series of a campaign's last run, oldest
+    /// first.
+    fn stored_series(&self, id: &str, last: u32) -> Result<Vec<v1::SeriesPoint>, ServerError> {
         Ok(self
             .store
-            .series(id)?
+            .series(id, last)?
             .iter()
             .filter_map(|bytes| v1::SeriesPoint::decode(bytes.as_slice()).ok())
             .collect())

@@ -661,12 +661,15 @@ impl Store {
         })
     }
 
-    /// A campaign's series, oldest first: encoded `SeriesPoint`s.
-    pub fn series(&self, campaign: &str) -> Result<Vec<Vec<u8>>, ServerError> {
+    /// A campaign's series, oldest first: encoded `SeriesPoint`s, the newest `last` of
+    /// them (all with `u32::MAX`).
+    pub fn series(&self, campaign: &str, last: u32) -> Result<Vec<Vec<u8>>, ServerError> {
         self.with(|db| {
-            let mut st =
-                db.prepare("SELECT point FROM series WHERE campaign = ?1 ORDER BY time_ms")?;
-            let rows = st.query_map([campaign], |r| r.get(0))?;
+            let mut st = db.prepare(
+                "SELECT point FROM (SELECT time_ms, point FROM series WHERE campaign = ?1 \
+                 ORDER BY time_ms DESC LIMIT ?2) ORDER BY time_ms",
+            )?;
+            let rows = st.query_map(params![campaign, last], |r| r.get(0))?;
             rows.collect()
         })
     }
@@ -828,6 +831,37 @@ mod tests {
             created_ms: now_ms(),
             updated_ms: now_ms(),
         }
+    }
+
+    #[tokio::test]
+    async fn series_points_and_their_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        for t in [3_000, 1_000, 2_000] {
+            s.append_series("c", t, vec![t as u8], format!("{{\"d\":{t}}}"));
+        }
+        s.append_series("other", 1_000, vec![9], "{}".into());
+        // The writer is first in, first out: a write awaited after them follows them.
+        s.set_campaign_error("none", "").await.unwrap();
+        let byte = |t: i64| vec![t as u8];
+        assert_eq!(
+            s.series("c", u32::MAX).unwrap(),
+            [byte(1_000), byte(2_000), byte(3_000)]
+        );
+        assert_eq!(
+            s.series("c", 2).unwrap(),
+            [byte(2_000), byte(3_000)],
+            "the newest, in order"
+        );
+        assert_eq!(
+            s.series_cursor("c").unwrap().as_deref(),
+            Some("{\"d\":2000}"),
+            "the last written"
+        );
+        s.clear_run("c").await.unwrap();
+        assert!(s.series("c", u32::MAX).unwrap().is_empty());
+        assert_eq!(s.series_cursor("c").unwrap(), None);
+        assert_eq!(s.series("other", u32::MAX).unwrap(), [vec![9]]);
     }
 
     #[tokio::test]
