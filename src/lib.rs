@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod logs;
 pub use client::Client;
 pub mod states;
 pub mod stats;

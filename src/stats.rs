@@ -1,7 +1,7 @@
 //! Statistics sets to and from their wire form ([`v1::StatsDelta`]).
 
 use camut_stats::codec::{encode_histogram, CodecError, Encoded};
-use camut_stats::{CallKey, Counters, StatsSet};
+use camut_stats::{CallKey, Counters, OperationCap, StatsSet};
 
 use crate::v1;
 
@@ -60,7 +60,7 @@ pub fn to_wire(s: &StatsSet) -> v1::StatsDelta {
 /// A statistics set from its wire form.
 pub fn from_wire(d: &v1::StatsDelta) -> Result<StatsSet, CodecError> {
     let mut s = StatsSet::default();
-    merge_wire(&mut s, d)?;
+    merge_wire(&mut s, d, &mut OperationCap::new(u32::MAX))?;
     Ok(s)
 }
 
@@ -89,7 +89,12 @@ pub fn counters(d: &v1::StatsDelta) -> Counters {
 /// Adds a wire delta into `into`, as [`StatsSet::merge`] would add its decoded set: each
 /// histogram is merged straight from its encoded counts, at the cost of the values it
 /// holds. Every histogram is checked first, so a delta that fails merges nothing.
-pub fn merge_wire(into: &mut StatsSet, d: &v1::StatsDelta) -> Result<(), CodecError> {
+/// Operations past `ops`' bound are merged under its overflow operation.
+pub fn merge_wire(
+    into: &mut StatsSet,
+    d: &v1::StatsDelta,
+    ops: &mut OperationCap,
+) -> Result<(), CodecError> {
     let calls = d
         .calls
         .iter()
@@ -113,7 +118,7 @@ pub fn merge_wire(into: &mut StatsSet, d: &v1::StatsDelta) -> Result<(), CodecEr
     };
     for (c, [rt, rbt, st, rx, tx, tls]) in calls {
         let s = into.call(&CallKey {
-            operation: c.operation.clone(),
+            operation: ops.admit(&c.operation).to_string(),
             status_class: c.status_class as u16,
         });
         s.requests += c.requests;
@@ -198,7 +203,7 @@ mod tests {
         let mut by_set = base.clone();
         by_set.merge(&delta);
         let mut by_wire = base.clone();
-        merge_wire(&mut by_wire, &to_wire(&delta)).unwrap();
+        merge_wire(&mut by_wire, &to_wire(&delta), &mut OperationCap::default()).unwrap();
         assert_eq!(by_wire.request_totals(), by_set.request_totals());
         assert_eq!(by_wire.counters(), by_set.counters());
         assert_eq!(by_wire.errors["boom"].count, 1);
@@ -226,7 +231,7 @@ mod tests {
         let mut wire = to_wire(&s);
         wire.calls[0].received = b"not a histogram at all, not at all".to_vec().into();
         let mut into = StatsSet::default();
-        assert!(merge_wire(&mut into, &wire).is_err());
+        assert!(merge_wire(&mut into, &wire, &mut OperationCap::default()).is_err());
         assert!(into.is_empty(), "nothing merged: {into:?}");
     }
 }

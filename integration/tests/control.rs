@@ -684,3 +684,58 @@ fn spawn_goes_on_with_fewer_than_asked_and_fails_below_the_minimum() {
         assert_eq!(c.get("none").await.unwrap().instances.len(), 2);
     });
 }
+
+#[test]
+fn huge_and_many_log_lines_neither_break_the_stream_nor_lose_results() {
+    let target = TargetProcess::start();
+    let server = ServerProcess::start("biglogs", None);
+    // Each iteration logs 5 MB (more than a gRPC message may hold) and 300 small lines.
+    let source = format!(
+        "exports.campaign = {{ id: 'logs', drones: 1, users: 2, iterations: 3, deploy: {{ deployer: 'local' }} }};\n\
+         exports.test = function (done) {{\n\
+           console.log('big ' + 'z'.repeat(5 * 1024 * 1024));\n\
+           for (var i = 0; i < 300; i++) console.log('small ' + i);\n\
+           camut.http({{ url: '{}/', operation: 'home' }}, function (err) {{ done(); }});\n\
+         }};\n",
+        target.url
+    );
+    rt().block_on(async {
+        let c = Client::connect(&server.addr, None).await.unwrap();
+        let results = c
+            .run_campaign("logs.js", &source)
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
+        assert_eq!(results.state().label(), "finished", "{}", server.log());
+        let s = summary(&results);
+        assert_eq!(s["requests"], 6, "{s}");
+        assert_eq!(target.served(), 6);
+        assert!(!results.degraded, "no drone lost: {s}");
+        let mut stream = c
+            .tail(camut::v1::TailRequest {
+                lines: 10_000,
+                campaign: "logs".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let mut lines = Vec::new();
+        while let Some(l) = stream.message().await.unwrap() {
+            lines.push(l);
+        }
+        let big: Vec<_> = lines
+            .iter()
+            .filter(|l| l.message.contains("big zzz"))
+            .collect();
+        assert!(!big.is_empty(), "the big lines arrive, cut");
+        assert!(big
+            .iter()
+            .all(|l| l.message.len() <= camut::logs::MAX_LINE_BYTES
+                && l.message.contains("bytes in all")));
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.message.contains("log lines were dropped")),
+            "the throttled lines are reported"
+        );
+    });
+}

@@ -48,6 +48,7 @@ impl Inspector for BenchInspector {
             abort_on_drone_loss: false,
             thresholds: Vec::new(),
             iterations_per_drone: 0,
+            max_operations: camut_stats::cap::DEFAULT_MAX_OPERATIONS,
         })
     }
 }

@@ -37,8 +37,9 @@ pub struct DroneArgs {
     /// The campaign's join token.
     #[arg(long, env = "CAMUT_TOKEN")]
     token: String,
-    /// This drone's id, stable across restarts so that it resumes its place (default:
-    /// drone-HOSTNAME; give distinct ids to several drones on one host).
+    /// This drone's id; give one that is stable across restarts so that a restarted drone
+    /// resumes its place, as the deployers do (default: drone-HOSTNAME-RANDOM, unique to
+    /// this process).
     #[arg(long, env = "CAMUT_DRONE_ID")]
     id: Option<String>,
 }
@@ -87,10 +88,11 @@ impl Inspector for EngineInspector {
             abort_on_drone_loss: o.on_drone_loss == DroneLossPolicy::Abort,
             thresholds: o.thresholds,
             iterations_per_drone: match (o.length, o.arrival_rate) {
-                (RunLength::Iterations(n), None) => n * o.users as u64,
+                (RunLength::Iterations(n), None) => n.saturating_mul(o.users as u64),
                 (RunLength::Iterations(n), Some(_)) => n,
                 (RunLength::Duration(_), _) => 0,
             },
+            max_operations: o.max_operations,
         })
     }
 }
@@ -206,8 +208,16 @@ pub fn server(args: ServerArgs, tap: camut_server::logs::LogTap) -> anyhow::Resu
 /// `camut drone`.
 pub fn drone(args: DroneArgs) -> anyhow::Result<ExitCode> {
     let id = args.id.unwrap_or_else(|| {
+        // Unique per process: two drones on one host (of one campaign or two) never
+        // share an id.
         let host = std::fs::read_to_string("/etc/hostname").unwrap_or_else(|_| "host".into());
-        format!("drone-{}", host.trim())
+        let random = {
+            use std::hash::{BuildHasher, Hasher};
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish()
+        };
+        format!("drone-{}-{:06x}", host.trim(), random & 0xff_ffff)
     });
     let rt = runtime()?;
     rt.block_on(camut_drone::run(camut_drone::DroneConfig {

@@ -12,6 +12,8 @@ use crate::msg;
 const MAX_DELTAS: usize = 600;
 /// Log lines kept while disconnected.
 const MAX_LOGS: usize = 1000;
+/// Log lines sent per second at most; the others are counted and reported in one line.
+pub(crate) const MAX_LOGS_PER_SECOND: u32 = 100;
 
 #[derive(Default)]
 pub(crate) struct Outbox {
@@ -20,6 +22,10 @@ pub(crate) struct Outbox {
     deltas: VecDeque<(u64, StatsSet, bool)>,
     logs: VecDeque<v1::Log>,
     dropped_logs: u64,
+    /// The second lines are being counted in, and how many were sent in it.
+    log_window: Option<(std::time::Instant, u32)>,
+    /// Lines not sent because of [`MAX_LOGS_PER_SECOND`], not yet reported.
+    throttled_logs: u64,
     finished: Option<v1::Finished>,
 }
 
@@ -52,7 +58,47 @@ impl Outbox {
         stats_msg(seq, delta)
     }
 
-    pub fn push_log(&mut self, level: &str, line: String) -> DroneMessage {
+    /// Keeps a log line (cut to [`camut::logs::MAX_LINE_BYTES`]) and returns the messages
+    /// to send: none past [`MAX_LOGS_PER_SECOND`] lines in the current second, and a
+    /// line counting those once the next second begins.
+    pub fn push_log(&mut self, level: &str, line: String) -> Vec<DroneMessage> {
+        let mut out: Vec<DroneMessage> = self.throttle_report().into_iter().collect();
+        let (_, sent) = self
+            .log_window
+            .get_or_insert((std::time::Instant::now(), 0));
+        if *sent >= MAX_LOGS_PER_SECOND {
+            self.throttled_logs += 1;
+            return out;
+        }
+        *sent += 1;
+        out.push(self.keep_log(level, camut::logs::bounded_line(line)));
+        out
+    }
+
+    /// Once the second in which lines were dropped is over (or at the end, `force`), the
+    /// line that counts them.
+    pub fn throttle_report_now(&mut self, force: bool) -> Option<DroneMessage> {
+        let over = self
+            .log_window
+            .is_some_and(|(since, _)| since.elapsed() >= std::time::Duration::from_secs(1));
+        if over {
+            self.log_window = None;
+        }
+        if (over || force) && self.throttled_logs > 0 {
+            let n = std::mem::take(&mut self.throttled_logs);
+            return Some(self.keep_log(
+                "warn",
+                format!("{n} log lines were dropped: more than {MAX_LOGS_PER_SECOND} a second"),
+            ));
+        }
+        None
+    }
+
+    fn throttle_report(&mut self) -> Option<DroneMessage> {
+        self.throttle_report_now(false)
+    }
+
+    fn keep_log(&mut self, level: &str, line: String) -> DroneMessage {
         let log = v1::Log {
             level: level.into(),
             line,
@@ -126,6 +172,45 @@ mod tests {
         let mut s = StatsSet::default();
         s.iterations.completed = n;
         s
+    }
+
+    fn log_lines(msgs: &[DroneMessage]) -> Vec<String> {
+        msgs.iter()
+            .filter_map(|m| match &m.msg {
+                Some(Msg::Log(l)) => Some(l.line.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn log_lines_are_cut_and_throttled_and_the_drops_reported() {
+        let mut o = Outbox::default();
+        let big = o.push_log("info", "x".repeat(5 << 20));
+        let lines = log_lines(&big);
+        assert_eq!(lines.len(), 1);
+        assert!(lines[0].len() <= camut::logs::MAX_LINE_BYTES);
+        assert!(
+            lines[0].contains("5242880 bytes in all"),
+            "{}",
+            &lines[0][8000..]
+        );
+        let mut sent = 1;
+        for i in 0..250 {
+            sent += log_lines(&o.push_log("info", format!("line {i}"))).len();
+        }
+        assert_eq!(
+            sent, MAX_LOGS_PER_SECOND as usize,
+            "at most the rate in one second"
+        );
+        let report = log_lines(&o.throttle_report_now(true).into_iter().collect::<Vec<_>>());
+        assert_eq!(
+            report,
+            [format!(
+                "151 log lines were dropped: more than {MAX_LOGS_PER_SECOND} a second"
+            )]
+        );
+        assert!(o.throttle_report_now(true).is_none(), "reported once");
     }
 
     #[test]

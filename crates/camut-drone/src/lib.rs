@@ -368,9 +368,11 @@ impl Drone {
                     requests: p.requests,
                     errors: p.errors,
                 }));
-                vec![stats, progress]
+                let mut out = vec![stats, progress];
+                out.extend(self.outbox.throttle_report_now(false));
+                out
             }
-            EngineEvent::Log(level, line) => vec![self.outbox.push_log(level, line)],
+            EngineEvent::Log(level, line) => self.outbox.push_log(level, line),
             EngineEvent::Tsdb(counts) => {
                 let delta = StatsSet {
                     tsdb: counts,
@@ -383,16 +385,21 @@ impl Drone {
                 let summary = match result {
                     Ok(summary) => Some(*summary),
                     Err(e) => {
-                        let log = self
+                        let logs = self
                             .outbox
                             .push_log("error", format!("the run failed: {e}"));
                         if let Some(tx) = tx {
-                            let _ = tx.send(log).await;
+                            for log in logs {
+                                let _ = tx.send(log).await;
+                            }
                         }
                         None
                     }
                 };
-                vec![self.outbox.finish(summary)]
+                let mut out: Vec<DroneMessage> =
+                    self.outbox.throttle_report_now(true).into_iter().collect();
+                out.push(self.outbox.finish(summary));
+                out
             }
         };
         if let Some(tx) = tx {

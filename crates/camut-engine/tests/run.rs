@@ -600,3 +600,36 @@ fn huge_timer_delays_and_call_timeouts_neither_panic_nor_hang() {
     assert_eq!(env.target.served(), 0, "no call was made");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+#[test]
+fn operations_past_max_operations_are_counted_under_one_overflow_series() {
+    let env = Env::new();
+    // 40 distinct paths (the default operation is method and path) against a bound of 5.
+    let src = campaign(
+        "users: 4, iterations: 10, maxOperations: 5",
+        "camut.http(camut.env.TARGET + '/item/' + (camut.vu.id * 10 + camut.vu.iteration), function (err) { if (err) throw err; done(); });",
+    );
+    let (r, capture) = env.run(&src, 2);
+    let s = &r.summary;
+    assert_eq!(s.iterations.completed, 40, "{:?}", s.error_messages);
+    assert_eq!(s.requests, 40);
+    assert_eq!(env.target.served(), 40, "every call was counted");
+    let ops: Vec<&str> = s.operations.iter().map(|o| o.operation.as_str()).collect();
+    assert_eq!(ops.len(), 6, "5 operations and the overflow: {ops:?}");
+    let overflow = s
+        .operations
+        .iter()
+        .find(|o| o.operation == camut_engine::stats::OVERFLOW_OPERATION)
+        .expect("an overflow series");
+    assert_eq!(overflow.requests, 35);
+    let warnings: Vec<String> = capture
+        .console
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, _, m)| m.contains("maxOperations"))
+        .map(|(_, _, m)| m.clone())
+        .collect();
+    assert_eq!(warnings.len(), 1, "warned once: {warnings:?}");
+    assert!(warnings[0].contains("operation"), "{}", warnings[0]);
+}

@@ -36,6 +36,13 @@ pub struct CampaignInfo {
     pub thresholds: Vec<Threshold>,
     /// Iterations per drone (0 in duration mode).
     pub iterations_per_drone: u64,
+    /// Distinct operations the campaign's merged statistics keep (`maxOperations`).
+    #[serde(default = "default_max_operations")]
+    pub max_operations: u32,
+}
+
+fn default_max_operations() -> u32 {
+    camut_stats::cap::DEFAULT_MAX_OPERATIONS
 }
 
 /// Turns campaign source into [`CampaignInfo`], or a clear error (with file:line:column).
@@ -140,6 +147,7 @@ mod tests {
             abort_on_drone_loss: false,
             thresholds: Vec::new(),
             iterations_per_drone: 1,
+            max_operations: 10,
         }
     }
 

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use camut::v1::{self, deployer_server::Deployer, ServerCommand};
 use camut_stats::codec::CodecError;
 use camut_stats::series::SeriesPoint;
-use camut_stats::StatsSet;
+use camut_stats::{OperationCap, StatsSet};
 use tokio::sync::{broadcast, mpsc, Notify};
 use tonic::Status;
 
@@ -128,12 +128,15 @@ pub(crate) struct Live {
     pub events: Option<broadcast::Sender<v1::CampaignEvent>>,
     /// The live figures of this run, one point a second, the newest last.
     pub history: VecDeque<SeriesPoint>,
+    /// The bound on distinct operations of this run's statistics.
+    pub operations: OperationCap,
 }
 
 impl Live {
     /// Forgets the previous run (a new deployment starts a new one); sessions, the
     /// queue and subscribers stay.
-    pub fn new_run(&mut self) {
+    pub fn new_run(&mut self, max_operations: u32) {
+        self.operations = OperationCap::new(max_operations);
         self.indexes = Some(HashMap::new());
         self.seats = None;
         self.folded = StatsSet::default();
@@ -152,7 +155,7 @@ impl Live {
     /// not decode). Each delta is merged once, straight from its wire form; the interval
     /// joins the totals once a tick.
     pub fn merge(&mut self, drone: &str, delta: &v1::StatsDelta) -> Result<(), CodecError> {
-        camut::stats::merge_wire(&mut self.interval, delta)?;
+        camut::stats::merge_wire(&mut self.interval, delta, &mut self.operations)?;
         self.per_drone
             .entry(drone.to_string())
             .or_default()
@@ -407,6 +410,44 @@ mod tests {
         assert_eq!(l.totals().request_totals(), (9, 0));
         assert_eq!(l.per_drone["a"].requests, 5);
         assert_eq!(l.per_drone["b"].iterations, 4);
+    }
+
+    #[test]
+    fn a_run_keeps_at_most_max_operations_and_counts_the_rest_in_one_series() {
+        let mut l = Live::default();
+        l.new_run(2);
+        for (i, drone) in ["a", "b", "c", "d"].iter().enumerate() {
+            let mut s = StatsSet::default();
+            // Each drone sends its own operation: a hostile drone inventing names gets
+            // the overflow series, not new memory.
+            let c = s.call(&camut_stats::CallKey {
+                operation: format!("GET /item/{i}"),
+                status_class: 200,
+            });
+            c.requests = 10;
+            c.response_time.record(100).unwrap();
+            l.merge(drone, &camut::stats::to_wire(&s)).unwrap();
+        }
+        l.take_interval();
+        let totals = l.totals();
+        let mut ops: Vec<&str> = totals.calls.keys().map(|k| k.operation.as_str()).collect();
+        ops.sort();
+        assert_eq!(
+            ops,
+            [
+                camut_stats::OVERFLOW_OPERATION,
+                "GET /item/0",
+                "GET /item/1"
+            ]
+        );
+        assert_eq!(totals.request_totals(), (40, 0), "nothing is lost");
+        let overflow = totals
+            .calls
+            .iter()
+            .find(|(k, _)| k.operation == camut_stats::OVERFLOW_OPERATION)
+            .unwrap()
+            .1;
+        assert_eq!((overflow.requests, overflow.response_time.len()), (20, 2));
     }
 
     #[test]

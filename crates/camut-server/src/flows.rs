@@ -159,7 +159,7 @@ impl Core {
         let instances = self.store.instances(&campaign)?;
         // A new deployment starts a new run: forget the previous drones and statistics.
         self.store.clear_run(&campaign).await?;
-        self.with_live(&campaign, |l| l.new_run());
+        self.with_live(&campaign, |l| l.new_run(info.max_operations));
         let wanted = instances.len() as u32;
         ctx.update(|j| j.progress_total = wanted).await;
         ctx.log(format!(

@@ -260,7 +260,7 @@ impl Core {
                 if let Some(summary) = &f.summary {
                     let _ = self
                         .store
-                        .set_drone_summary(drone, summary.encode_to_vec())
+                        .set_drone_summary(campaign, drone, summary.encode_to_vec())
                         .await;
                 }
                 self.set_session_state(campaign, drone, DroneState::Finished, "");

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use camut_stats::OperationCap;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -280,6 +281,12 @@ impl Core {
         let since = Duration::from_millis((now_ms() - job.created_ms).max(0) as u64);
         let mut live = Live::default();
         live.started = Instant::now().checked_sub(since);
+        if let Ok(info) = self
+            .campaign_row(&job.campaign)
+            .and_then(|row| self.info(&row))
+        {
+            live.operations = OperationCap::new(info.max_operations);
+        }
         // Deltas the stored series covers join the totals; the later ones (stored, but
         // not yet in a stored point when the server stopped) wait in the interval for
         // the next point, so the series stays exact.

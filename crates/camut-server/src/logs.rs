@@ -13,17 +13,27 @@ use crate::store::now_ms;
 
 /// Lines kept.
 const KEEP: usize = 10_000;
+/// Bytes of messages kept at most (each line is also cut to
+/// [`camut::logs::MAX_LINE_BYTES`]).
+pub const KEEP_BYTES: usize = 8 << 20;
 
 /// A ring of recent lines plus a live feed.
 pub struct LogBuffer {
-    lines: Mutex<VecDeque<LogLine>>,
+    lines: Mutex<Ring>,
     feed: broadcast::Sender<LogLine>,
+}
+
+/// The kept lines and the bytes their messages hold.
+#[derive(Default)]
+struct Ring {
+    lines: VecDeque<LogLine>,
+    bytes: usize,
 }
 
 impl Default for LogBuffer {
     fn default() -> Self {
         LogBuffer {
-            lines: Mutex::new(VecDeque::new()),
+            lines: Mutex::new(Ring::default()),
             feed: broadcast::channel(1024).0,
         }
     }
@@ -48,7 +58,7 @@ impl LogBuffer {
             level: level.into(),
             source: source.into(),
             campaign: campaign.into(),
-            message: message.into(),
+            message: camut::logs::bounded_line(message.into()),
         };
         match level {
             "error" => tracing::error!(source, campaign, "{}", line.message),
@@ -61,23 +71,28 @@ impl LogBuffer {
 
     /// Records a line that tracing has already seen.
     fn keep(&self, line: LogLine) {
-        if let Ok(mut lines) = self.lines.lock() {
-            if lines.len() >= KEEP {
-                lines.pop_front();
+        if let Ok(mut ring) = self.lines.lock() {
+            ring.bytes += line.message.len();
+            ring.lines.push_back(line.clone());
+            while ring.lines.len() > KEEP || ring.bytes > KEEP_BYTES {
+                let Some(old) = ring.lines.pop_front() else {
+                    break;
+                };
+                ring.bytes -= old.message.len();
             }
-            lines.push_back(line.clone());
         }
         let _ = self.feed.send(line);
     }
 
     /// The last `n` lines matching the filter.
     pub fn recent(&self, n: usize, campaign: &str, min_level: u8) -> Vec<LogLine> {
-        let lines = self.lines.lock().map(|l| l.clone()).unwrap_or_default();
-        let mut out: Vec<LogLine> = lines
-            .into_iter()
-            .rev()
+        let ring = self.lines.lock();
+        let mut out: Vec<LogLine> = ring
+            .iter()
+            .flat_map(|r| r.lines.iter().rev())
             .filter(|l| matches(l, campaign, min_level))
             .take(n)
+            .cloned()
             .collect();
         out.reverse();
         out
@@ -163,5 +178,36 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LogTap {
             campaign: f.campaign,
             message: format!("{}{}", f.message, f.rest),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_buffer_is_bounded_in_bytes_and_lines_are_cut() {
+        let logs = LogBuffer::default();
+        for i in 0..3000 {
+            logs.push(
+                "info",
+                "drone-1",
+                "c",
+                format!("{i} {}", "y".repeat(100_000)),
+            );
+        }
+        let ring = logs.lines.lock().unwrap();
+        assert!(ring.bytes <= KEEP_BYTES, "{}", ring.bytes);
+        assert_eq!(
+            ring.bytes,
+            ring.lines.iter().map(|l| l.message.len()).sum::<usize>()
+        );
+        assert!(ring
+            .lines
+            .iter()
+            .all(|l| l.message.len() <= camut::logs::MAX_LINE_BYTES));
+        assert!(ring.lines.back().unwrap().message.starts_with("2999 "));
+        drop(ring);
+        assert_eq!(logs.recent(5, "c", 0).len(), 5);
     }
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use camut::v1;
 use camut_stats::series::SeriesPoint;
-use camut_stats::{StatsSet, Summary};
+use camut_stats::{OperationCap, StatsSet, Summary};
 use prost::Message;
 
 use crate::core::{Core, DroneCounts, HISTORY_POINTS};
@@ -51,9 +51,11 @@ impl Core {
             duration_s: 0.0,
             lost: BTreeMap::new(),
         };
+        let max_operations = self.info(&self.campaign_row(campaign)?)?.max_operations;
+        let mut ops = OperationCap::new(max_operations);
         for (drone, _, bytes) in self.store.stats(campaign)? {
             if let Some(d) = decode(&bytes) {
-                if camut::stats::merge_wire(&mut f.totals, &d).is_ok() {
+                if camut::stats::merge_wire(&mut f.totals, &d, &mut ops).is_ok() {
                     f.per_drone.entry(drone).or_default().add(&d);
                 }
             }

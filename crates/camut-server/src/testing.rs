@@ -34,6 +34,7 @@ impl Inspector for Fake {
             abort_on_drone_loss: false,
             thresholds: Vec::new(),
             iterations_per_drone: 100,
+            max_operations: camut_stats::cap::DEFAULT_MAX_OPERATIONS,
         })
     }
 }

@@ -8,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cap;
 pub mod clock;
 pub mod codec;
 pub mod junit;
@@ -17,6 +18,7 @@ pub mod set;
 pub mod summary;
 pub mod threshold;
 
+pub use cap::{OperationCap, OVERFLOW_OPERATION};
 pub use lazy::LazyHistogram;
 pub use set::{CallKey, CallStats, Counters, IterationStats, StatsSet, TsdbCounts};
 pub use summary::{Health, LatencyStats, Summary, WorkerHealth};

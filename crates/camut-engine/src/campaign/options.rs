@@ -87,6 +87,9 @@ pub struct CampaignOptions {
     pub thresholds: Vec<Threshold>,
     /// Defaults of `camut.http` calls: TLS, cookies, redirects, compression, keep-alive.
     pub http: HttpDefaults,
+    /// Distinct operation tags recorded per drone (and per campaign on the server);
+    /// calls past them are counted under one overflow operation.
+    pub max_operations: u32,
 }
 
 const KEYS: &[&str] = &[
@@ -105,6 +108,7 @@ const KEYS: &[&str] = &[
     "deploy",
     "tsdb",
     "thresholds",
+    "maxOperations",
 ];
 
 /// Lowest `arrivalRate`: one iteration a million seconds.
@@ -146,7 +150,7 @@ impl CampaignOptions {
             Some(Value::String(_)) => {
                 return Err(invalid(
                     "id",
-                    "must be 1–128 characters of letters, digits, '-', '_' or '.'",
+                    "must be 1–128 characters of letters, digits, '-', '_' or '.', not starting with '.'",
                 ))
             }
             Some(_) => return Err(invalid("id", "must be a string")),
@@ -247,6 +251,13 @@ impl CampaignOptions {
             Some(v) => Threshold::parse_all(v).map_err(|e| invalid(&e.option, &e.message))?,
         };
         let http = HttpDefaults::from_options(obj)?;
+        let max_operations = uint(
+            obj,
+            "maxOperations",
+            camut_stats::cap::DEFAULT_MAX_OPERATIONS.into(),
+            1,
+            camut_stats::cap::MAX_MAX_OPERATIONS.into(),
+        )? as u32;
         Ok(CampaignOptions {
             id,
             drones,
@@ -263,6 +274,7 @@ impl CampaignOptions {
             tsdb,
             thresholds,
             http,
+            max_operations,
         })
     }
 }
@@ -275,7 +287,9 @@ pub(crate) fn invalid(option: &str, message: &str) -> CampaignError {
 }
 
 fn valid_id(s: &str) -> bool {
+    // Not `.`, `..` or a hidden name: ids name paths in the console and on disk.
     !s.is_empty()
+        && !s.starts_with('.')
         && s.len() <= 128
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
@@ -443,6 +457,17 @@ mod tests {
         assert!(o.is_err(), "days are not a unit");
         let o = CampaignOptions::from_json(&json!({"id": "a", "duration": 31_536_000})).unwrap();
         assert_eq!(o.length, RunLength::Duration(MAX_DURATION));
+    }
+
+    #[test]
+    fn ids_starting_with_a_dot_are_refused() {
+        for id in [".", "..", ".hidden"] {
+            let e = CampaignOptions::from_json(&json!({ "id": id }))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("not starting with '.'"), "{id}: {e}");
+        }
+        assert!(CampaignOptions::from_json(&json!({ "id": "a.b" })).is_ok());
     }
 
     #[test]

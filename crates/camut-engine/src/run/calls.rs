@@ -235,6 +235,29 @@ impl Worker {
         }
     }
 
+    /// The operation a call is counted under: its own while the drone has seen fewer
+    /// than `maxOperations`, else the overflow operation (with one warning per drone).
+    fn admit_operation(&self, operation: String) -> String {
+        let mut cap = self
+            .shared
+            .operations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let admitted = cap.admit(&operation);
+        if admitted == operation {
+            return operation;
+        }
+        if cap.overflowed() == 1 {
+            let warning = cap.warning();
+            drop(cap);
+            tracing::warn!("{warning}");
+            self.shared
+                .observer
+                .console(0, crate::run::ConsoleLevel::Warn, &warning);
+        }
+        camut_stats::OVERFLOW_OPERATION.to_string()
+    }
+
     /// Records one hop (a request and its response, or its error).
     fn record_hop(&self, pending: &PendingCall, call_id: u64, out: &HttpOutcome) {
         let operation = pending.hop_operation.clone();
@@ -243,6 +266,7 @@ impl Worker {
         if self.shared.config.call_points {
             self.call_point(pending.slot, call_id, &operation, delay_us, out);
         }
+        let operation = self.admit_operation(operation);
         let mut stats = self.stats.borrow_mut();
         let key = CallKey {
             operation,

@@ -171,6 +171,8 @@ pub(crate) struct Shared {
     pub stop: StopHandle,
     /// Connections the workers hold open: `http.connections`.
     pub open_connections: Arc<crate::http::OpenConnections>,
+    /// The drone's bound on distinct operations, shared by its workers.
+    pub operations: std::sync::Mutex<camut_stats::OperationCap>,
 }
 
 pub(crate) enum WorkerMsg {
@@ -213,6 +215,9 @@ pub fn run(
         observer,
         stop,
         open_connections: Arc::default(),
+        operations: std::sync::Mutex::new(camut_stats::OperationCap::new(
+            campaign.options.max_operations,
+        )),
     });
     let (tx, rx) = mpsc::channel::<WorkerMsg>();
     let start_gate = Arc::new(std::sync::Barrier::new(threads + 1));

@@ -96,6 +96,24 @@ ALTER TABLE results ADD COLUMN encoded BLOB;
     r#"
 ALTER TABLE drones ADD COLUMN summary_encoded BLOB;
 "#,
+    // Drones are keyed by campaign and id: two campaigns' drones may share an id
+    // (two `camut drone` on one host) without one overwriting the other's row.
+    r#"
+CREATE TABLE drones_by_campaign (
+    id TEXT NOT NULL,
+    campaign TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    error TEXT NOT NULL DEFAULT '',
+    summary TEXT NOT NULL DEFAULT '',
+    summary_encoded BLOB,
+    PRIMARY KEY (campaign, id)
+);
+INSERT INTO drones_by_campaign (id, campaign, idx, state, error, summary, summary_encoded)
+    SELECT id, campaign, idx, state, error, summary, summary_encoded FROM drones;
+DROP TABLE drones;
+ALTER TABLE drones_by_campaign RENAME TO drones
+"#,
     // A run's per-second series: one encoded `SeriesPoint` per campaign and interval.
     r#"
 CREATE TABLE series (
@@ -426,6 +444,10 @@ impl Store {
 
     /// One job.
     pub fn job(&self, id: u64) -> Result<Option<JobRow>, ServerError> {
+        // Ids past SQLite's integers name no job.
+        let Ok(id) = i64::try_from(id) else {
+            return Ok(None);
+        };
         self.with(|db| {
             db.query_row("SELECT * FROM jobs WHERE id = ?1", [id], job_row)
                 .optional()
@@ -514,7 +536,7 @@ impl Store {
         self.write(move |db| {
             let mut st = db.prepare_cached(
                 "INSERT INTO drones (id, campaign, idx, state, error) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (id) DO UPDATE SET campaign = ?2, idx = ?3, state = ?4, error = ?5",
+                 ON CONFLICT (campaign, id) DO UPDATE SET idx = ?3, state = ?4, error = ?5",
             )?;
             for d in rows {
                 st.execute(params![d.id, d.campaign, d.index, d.state, d.error])?;
@@ -525,12 +547,17 @@ impl Store {
     }
 
     /// Sets a drone's own final summary (an encoded `RunSummary`).
-    pub async fn set_drone_summary(&self, id: &str, summary: Vec<u8>) -> Result<(), ServerError> {
-        let id = id.to_owned();
+    pub async fn set_drone_summary(
+        &self,
+        campaign: &str,
+        id: &str,
+        summary: Vec<u8>,
+    ) -> Result<(), ServerError> {
+        let (campaign, id) = (campaign.to_owned(), id.to_owned());
         self.write(move |db| {
             db.execute(
-                "UPDATE drones SET summary_encoded = ?2 WHERE id = ?1",
-                params![id, summary],
+                "UPDATE drones SET summary_encoded = ?3 WHERE campaign = ?1 AND id = ?2",
+                params![campaign, id, summary],
             )
             .map(|_| ())
         })
@@ -894,6 +921,10 @@ mod tests {
             (JobState::Complete, vec!["done".to_string()])
         );
         assert_eq!(s.max_seq("a", "d1").unwrap(), 1);
+        assert!(
+            s.job(u64::MAX).unwrap().is_none(),
+            "a job id past i64 is no job"
+        );
         let entry = CommandRow {
             id: 0,
             time_ms: 1,
@@ -914,6 +945,42 @@ mod tests {
         s.delete_campaign("a").await.unwrap();
         assert!(s.campaign("a").unwrap().is_none());
         assert!(s.stats("a").unwrap().is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn two_campaigns_may_have_a_drone_of_the_same_id() {
+        let dir = std::env::temp_dir().join(format!("camut-drones-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let s = Store::open(&dir).unwrap();
+        let row = |campaign: &str, state| DroneRow {
+            id: "drone-host".into(),
+            campaign: campaign.into(),
+            index: 0,
+            state,
+            error: String::new(),
+        };
+        s.upsert_drones(vec![row("a", DroneState::Ready)])
+            .await
+            .unwrap();
+        s.upsert_drones(vec![row("b", DroneState::Connected)])
+            .await
+            .unwrap();
+        s.upsert_drones(vec![row("a", DroneState::Running)])
+            .await
+            .unwrap();
+        s.set_drone_summary("b", "drone-host", vec![1, 2])
+            .await
+            .unwrap();
+        let a = s.drones("a").unwrap();
+        let b = s.drones("b").unwrap();
+        assert_eq!((a.len(), a[0].state), (1, DroneState::Running));
+        assert_eq!(
+            (b.len(), b[0].state),
+            (1, DroneState::Connected),
+            "b's row is its own"
+        );
+        drop(s);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
