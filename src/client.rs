@@ -36,6 +36,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status, Streaming};
 
+use crate::tls::TlsOptions;
 use crate::v1;
 use crate::v1::campaigns_client::CampaignsClient;
 use crate::v1::instances_client::InstancesClient;
@@ -91,12 +92,25 @@ impl From<tonic::Status> for ClientError {
     }
 }
 
-/// `Code: message`, e.g. `FailedPrecondition: campaign x is running; stop it first`.
+/// `Code: message`, e.g. `FailedPrecondition: campaign x is running; stop it first`,
+/// with the transport's causes when the call failed on the way (`Unknown: transport
+/// error: connection closed …`).
 fn status_text(s: &Status) -> String {
-    if s.message().is_empty() {
+    let text = if s.message().is_empty() {
         format!("{:?}: {}", s.code(), s.code())
     } else {
         format!("{:?}: {}", s.code(), s.message())
+    };
+    match std::error::Error::source(s) {
+        Some(cause) => {
+            let causes = error_chain(cause);
+            if text.contains(&causes) {
+                text
+            } else {
+                format!("{text}: {causes}")
+            }
+        }
+        None => text,
     }
 }
 
@@ -173,8 +187,9 @@ pub fn server_url(server: &str) -> String {
     }
 }
 
-/// An error and its causes, joined by `: `, skipping causes already in the text.
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error and its causes, joined by `: `, skipping causes already in the text (a TLS
+/// failure, for one, is only in the causes of a transport error).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
@@ -190,8 +205,22 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 impl Client {
     /// Connects to a server (`host:port` or a URL). With a token, every call carries
-    /// `authorization: Bearer <token>`; an empty token counts as none.
+    /// `authorization: Bearer <token>`; an empty token counts as none. An `https://`
+    /// server is verified against the system's roots, or the CA file in `CAMUT_CA`.
     pub async fn connect(server: &str, token: Option<&str>) -> Result<Client, ClientError> {
+        let tls = TlsOptions::from_args(None, false).map_err(|e| ClientError::Connect {
+            server: server.to_string(),
+            reason: e.to_string(),
+        })?;
+        Client::connect_with(server, token, &tls).await
+    }
+
+    /// [`Client::connect`] checking an `https://` server's certificate as `tls` says.
+    pub async fn connect_with(
+        server: &str,
+        token: Option<&str>,
+        tls: &TlsOptions,
+    ) -> Result<Client, ClientError> {
         let url = server_url(server);
         let fail = |reason: String| ClientError::Connect {
             server: server.to_string(),
@@ -211,10 +240,13 @@ impl Client {
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_while_idle(true);
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|e| fail(error_chain(&e)))?;
+        let channel = tls.connect(endpoint).await.map_err(|e| {
+            let text = error_chain(&e);
+            match crate::tls::hint(&url, &text) {
+                "" => fail(text),
+                hint => fail(format!("{text} ({hint})")),
+            }
+        })?;
         let auth = BearerAuth(auth, user_name());
         Ok(Client {
             url,

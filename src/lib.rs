@@ -8,6 +8,7 @@ pub use client::Client;
 pub mod states;
 pub mod stats;
 pub mod summary;
+pub mod tls;
 
 pub mod series;
 

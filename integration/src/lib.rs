@@ -251,10 +251,15 @@ pub struct ServerProcess {
     groups: Vec<u32>,
     /// `127.0.0.1:PORT`.
     pub addr: String,
+    /// `http://127.0.0.1:PORT`, or `https://…` when it serves TLS.
+    pub url: String,
+    /// The lines it printed before the listening line (generated token, certificate).
+    pub banner: Vec<String>,
     /// Its data dir.
     pub data_dir: PathBuf,
     config: Option<PathBuf>,
     env: Vec<(String, String)>,
+    args: Vec<String>,
 }
 
 impl ServerProcess {
@@ -265,6 +270,17 @@ impl ServerProcess {
 
     /// Like [`ServerProcess::start`], with extra environment variables.
     pub fn start_with_env(name: &str, config: Option<&str>, env: &[(&str, &str)]) -> ServerProcess {
+        Self::start_with_args(name, config, &[], env)
+    }
+
+    /// Like [`ServerProcess::start_with_env`], with extra arguments of `camut server`
+    /// (such as `--tls-self-signed`).
+    pub fn start_with_args(
+        name: &str,
+        config: Option<&str>,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> ServerProcess {
         let data_dir =
             std::env::temp_dir().join(format!("camut-server-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data_dir);
@@ -278,7 +294,8 @@ impl ServerProcess {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Self::launch(data_dir, config, "127.0.0.1:0", env)
+        let args = args.iter().map(|a| a.to_string()).collect();
+        Self::launch(data_dir, config, "127.0.0.1:0", env, args)
     }
 
     fn launch(
@@ -286,14 +303,16 @@ impl ServerProcess {
         config: Option<PathBuf>,
         listen: &str,
         env: Vec<(String, String)>,
+        args: Vec<String>,
     ) -> ServerProcess {
         let mut cmd = Command::new(camut_bin());
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        cmd.arg("server")
-            .args(["--listen", listen])
-            .arg("--data-dir")
-            .arg(&data_dir);
+        cmd.arg("server");
+        if !args.iter().any(|a| a == "--listen") {
+            cmd.args(["--listen", listen]);
+        }
+        cmd.arg("--data-dir").arg(&data_dir).args(&args);
         if let Some(c) = &config {
             cmd.arg("-c").arg(c);
         }
@@ -308,28 +327,41 @@ impl ServerProcess {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", camut_bin().display()));
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped stdout"))
-            .read_line(&mut line)
-            .expect("first line");
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|r| r.split_whitespace().next())
-            .unwrap_or_else(|| {
+        // Lines up to the listening line, which the server prints last.
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut banner = Vec::new();
+        let url = loop {
+            let mut line = String::new();
+            stdout.read_line(&mut line).expect("a line");
+            if let Some(rest) = line.strip_prefix("camut server listening on ") {
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+            }
+            if line.is_empty() {
                 panic!(
-                    "unexpected first line {line:?}; log: {}",
+                    "the server ended before listening; printed {banner:?}; log: {}",
                     std::fs::read_to_string(data_dir.join("server.log")).unwrap_or_default()
-                )
-            })
-            .to_string();
+                );
+            }
+            banner.push(line.trim_end().to_string());
+        };
+        let addr = url
+            .split_once("://")
+            .map(|(_, a)| a.to_string())
+            .unwrap_or_else(|| panic!("unexpected listening URL {url:?}"));
         ServerProcess {
             groups: vec![child.id()],
             child,
             addr,
+            url,
+            banner,
             data_dir,
             config,
             env,
+            args,
         }
     }
 
@@ -343,6 +375,7 @@ impl ServerProcess {
             self.config.clone(),
             &self.addr.clone(),
             self.env.clone(),
+            self.args.clone(),
         );
         // The drones of the first launch go on (they reconnect): killed with the new one.
         fresh.groups.append(&mut self.groups);
@@ -350,14 +383,24 @@ impl ServerProcess {
         drop(std::mem::replace(self, fresh));
     }
 
+    /// The API token the server generated and printed (`API token: …`).
+    pub fn generated_token(&self) -> String {
+        self.banner
+            .iter()
+            .find_map(|l| l.strip_prefix("API token: "))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no generated token in {:?}", self.banner))
+            .to_string()
+    }
+
     /// The server's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data_dir.join("server.log")).unwrap_or_default()
     }
 
-    /// `camut -s ADDR ARGS…`.
+    /// `camut -s URL ARGS…`.
     pub fn camut(&self, args: &[&str]) -> Output {
-        let mut all = vec!["-s", self.addr.as_str()];
+        let mut all = vec!["-s", self.url.as_str()];
         all.extend_from_slice(args);
         camut(&all)
     }

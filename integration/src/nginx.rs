@@ -41,8 +41,10 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
-/// Makes `name.key` and `name.pem`, signed by `ca` (or self-signed as a CA when None).
-fn certificate(dir: &Path, name: &str, ca: Option<&str>, san: &str) {
+/// Makes `name.key` and `name.pem` in `dir`, signed by `ca` (the name of a CA made
+/// before in `dir`) for the subject alternative names `san` (`DNS:localhost,IP:…`), or
+/// a self-signed CA when `ca` is None.
+pub fn certificate(dir: &Path, name: &str, ca: Option<&str>, san: &str) {
     let key = format!("{name}.key");
     let pem = format!("{name}.pem");
     match ca {

@@ -137,7 +137,7 @@ fn wrong_state_bad_upload_and_update_rules() {
 
 #[test]
 fn token_is_required_when_configured() {
-    let server = ServerProcess::start("token", Some("token = \"s3cret\"\n"));
+    let server = ServerProcess::start("token", Some("token = \"s3cret-api-token-16\"\n"));
     rt().block_on(async {
         let none = Client::connect(&server.addr, None).await.unwrap();
         let e = none.list().await.unwrap_err();
@@ -148,7 +148,9 @@ fn token_is_required_when_configured() {
             wrong.list().await.unwrap_err().code(),
             Some(Code::Unauthenticated)
         );
-        let right = Client::connect(&server.addr, Some("s3cret")).await.unwrap();
+        let right = Client::connect(&server.addr, Some("s3cret-api-token-16"))
+            .await
+            .unwrap();
         assert!(right.list().await.unwrap().is_empty());
     });
 }

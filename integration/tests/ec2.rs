@@ -459,6 +459,9 @@ fn standalone_deployer(dir: &Path, name: &str, body: &str) -> (Killed, String) {
     (Killed(child), url)
 }
 
+/// A CA certificate as the server hands it to deployers (only carried, never parsed).
+const CA_PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBtest\n-----END CERTIFICATE-----\n";
+
 #[test]
 fn configure_reports_each_instance_and_refuses_unknown_host_keys() {
     let moto = Moto::start();
@@ -514,6 +517,7 @@ fn configure_reports_each_instance_and_refuses_unknown_host_keys() {
             instance_ids: ids,
             server_address: "http://127.0.0.1:9".into(),
             join_token: "t0k3n".into(),
+            ca_pem: CA_PEM.into(),
         };
 
         // The host key is not in the known-hosts file: refused, with what to do.
@@ -538,6 +542,13 @@ fn configure_reports_each_instance_and_refuses_unknown_host_keys() {
         assert!(out.failed["i-0000000000"].contains("no live instance"));
         let env = std::fs::read_to_string(dir.join(format!("{id}.env"))).unwrap();
         assert!(env.contains("CAMUT_TOKEN='t0k3n'"), "{env}");
+        // The server's CA went beside the drone's config, named by CAMUT_CA.
+        let ca_file = dir.join(format!("{id}.env.ca.pem"));
+        assert!(
+            env.contains(&format!("CAMUT_CA='{}'", ca_file.display())),
+            "{env}"
+        );
+        assert_eq!(std::fs::read_to_string(&ca_file).unwrap(), CA_PEM);
         let uploaded = std::fs::metadata(&remote_bin).unwrap().modified().unwrap();
 
         // Same version on the host: configured again without an upload.

@@ -3,7 +3,7 @@
 //! handshake metric, and every count checked against what the server logged.
 
 use camut_integration::nginx::Nginx;
-use camut_integration::{camut, show, temp_file, TargetProcess};
+use camut_integration::{camut, show, temp_file, wait_for, TargetProcess};
 
 /// A JS string literal of `s` (PEM text goes into campaign files this way).
 fn js(s: &str) -> String {
@@ -54,6 +54,13 @@ fn error_messages(summary: &serde_json::Value) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// Checks that nginx logged exactly `n` requests on `port`. It writes a request's
+/// access-log line after the answer has left, so the count is awaited first.
+fn assert_logged(nginx: &Nginx, port: u16, n: usize) {
+    wait_for(5, || nginx.requests(port) >= n);
+    assert_eq!(nginx.requests(port), n);
+}
+
 #[test]
 fn nginx_certificates_are_verified_and_failures_say_why() {
     let nginx = Nginx::start("verify");
@@ -76,7 +83,7 @@ fn nginx_certificates_are_verified_and_failures_say_why() {
     let (s, shown) = run(&file);
     assert_eq!(s["requests"], 20, "{shown}");
     assert_eq!(s["errors"], 0, "{shown}");
-    assert_eq!(nginx.requests(nginx.valid_port), 20);
+    assert_logged(&nginx, nginx.valid_port, 20);
     assert_eq!(
         s["connections_opened"], 2,
         "keep-alive pooling per VU: {shown}"
@@ -136,7 +143,7 @@ fn nginx_certificates_are_verified_and_failures_say_why() {
     );
     let (s, shown) = run(&file);
     assert_counts(&s, &shown, 4, 0);
-    assert_eq!(nginx.requests(nginx.unknown_ca_port), 4);
+    assert_logged(&nginx, nginx.unknown_ca_port, 4);
 
     // servername: the certificate of the mismatch port is valid for other.test.
     let file = temp_file(
@@ -154,7 +161,7 @@ fn nginx_certificates_are_verified_and_failures_say_why() {
     );
     let (s, shown) = run(&file);
     assert_counts(&s, &shown, 2, 0);
-    assert_eq!(nginx.requests(nginx.mismatch_port), 2);
+    assert_logged(&nginx, nginx.mismatch_port, 2);
 }
 
 #[test]

@@ -445,8 +445,11 @@ fn sample<'a>(
 #[test]
 fn metrics_parse_as_openmetrics_with_live_campaign_series() {
     let target = TargetProcess::start();
-    let server = camut_integration::ServerProcess::start("metrics", Some("token = \"s3cret\"\n"));
-    let before = scrape(&server.addr, Some("s3cret")).unwrap();
+    let server = camut_integration::ServerProcess::start(
+        "metrics",
+        Some("token = \"s3cret-api-token-16\"\n"),
+    );
+    let before = scrape(&server.addr, Some("s3cret-api-token-16")).unwrap();
     assert_eq!(
         sample(&before, "camut_drones_connected", &[]).unwrap()["value"],
         0.0
@@ -462,13 +465,13 @@ fn metrics_parse_as_openmetrics_with_live_campaign_series() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let c = camut::Client::connect(&server.addr, Some("s3cret"))
+        let c = camut::Client::connect(&server.addr, Some("s3cret-api-token-16"))
             .await
             .unwrap();
         let results = c.run_campaign("prom.js", &source).await.unwrap();
         assert_eq!(results.state().label(), "finished");
     });
-    let m = scrape(&server.addr, Some("s3cret")).unwrap();
+    let m = scrape(&server.addr, Some("s3cret-api-token-16")).unwrap();
     let campaign = [("campaign", "prom")];
     let value = |name: &str, labels: &[(&str, &str)]| {
         sample(&m, name, labels).unwrap_or_else(|| panic!("{name} {labels:?} in {m:?}"))["value"]

@@ -79,6 +79,22 @@ try {
     console.log(`blocked request to ${url}`);
     return route.abort();
   });
+  // Every page reports Content-Security-Policy violations: the console must work
+  // under its own policy, so any violation fails the test.
+  const cspViolations = [];
+  await context.addInitScript(() => {
+    document.addEventListener("securitypolicyviolation", (e) => {
+      console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`);
+    });
+  });
+  const consoleLines = [];
+  context.on("console", (m) => {
+    const text = m.text();
+    consoleLines.push(text);
+    if (/CSP violation|Content Security Policy/.test(text) && !/frame-ancestors/.test(text)) {
+      cspViolations.push(text);
+    }
+  });
   const page = await context.newPage();
   page.on("dialog", (d) => d.accept());
   page.on("pageerror", (e) => {
@@ -107,6 +123,32 @@ try {
   assert.equal(cookie.httpOnly, true);
   assert.equal(cookie.sameSite, "Strict");
   assert.ok(!page.url().includes(TOKEN), "never in a URL");
+
+  // ----- security headers and framing -----
+  step("the security headers, and a frame attempt is blocked");
+  res = await page.goto(`${BASE}/campaigns`);
+  const headers = res.headers();
+  assert.equal(headers["x-frame-options"], "DENY");
+  assert.equal(headers["x-content-type-options"], "nosniff");
+  assert.match(headers["content-security-policy"], /frame-ancestors 'none'/);
+  assert.match(headers["content-security-policy"], /script-src 'self'/);
+  const framer = await context.newPage();
+  await framer.setContent(`<h1>another site</h1><iframe id="victim" src="${BASE}/campaigns" width="800" height="400"></iframe>`);
+  // Chromium replaces a refused frame by its error page.
+  await until("Chromium refusing the frame", 15_000, () =>
+    framer.frames().some((f) => f !== framer.mainFrame() && f.url().startsWith("chrome-error://")));
+  console.log(`frames: ${framer.frames().map((f) => f.url()).join(" ")}`);
+  for (const frame of framer.frames()) {
+    if (frame === framer.mainFrame()) continue;
+    let shown = 0;
+    try {
+      shown = await frame.locator("#campaigns, #token, header").count();
+    } catch (e) {
+      shown = 0; // the browser's error page: nothing of the console
+    }
+    assert.equal(shown, 0, `the console was rendered in a frame (${frame.url()})`);
+  }
+  await framer.close();
 
   // ----- create: a compile error, then an upload -----
   step("a bad file shows its compile error with line and column");
@@ -263,6 +305,7 @@ try {
   assert.equal(page.url(), `${BASE}/login`);
   res = await page.goto(`${BASE}/jobs`);
   assert.equal(res.status(), 401);
+  assert.deepEqual(cspViolations, [], "the console works under its Content-Security-Policy");
   await context.close();
 } finally {
   await browser.close();

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use camut::tls::TlsOptions;
 use camut_deployer::{Deployer, DummyDeployer, LocalDeployer, RemoteDeployer};
 use camut_deployer_ec2::{Ec2Config, Ec2Deployer};
 use camut_engine::campaign::{DroneLossPolicy, RunLength};
@@ -26,6 +27,24 @@ pub struct ServerArgs {
     /// Data directory (overrides the config).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// TLS certificate chain, PEM (with --tls-key; overrides `[tls]` of the config).
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key, PEM (with --tls-cert).
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve TLS with a self-signed certificate, made on first start and kept in
+    /// DATA_DIR/tls/; clients and drones trust DATA_DIR/tls/ca.pem (its fingerprint is
+    /// printed).
+    #[arg(long, conflicts_with = "tls_cert")]
+    tls_self_signed: bool,
+    /// Allow listening beyond loopback without TLS (e.g. behind a TLS-terminating
+    /// proxy); a warning is logged at every start.
+    #[arg(long)]
+    allow_plaintext: bool,
+    /// Start with a strong random API token, printed at start.
+    #[arg(long)]
+    generate_token: bool,
 }
 
 /// Arguments of `camut drone`.
@@ -42,6 +61,14 @@ pub struct DroneArgs {
     /// this process).
     #[arg(long, env = "CAMUT_DRONE_ID")]
     id: Option<String>,
+    /// CA certificate (PEM) to check an https:// server against, instead of the
+    /// system's roots.
+    #[arg(long, env = "CAMUT_CA", value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// Do not check an https:// server's certificate (anyone on the path can then
+    /// stand in for the server).
+    #[arg(long)]
+    insecure: bool,
 }
 
 /// Arguments of `camut deployer KIND`.
@@ -147,20 +174,50 @@ pub fn server(args: ServerArgs, tap: camut_server::logs::LogTap) -> anyhow::Resu
     if args.data_dir.is_some() {
         config.data_dir = args.data_dir.clone();
     }
+    let mut banner = Vec::new();
+    if args.generate_token
+        || config.token.as_deref().unwrap_or("").is_empty() && !config.listen().ip().is_loopback()
+    {
+        if config.token.as_deref().is_some_and(|t| !t.is_empty()) {
+            anyhow::bail!("--generate-token: camut.toml already sets `token`; remove one of them");
+        }
+        let token = camut_server::auth::generate_token().context("cannot make a token")?;
+        banner.push(format!(
+            "API token: {token} (generated for this run; clients pass it as --token or CAMUT_TOKEN)"
+        ));
+        config.token = Some(token);
+    }
     config.check()?;
     let data_dir = config.data_dir();
+    let tls = server_tls(&args, &config, &data_dir, &mut banner)?;
+    camut_server::config::check_plaintext(config.listen(), tls.is_some(), args.allow_plaintext)?;
     let rt = runtime()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.listen())
             .await
             .with_context(|| format!("cannot listen on {}", config.listen()))?;
         let addr = listener.local_addr()?;
+        if tls.is_none() && !addr.ip().is_loopback() {
+            tracing::warn!(
+                "serving in plaintext on {addr}, beyond loopback (--allow-plaintext): the API token and the join tokens cross the network in clear; serve TLS unless a TLS-terminating proxy is in front"
+            );
+        }
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        // What drones dial by default: the listen address, loopback for "every interface".
+        let dial = if addr.ip().is_unspecified() {
+            SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+        } else {
+            addr
+        };
         let mut deployers: BTreeMap<String, Arc<dyn Deployer>> = BTreeMap::new();
         deployers.insert("local".into(), builtin("local", None, &data_dir)?);
         deployers.insert("dummy".into(), builtin("dummy", None, &data_dir)?);
         for (name, d) in &config.deployers {
             let deployer: Arc<dyn Deployer> = match (&d.address, &d.kind) {
-                (Some(address), _) => Arc::new(RemoteDeployer::connect_lazy(address.clone())?),
+                (Some(address), _) => Arc::new(RemoteDeployer::connect_lazy_with(
+                    address.clone(),
+                    &TlsOptions::from_args(None, false)?,
+                )?),
                 (None, Some(kind)) if kind == "ec2" => ec2(name, d.settings.clone()).await?,
                 (None, Some(kind)) => builtin(kind, d.capacity, &data_dir)?,
                 (None, None) => {
@@ -169,10 +226,16 @@ pub fn server(args: ServerArgs, tap: camut_server::logs::LogTap) -> anyhow::Resu
             };
             deployers.insert(name.clone(), deployer);
         }
+        // Drones get the CA to trust along with the server's URL.
+        if let Some(ca_pem) = tls.as_ref().and_then(|t| t.drone_ca.clone()) {
+            for deployer in deployers.values_mut() {
+                *deployer = Arc::new(camut_deployer::WithCa::new(deployer.clone(), ca_pem.clone()));
+            }
+        }
         let public_url = config
             .public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{addr}"));
+            .unwrap_or_else(|| format!("{scheme}://{dial}"));
         let store = Store::open(&data_dir)?;
         let core = Core::new(CoreParts {
             store,
@@ -187,22 +250,146 @@ pub fn server(args: ServerArgs, tap: camut_server::logs::LogTap) -> anyhow::Resu
         tap.attach(&core);
         core.resume().await?;
         core.reconcile_in_background();
+        // The banner first, the listening line last: whoever reads the first lines of
+        // stdout may stop reading at that one.
+        for line in &banner {
+            println!("{line}");
+        }
         println!(
-            "camut server listening on http://{addr} (data in {})",
+            "camut server listening on {scheme}://{addr} (data in {})",
             data_dir.display()
         );
         use std::io::Write as _;
         std::io::stdout().flush()?;
-        camut_server::serve(
-            core,
-            config.token.clone(),
-            &config.ui_path(),
-            listener,
-            ctrl_c(),
-        )
-        .await?;
+        let options = camut_server::ServeOptions {
+            token: config.token.clone(),
+            ui_path: config.ui_path(),
+            public_url: config.public_url.clone(),
+            allowed_hosts: config.allowed_hosts.clone(),
+            tls: tls.map(|t| t.server),
+        };
+        camut_server::serve_with(core, options, listener, ctrl_c()).await?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The server's TLS, as set up at start.
+struct ServerTls {
+    server: Arc<rustls::ServerConfig>,
+    /// The CA certificate (PEM) drones are told to trust, if any.
+    drone_ca: Option<String>,
+}
+
+/// The TLS of `camut server`: --tls-cert/--tls-key, else `[tls]`, else
+/// --tls-self-signed, else none. Adds what clients need to know to `banner`.
+fn server_tls(
+    args: &ServerArgs,
+    config: &ServerConfig,
+    data_dir: &std::path::Path,
+    banner: &mut Vec<String>,
+) -> anyhow::Result<Option<ServerTls>> {
+    use camut_server::tls::Identity;
+    let from_files = match (&args.tls_cert, &args.tls_key, &config.tls) {
+        (Some(cert), Some(key), t) => Some((
+            cert.clone(),
+            key.clone(),
+            t.as_ref().and_then(|t| t.ca.clone()),
+        )),
+        (_, _, Some(t)) if !args.tls_self_signed => {
+            Some((t.cert.clone(), t.key.clone(), t.ca.clone()))
+        }
+        _ => None,
+    };
+    let (identity, drone_ca) = if let Some((cert, key, ca)) = from_files {
+        let identity = Identity::load(&cert, &key)?;
+        let ca = match ca {
+            Some(p) => Some(
+                std::fs::read_to_string(&p)
+                    .with_context(|| format!("cannot read the CA file {}", p.display()))?,
+            ),
+            None => None,
+        };
+        (identity, ca)
+    } else if args.tls_self_signed {
+        let (identity, ca_file) = self_signed(config, data_dir)?;
+        banner.push(format!(
+            "TLS certificate: self-signed, SHA-256 fingerprint {}",
+            identity.fingerprint()?
+        ));
+        banner.push(format!(
+            "CA file for clients: {} (camut --ca FILE, CAMUT_CA, grpcurl -cacert FILE)",
+            ca_file.display()
+        ));
+        let ca = identity.cert_pem.clone();
+        (identity, Some(ca))
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(ServerTls {
+        server: identity.server_config()?,
+        drone_ca,
+    }))
+}
+
+/// The self-signed identity kept in DATA_DIR/tls/ (made on first start, for
+/// `localhost`, the loopback addresses, the listen address and public_url's host),
+/// and the file clients trust.
+fn self_signed(
+    config: &ServerConfig,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<(camut_server::tls::Identity, PathBuf)> {
+    use camut_server::tls::Identity;
+    let dir = data_dir.join("tls");
+    let (cert, key, ca) = (
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+        dir.join("ca.pem"),
+    );
+    if cert.exists() && key.exists() {
+        let identity = Identity::load(&cert, &key)?;
+        std::fs::write(&ca, &identity.cert_pem)?;
+        return Ok((identity, ca));
+    }
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
+    let listen = config.listen().ip();
+    if !listen.is_unspecified() && !listen.is_loopback() {
+        names.push(listen.to_string());
+    }
+    if let Some(host) = config
+        .public_url
+        .as_deref()
+        .and_then(|u| u.split_once("://"))
+        .and_then(|(_, rest)| rest.split('/').next())
+    {
+        let host = match host.rsplit_once(':') {
+            Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+            _ => host,
+        };
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        if !host.is_empty() && !names.contains(&host) {
+            names.push(host);
+        }
+    }
+    let identity = Identity::self_signed(names)?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&key)
+            .with_context(|| format!("cannot write {}", key.display()))?;
+        f.write_all(identity.key_pem.as_bytes())?;
+    }
+    std::fs::write(&cert, &identity.cert_pem)?;
+    std::fs::write(&ca, &identity.cert_pem)?;
+    Ok((identity, ca))
 }
 
 /// `camut drone`.
@@ -219,11 +406,18 @@ pub fn drone(args: DroneArgs) -> anyhow::Result<ExitCode> {
         };
         format!("drone-{}-{:06x}", host.trim(), random & 0xff_ffff)
     });
+    let tls = TlsOptions::from_args(args.ca.as_deref(), args.insecure)?;
+    if args.insecure {
+        tracing::warn!(
+            "--insecure: the server's certificate is not checked; anyone on the path can stand in for the server"
+        );
+    }
     let rt = runtime()?;
     rt.block_on(camut_drone::run(camut_drone::DroneConfig {
         server: args.server,
         token: args.token,
         id,
+        tls,
     }))?;
     Ok(ExitCode::SUCCESS)
 }

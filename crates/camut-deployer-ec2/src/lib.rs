@@ -243,11 +243,13 @@ impl Ec2Deployer {
             let configurer = self.configurer.clone();
             let limit = limit.clone();
             let (server, token) = (r.server_address.clone(), r.join_token.clone());
+            let ca_pem = r.ca_pem.clone();
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await;
                 let drone = DroneSettings {
                     server_address: &server,
                     join_token: &token,
+                    ca_pem: &ca_pem,
                     drone_id: &id,
                 };
                 let started = std::time::Instant::now();

@@ -24,6 +24,9 @@ pub(crate) struct DroneSettings<'a> {
     pub join_token: &'a str,
     /// The drone's id (the instance id).
     pub drone_id: &'a str,
+    /// The CA certificate (PEM) the drone checks a TLS server against; empty: the
+    /// system's roots.
+    pub ca_pem: &'a str,
 }
 
 /// How one instance was configured.
@@ -169,10 +172,22 @@ impl Configurer {
             );
             s += &format!("{sudo} sh -c {}\n", shell_quote(&inner));
         }
-        let env = format!(
+        let mut env = format!(
             "CAMUT_SERVER='{}'\nCAMUT_TOKEN='{}'\nCAMUT_DRONE_ID='{}'\n",
             drone.server_address, drone.join_token, drone.drone_id
         );
+        if !drone.ca_pem.is_empty() {
+            // The CA beside the drone's config, named in it as CAMUT_CA.
+            let ca_path = format!("{}.ca.pem", self.ssh.drone_config(drone.drone_id));
+            let ca = shell_quote(&ca_path);
+            let write_ca = format!("mkdir -p \"$(dirname {ca})\" && cat > {ca}");
+            s += &format!(
+                "printf '%s' {} | {sudo} sh -c {}\n",
+                shell_quote(drone.ca_pem),
+                shell_quote(&write_ca)
+            );
+            env += &format!("CAMUT_CA='{ca_path}'\n");
+        }
         let write = format!("mkdir -p \"$(dirname {config})\" && umask 077 && cat > {config}");
         s += &format!(
             "printf '%s' {} | {sudo} sh -c {}\n",
@@ -347,10 +362,27 @@ mod tests {
             server_address: "http://s:7200",
             join_token: "t0k",
             drone_id: "i-1",
+            ca_pem: "",
         };
         let s = c.script(false, &drone);
         assert!(!s.contains("cat > '/usr/local/bin/camut'.new"));
         assert!(s.contains("CAMUT_TOKEN="));
+        assert!(!s.contains("CAMUT_CA="), "no CA: the system's roots");
+        let with_ca = DroneSettings {
+            ca_pem: "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n",
+            ..drone
+        };
+        let s = c.script(false, &with_ca);
+        // The env file's line, quoted once more for the shell.
+        assert!(
+            s.contains(r"CAMUT_CA='\''/etc/camut/drone.env.ca.pem'\''"),
+            "{s}"
+        );
+        assert!(
+            s.contains("BEGIN CERTIFICATE")
+                && s.contains(r"cat > '\''/etc/camut/drone.env.ca.pem'\''"),
+            "{s}"
+        );
         assert!(s.trim_end().ends_with("start '/usr/local/bin/camut'"));
         let s = c.script(true, &drone);
         assert!(s.contains("mv -f"));

@@ -14,6 +14,14 @@ pub enum Error {
         #[source]
         source: tonic::transport::Error,
     },
+    /// TLS to a remote deployer could not be set up.
+    #[error("deployer {url}: {message}")]
+    Tls {
+        /// The address given.
+        url: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The gRPC reflection service could not be built from the API's descriptors.
     #[error("cannot build the gRPC reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),

@@ -9,6 +9,8 @@
 //!   fewer-than-asked rules.
 //! - [`LocalDeployer`] runs each drone as a child process of this one, on this machine.
 //! - [`RemoteDeployer`] forwards every call to a deployer serving at another address.
+//! - [`WithCa`] wraps any of them so that the drones it configures trust the server's
+//!   CA certificate.
 //!
 //! [`service::serve`] serves any deployer as a gRPC service of its own (with gRPC server
 //! reflection), which is what `camut deployer local|dummy --listen ADDR` runs.
@@ -27,9 +29,11 @@ pub mod local;
 mod registry;
 pub mod remote;
 pub mod service;
+mod with_ca;
 
 pub use camut::v1::deployer_server::Deployer;
 pub use dummy::DummyDeployer;
 pub use error::Error;
 pub use local::LocalDeployer;
 pub use remote::RemoteDeployer;
+pub use with_ca::WithCa;

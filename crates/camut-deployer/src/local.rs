@@ -30,7 +30,8 @@ const KILL_WAIT: Duration = Duration::from_secs(5);
 ///   runs yet, and every create gets `max` instances.
 /// - ConfigureInstances starts, for each instance,
 ///   `<drone program> drone --server <server_address> --token <join_token> --id <id>`
-///   as a child process (state `configured`); an instance whose drone was already started
+///   (and `--ca FILE` with the request's CA certificate, written beside the drone's
+///   log) as a child process (state `configured`); an instance whose drone was already started
 ///   has it killed and started anew. Its stdout and stderr are appended to
 ///   `<log dir>/<id>.log` when a log directory is set, and discarded otherwise.
 /// - DestroyInstances kills the campaign's drones (SIGKILL), waits for them to exit and
@@ -86,6 +87,9 @@ impl LocalDeployer {
             .arg(id)
             .stdin(Stdio::null())
             .kill_on_drop(true);
+        if !request.ca_pem.is_empty() {
+            command.arg("--ca").arg(self.write_ca(id, &request.ca_pem)?);
+        }
         match &self.log_dir {
             Some(dir) => {
                 let path = dir.join(log_file_name(id));
@@ -103,6 +107,26 @@ impl LocalDeployer {
         command
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", self.drone_program.display()))
+    }
+}
+
+impl LocalDeployer {
+    /// Writes the CA certificate a drone is to trust next to its log (or in the
+    /// temporary directory), and returns the file.
+    fn write_ca(&self, id: &str, pem: &str) -> Result<PathBuf, String> {
+        let dir = self
+            .log_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("camut-drones"));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let path = dir.join(format!(
+            "{}.ca.pem",
+            log_file_name(id).trim_end_matches(".log")
+        ));
+        std::fs::write(&path, pem)
+            .map_err(|e| format!("cannot write the CA file {}: {e}", path.display()))?;
+        Ok(path)
     }
 }
 

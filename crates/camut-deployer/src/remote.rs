@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use camut::tls::TlsOptions;
 use camut::v1::deployer_client::DeployerClient;
 use camut::v1::deployer_server::Deployer;
 use camut::v1::{
@@ -33,11 +34,24 @@ impl RemoteDeployer {
     ///
     /// Nothing is dialed until the first call; the connection is remade as needed.
     pub fn connect_lazy(url: impl Into<String>) -> Result<Self, Error> {
+        Self::connect_lazy_with(url, &TlsOptions::system_roots())
+    }
+
+    /// [`RemoteDeployer::connect_lazy`], checking an `https://` deployer's certificate
+    /// as `tls` says.
+    pub fn connect_lazy_with(url: impl Into<String>, tls: &TlsOptions) -> Result<Self, Error> {
         let url = url.into();
         let endpoint = Endpoint::from_shared(url.clone())
-            .map_err(|source| Error::InvalidAddress { url, source })?
+            .map_err(|source| Error::InvalidAddress {
+                url: url.clone(),
+                source,
+            })?
             .connect_timeout(CONNECT_TIMEOUT);
-        Ok(Self::from_channel(endpoint.connect_lazy()))
+        let channel = tls.connect_lazy(endpoint).map_err(|e| Error::Tls {
+            url,
+            message: e.to_string(),
+        })?;
+        Ok(Self::from_channel(channel))
     }
 
     /// A deployer forwarding over an existing channel.

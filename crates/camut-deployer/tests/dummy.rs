@@ -182,6 +182,7 @@ async fn configure_marks_the_campaigns_instances_and_lists_filter_by_campaign() 
             instance_ids: vec!["dummy-a-1".into(), "dummy-b-0".into(), "nope".into()],
             server_address: "http://127.0.0.1:1".into(),
             join_token: "t".into(),
+            ..Default::default()
         }))
         .await
         .unwrap()

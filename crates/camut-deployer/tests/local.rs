@@ -98,6 +98,7 @@ fn configure(campaign: &str, ids: &[&str]) -> Request<ConfigureInstancesRequest>
         instance_ids: ids.iter().map(|id| id.to_string()).collect(),
         server_address: SERVER.into(),
         join_token: TOKEN.into(),
+        ..Default::default()
     })
 }
 
@@ -269,6 +270,7 @@ async fn configure_needs_an_address_and_a_token() {
                 instance_ids: vec![],
                 server_address: address.into(),
                 join_token: token.into(),
+                ..Default::default()
             }))
             .await
             .unwrap_err();

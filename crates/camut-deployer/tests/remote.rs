@@ -76,6 +76,7 @@ async fn remote_calls_reach_the_served_deployer() {
             instance_ids: vec![],
             server_address: "http://127.0.0.1:1".into(),
             join_token: "t".into(),
+            ..Default::default()
         }))
         .await
         .unwrap()

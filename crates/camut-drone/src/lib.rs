@@ -48,6 +48,8 @@ pub struct DroneConfig {
     pub token: String,
     /// This drone's id (the instance id).
     pub id: String,
+    /// How an `https://` server's certificate is checked.
+    pub tls: camut::tls::TlsOptions,
 }
 
 /// Why the drone stopped.
@@ -183,9 +185,16 @@ impl Drone {
                 )))
             }
         };
-        let channel = match endpoint.connect().await {
+        let channel = match self.config.tls.connect(endpoint).await {
             Ok(c) => c,
-            Err(e) => return Ok(SessionEnd::Lost(e.to_string())),
+            Err(e) => {
+                let mut text = camut::client::error_chain(&e);
+                let hint = camut::tls::hint(&url(&self.config.server), &text);
+                if !hint.is_empty() {
+                    text = format!("{text} ({hint})");
+                }
+                return Ok(SessionEnd::Lost(text));
+            }
         };
         let (tx, rx) = mpsc::channel::<DroneMessage>(1024);
         let hello = v1::Hello {

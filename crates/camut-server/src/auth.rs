@@ -1,5 +1,6 @@
 //! The API token: one check, in constant time, for gRPC calls, `/metrics` and the
-//! console.
+//! console; the strength rule every configured token must pass, and a generator of
+//! strong ones.
 
 use std::sync::Arc;
 
@@ -23,6 +24,35 @@ pub(crate) fn same(a: &str, b: &str) -> bool {
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
+}
+
+/// The shortest API token accepted, in characters.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// Checks the rule every API token must pass: at least [`MIN_TOKEN_LEN`] characters,
+/// all printable ASCII without spaces (it travels in an HTTP header). The error names
+/// the rule.
+pub fn check_strength(token: &str) -> Result<(), String> {
+    let len = token.chars().count();
+    if len < MIN_TOKEN_LEN {
+        return Err(format!(
+            "the API token must be at least {MIN_TOKEN_LEN} characters long (this one has {len}); `camut server --generate-token` makes a strong one"
+        ));
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(
+            "the API token must be printable ASCII without spaces (it is sent in a header)".into(),
+        );
+    }
+    Ok(())
+}
+
+/// A strong random token: 192 bits from the system's generator, as 48 hex digits.
+pub fn generate_token() -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 24];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 impl ApiToken {
@@ -81,5 +111,22 @@ mod tests {
         assert_eq!(t.check_bearer(None), Err(Refusal::Missing));
         assert_eq!(t.cookie_value().as_deref(), Some("733363726574"));
         assert!(t.admits("s3cret") && !t.admits(""));
+    }
+
+    #[test]
+    fn weak_tokens_are_refused_and_generated_ones_pass() {
+        for weak in [" ", "a", "s3cret", "fifteen-chars-x"] {
+            let e = check_strength(weak).unwrap_err();
+            assert!(e.contains("at least 16 characters"), "{weak:?}: {e}");
+        }
+        assert!(check_strength("sixteen chars ok")
+            .unwrap_err()
+            .contains("without spaces"));
+        assert!(check_strength("sixteen-chars-ok").is_ok());
+        let a = generate_token().unwrap();
+        let b = generate_token().unwrap();
+        assert_eq!(a.len(), 48);
+        assert_ne!(a, b);
+        assert!(check_strength(&a).is_ok());
     }
 }

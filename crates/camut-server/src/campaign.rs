@@ -45,6 +45,26 @@ fn default_max_operations() -> u32 {
     camut_stats::cap::DEFAULT_MAX_OPERATIONS
 }
 
+impl CampaignInfo {
+    /// What is known of a campaign whose stored options cannot be read: its id.
+    pub fn unreadable(id: &str) -> CampaignInfo {
+        CampaignInfo {
+            id: id.into(),
+            drones: 0,
+            min_drones: 0,
+            users: 0,
+            deployer: None,
+            zone: None,
+            instance_type: None,
+            image: None,
+            abort_on_drone_loss: false,
+            thresholds: Vec::new(),
+            iterations_per_drone: 0,
+            max_operations: default_max_operations(),
+        }
+    }
+}
+
 /// Turns campaign source into [`CampaignInfo`], or a clear error (with file:line:column).
 pub trait Inspector: Send + Sync + 'static {
     /// Inspects `source`, named `file` in errors.

@@ -139,7 +139,12 @@ impl Core {
 
     /// Campaign as the API shows it.
     pub fn campaign_view(&self, row: &CampaignRow) -> Result<v1::Campaign, ServerError> {
-        let info = self.info(row)?;
+        // A stored row that no longer reads is shown with its error, so that one bad row
+        // does not hide every campaign from listings.
+        let (info, unreadable) = match self.info(row) {
+            Ok(info) => (info, None),
+            Err(e) => (CampaignInfo::unreadable(&row.id), Some(e.to_string())),
+        };
         let stored = self.store.drones(&row.id)?;
         let cell = self.cell(&row.id);
         let (drone_status, iterations_done) = {
@@ -187,17 +192,46 @@ impl Core {
                 .into_iter()
                 .map(|(id, address, state)| v1::Instance { id, address, state })
                 .collect(),
-            iterations_planned: info.iterations_per_drone
-                * if drone_status.is_empty() {
+            iterations_planned: info.iterations_per_drone.saturating_mul(
+                if drone_status.is_empty() {
                     info.drones as u64
                 } else {
                     drone_status.len() as u64
                 },
+            ),
             drone_status,
             created_ms: row.created_ms,
             updated_ms: row.updated_ms,
-            error: row.error.clone(),
+            error: unreadable.unwrap_or_else(|| row.error.clone()),
             iterations_done,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::core_with;
+
+    #[tokio::test]
+    async fn a_row_whose_options_do_not_read_is_listed_with_its_error() {
+        let (core, _dir) = core_with(1);
+        core.create("a.js", "a 1").await.unwrap();
+        core.create("b.js", "b 1").await.unwrap();
+        core.store
+            .write(|db| db.execute("UPDATE campaigns SET info = '{not json' WHERE id = 'a'", []))
+            .await
+            .unwrap();
+        let views: Vec<_> = core
+            .store
+            .campaigns(100)
+            .unwrap()
+            .iter()
+            .map(|row| core.campaign_view(row).expect("every row has a view"))
+            .collect();
+        assert_eq!(views.len(), 2);
+        let a = views.iter().find(|c| c.id == "a").unwrap();
+        assert!(a.error.contains("campaign a info"), "{}", a.error);
+        let b = views.iter().find(|c| c.id == "b").unwrap();
+        assert!(b.error.is_empty());
     }
 }

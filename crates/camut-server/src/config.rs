@@ -22,8 +22,15 @@ pub struct ServerConfig {
     pub data_dir: Option<PathBuf>,
     /// Bearer token of the control API; required when listening beyond loopback.
     pub token: Option<String>,
-    /// The URL drones dial (default: http://LISTEN).
+    /// The URL drones dial (default: http://LISTEN, https:// with TLS); the console
+    /// answers to its host too.
     pub public_url: Option<String>,
+    /// More `Host` values (`host[:port]`) the console answers to, besides the listen
+    /// address, `localhost` and `public_url`'s host (e.g. behind a reverse proxy).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// TLS on the one port: certificate and key (PEM files).
+    pub tls: Option<TlsConfig>,
     /// Deployer used when a campaign names none (default: local).
     pub default_deployer: Option<String>,
     /// Deployers by name: built-in (`kind = "local" | "dummy"`) or external (`address`).
@@ -41,6 +48,19 @@ pub struct ServerConfig {
     /// The TSDB of campaigns whose file has no `tsdb` section: the same keys as the
     /// campaign's section (`host`, `port`, `protocol`, `precision`, `mode`, …).
     pub tsdb: Option<toml::Table>,
+}
+
+/// The `[tls]` table: the server's certificate and key, and what drones trust.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, PEM (the server's certificate first).
+    pub cert: PathBuf,
+    /// Its private key, PEM.
+    pub key: PathBuf,
+    /// The CA certificate (PEM) that the deployers hand to the drones they configure,
+    /// when the server's certificate does not chain to the system roots.
+    pub ca: Option<PathBuf>,
 }
 
 /// Default path of the web console.
@@ -138,6 +158,12 @@ impl ServerConfig {
     /// console path or a bad default TSDB.
     pub fn check(&self) -> Result<(), ServerError> {
         self.default_tsdb()?;
+        if let Some(token) = self.token.as_deref().filter(|t| !t.is_empty()) {
+            crate::auth::check_strength(token).map_err(|message| ServerError::InvalidArgument {
+                field: "token".into(),
+                message,
+            })?;
+        }
         if !self.listen().ip().is_loopback() && self.token.as_deref().unwrap_or("").is_empty() {
             return Err(ServerError::InvalidArgument {
                 field: "token".into(),
@@ -163,9 +189,45 @@ impl ServerConfig {
     }
 }
 
+/// The plaintext rule: listening beyond loopback needs TLS, unless the operator allows
+/// plaintext explicitly (behind a TLS-terminating proxy, say).
+pub fn check_plaintext(
+    listen: SocketAddr,
+    tls: bool,
+    allow_plaintext: bool,
+) -> Result<(), ServerError> {
+    if listen.ip().is_loopback() || tls || allow_plaintext {
+        return Ok(());
+    }
+    Err(ServerError::InvalidArgument {
+        field: "tls".into(),
+        message: format!(
+            "listening on {listen} (beyond loopback) without TLS is refused: give a certificate (--tls-cert/--tls-key or [tls] in camut.toml) or --tls-self-signed, or say --allow-plaintext when a TLS-terminating proxy is in front"
+        ),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plaintext_beyond_loopback_needs_consent() {
+        let any: SocketAddr = "0.0.0.0:7200".parse().unwrap();
+        let e = check_plaintext(any, false, false).unwrap_err().to_string();
+        assert!(
+            e.contains("without TLS is refused") && e.contains("--allow-plaintext"),
+            "{e}"
+        );
+        assert!(check_plaintext(any, true, false).is_ok());
+        assert!(check_plaintext(any, false, true).is_ok());
+        assert!(check_plaintext("127.0.0.1:7200".parse().unwrap(), false, false).is_ok());
+        assert!(check_plaintext("[::1]:7200".parse().unwrap(), false, false).is_ok());
+        let c: ServerConfig =
+            toml::from_str("[tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\nca = \"/ca.pem\"\n")
+                .unwrap();
+        assert_eq!(c.tls.unwrap().ca.unwrap(), PathBuf::from("/ca.pem"));
+    }
 
     #[test]
     fn defaults_and_token_rule() {
@@ -175,10 +237,15 @@ mod tests {
         let c: ServerConfig = toml::from_str("listen = \"0.0.0.0:7200\"").unwrap();
         assert!(c.check().unwrap_err().to_string().contains("token"));
         let c: ServerConfig = toml::from_str(
-            "listen = \"0.0.0.0:7200\"\ntoken = \"s\"\n[deployers.aws]\naddress = \"http://127.0.0.1:7300\"\n[deployers.d]\nkind = \"dummy\"\ncapacity = 2\n",
+            "listen = \"0.0.0.0:7200\"\ntoken = \"sixteen-chars-ok\"\n[deployers.aws]\naddress = \"http://127.0.0.1:7300\"\n[deployers.d]\nkind = \"dummy\"\ncapacity = 2\n",
         )
         .unwrap();
         assert!(c.check().is_ok());
+        for weak in [" ", "a"] {
+            let c: ServerConfig = toml::from_str(&format!("token = {weak:?}")).unwrap();
+            let e = c.check().unwrap_err().to_string();
+            assert!(e.contains("at least 16 characters"), "{e}");
+        }
         assert_eq!(c.deployers["d"].capacity, Some(2));
         assert_eq!(c.ui_path(), "/ui");
         let c: ServerConfig = toml::from_str("ui_path = \"/console/\"").unwrap();

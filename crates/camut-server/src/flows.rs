@@ -172,6 +172,7 @@ impl Core {
             instance_ids: instances.iter().map(|i| i.0.clone()).collect(),
             server_address: self.public_url.clone(),
             join_token: row.join_token.clone(),
+            ..Default::default()
         };
         let out = tokio::select! {
             r = deployer.configure_instances(Request::new(req)) => r.map_err(|s| deployer_error(&name, s))?.into_inner(),

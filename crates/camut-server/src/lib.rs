@@ -31,6 +31,7 @@ pub mod state;
 pub mod store;
 #[cfg(test)]
 mod testing;
+pub mod tls;
 pub mod ui;
 
 use std::future::Future;
@@ -99,6 +100,22 @@ fn check_token(token: ApiToken) -> impl Fn(Request<()>) -> Result<Request<()>, S
     }
 }
 
+/// How [`serve_with`] serves: the API token, the console's path and who may reach it.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// The API token (none, or empty: the API is open — loopback only).
+    pub token: Option<String>,
+    /// Where the console is served (`/ui`); empty: no console.
+    pub ui_path: String,
+    /// The URL users and drones reach the server at, when it differs from the listen
+    /// address: the console answers to its host too.
+    pub public_url: Option<String>,
+    /// More `Host` values (`host[:port]`) the console answers to (behind a proxy).
+    pub allowed_hosts: Vec<String>,
+    /// TLS on the port (see [`tls::Identity::server_config`]); none: plaintext.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
 /// Serves everything on `listener` until `shutdown` completes: gRPC, `/healthz`,
 /// `/metrics` and the web console under `ui_path` (none when empty). Call
 /// [`Core::resume`] first after a restart (and [`Core::reconcile_in_background`] to
@@ -110,8 +127,26 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    let options = ServeOptions {
+        token,
+        ui_path: ui_path.to_string(),
+        ..ServeOptions::default()
+    };
+    serve_with(core, options, listener, shutdown).await
+}
+
+/// [`serve`] with every option.
+pub async fn serve_with(
+    core: Arc<Core>,
+    options: ServeOptions,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let bound = listener
+        .local_addr()
+        .map_err(|e| ServerError::Store(format!("listener: {e}")))?;
     let api = api::Api(core.clone());
-    let token = ApiToken::new(token);
+    let token = ApiToken::new(options.token.clone());
     let auth = check_token(token.clone());
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(camut::v1::FILE_DESCRIPTOR_SET)
@@ -135,14 +170,31 @@ pub async fn serve(
         .into_axum_router()
         .route("/healthz", axum::routing::get(|| async { "ok\n" }))
         .route("/metrics", metrics_route(core.clone(), token.clone()));
-    let router = ui::mount(router, core.clone(), token, ui_path);
+    let access = ui::Access::new(
+        bound,
+        options.tls.is_some(),
+        options.public_url.as_deref(),
+        &options.allowed_hosts,
+    );
+    let router = ui::mount(router, core.clone(), token, &options.ui_path, access);
     let ticker = tokio::spawn(core.clone().tick_forever());
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    let r = tonic::transport::Server::builder()
+    let server = tonic::transport::Server::builder()
         .accept_http1(true)
-        .add_routes(Routes::from(router))
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await;
+        .add_routes(Routes::from(router));
+    let r = match options.tls {
+        Some(config) => {
+            let incoming = tls::incoming(listener, config);
+            server
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+        None => {
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            server
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+    };
     ticker.abort();
     r.map_err(|e| ServerError::Store(format!("server stopped: {e}")))
 }

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, Context as _};
 use camut::client::{job_finished, ClientError};
+use camut::tls::TlsOptions;
 use camut::{v1, Client};
 use tonic::Code;
 
@@ -35,6 +36,14 @@ pub struct Connection {
         value_name = "TOKEN"
     )]
     token: Option<String>,
+    /// CA certificate (PEM) to check an https:// server against, instead of the
+    /// system's roots.
+    #[arg(long, env = "CAMUT_CA", value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// Do not check an https:// server's certificate (anyone on the path can then
+    /// stand in for the server).
+    #[arg(long)]
+    insecure: bool,
 }
 
 /// The same options given after the command; they win over those before it.
@@ -46,6 +55,12 @@ struct Conn {
     /// API token [default: --token before the command, $CAMUT_TOKEN].
     #[arg(long, value_name = "TOKEN")]
     token: Option<String>,
+    /// CA certificate (PEM) of an https:// server [default: --ca before the command, $CAMUT_CA].
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// Do not check an https:// server's certificate.
+    #[arg(long)]
+    insecure: bool,
 }
 
 /// A campaign file to upload.
@@ -246,7 +261,10 @@ impl ManageCommand {
             | ManageCommand::Kill(a) => &a.conn,
             ManageCommand::Jobs(a) => match &a.action {
                 Some(JobsAction::Cancel(r) | JobsAction::Delete(r))
-                    if r.conn.server.is_some() || r.conn.token.is_some() =>
+                    if r.conn.server.is_some()
+                        || r.conn.token.is_some()
+                        || r.conn.ca.is_some()
+                        || r.conn.insecure =>
                 {
                     &r.conn
                 }
@@ -263,11 +281,18 @@ pub fn main(server: Connection, cmd: ManageCommand) -> anyhow::Result<ExitCode> 
     let conn = cmd.conn();
     let addr = conn.server.clone().unwrap_or(server.server);
     let token = conn.token.clone().or(server.token);
+    let insecure = conn.insecure || server.insecure;
+    let tls = TlsOptions::from_args(conn.ca.as_deref().or(server.ca.as_deref()), insecure)?;
+    if insecure {
+        tracing::warn!(
+            "--insecure: the server's certificate is not checked; anyone on the path can stand in for it and read the token"
+        );
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let client = Client::connect(&addr, token.as_deref())
+        let client = Client::connect_with(&addr, token.as_deref(), &tls)
             .await
             .map_err(|e| explain(e, &addr))?;
         run(&client, cmd)
@@ -282,12 +307,23 @@ pub fn main(server: Connection, cmd: ManageCommand) -> anyhow::Result<ExitCode> 
 /// A client error with a hint at what to do about it.
 fn explain(e: ClientError, addr: &str) -> anyhow::Error {
     let hint = match &e {
+        ClientError::Connect { reason, .. }
+            if reason.contains("https://") || reason.contains("--ca") =>
+        {
+            String::new()
+        }
         ClientError::Connect { .. } => {
             " (is `camut server` running there? set -s/--server or CAMUT_SERVER)".to_string()
         }
         ClientError::Status(s) => match s.code() {
             Code::Unauthenticated if !s.message().contains("CAMUT_TOKEN") => {
                 " (give the API token with --token or CAMUT_TOKEN)".into()
+            }
+            _ if !camut::tls::hint(&camut::client::server_url(addr), &e.to_string()).is_empty() => {
+                format!(
+                    " ({})",
+                    camut::tls::hint(&camut::client::server_url(addr), &e.to_string())
+                )
             }
             Code::Unavailable => format!(" (server {addr} unreachable)"),
             Code::Unimplemented => format!(" (the server at {addr} does not offer this call)"),

@@ -9,10 +9,13 @@
 //!
 //! When the server has an API token, the console asks for it once and keeps it in an
 //! `HttpOnly; SameSite=Strict` cookie scoped to the console's path; it never appears in
-//! a URL. Form posts are refused when the browser says they come from another site
-//! (`Sec-Fetch-Site`, or an `Origin` that is not this host), which together with the
-//! `SameSite=Strict` cookie keeps other sites from posting on the operator's behalf.
+//! a URL. Whatever the token, the console answers only to its own `Host` names and
+//! refuses form posts from other origins ([`access`]), which together with the
+//! `SameSite=Strict` cookie keeps other sites — DNS rebinding included — from reading
+//! it or posting on the operator's behalf. Every answer forbids framing and carries a
+//! Content-Security-Policy.
 
+pub mod access;
 mod campaign;
 mod campaigns;
 mod chart;
@@ -36,6 +39,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use tonic::metadata::MetadataValue;
 
+pub use access::Access;
+
 use crate::api::{Api, FromConsole, USER_HEADER};
 use crate::auth::ApiToken;
 use crate::core::Core;
@@ -51,6 +56,8 @@ pub(crate) struct Ui {
     token: ApiToken,
     /// The console's path, e.g. `/ui`.
     base: Arc<str>,
+    /// Its hosts and origins.
+    access: Arc<Access>,
 }
 
 impl Ui {
@@ -82,25 +89,32 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
 }
 
 /// Adds the console under `base` to the server's router (nothing when `base` is
-/// empty); `base/` leads to it too.
-pub fn mount(server: Router, core: Arc<Core>, token: ApiToken, base: &str) -> Router {
+/// empty), answering to the hosts of `access`; `base/` leads to it too.
+pub fn mount(
+    server: Router,
+    core: Arc<Core>,
+    token: ApiToken,
+    base: &str,
+    access: Access,
+) -> Router {
     if base.is_empty() {
         return server;
     }
     let home = format!("{base}/campaigns");
-    server.nest(base, router(core, token, base)).route(
+    server.nest(base, router(core, token, base, access)).route(
         &format!("{base}/"),
         get(move || async move { axum::response::Redirect::to(&home) }),
     )
 }
 
 /// The console's routes, to be nested under `base` on the server's router.
-pub fn router(core: Arc<Core>, token: ApiToken, base: &str) -> Router {
+pub fn router(core: Arc<Core>, token: ApiToken, base: &str, access: Access) -> Router {
     let ui = Ui {
         api: Api(core.clone()),
         core,
         token,
         base: Arc::from(base),
+        access: Arc::new(access),
     };
     Router::new()
         .route("/", get(html::home))
@@ -152,22 +166,6 @@ fn signed_in(ui: &Ui, req: &Request) -> bool {
         .any(|(k, v)| k == COOKIE && crate::auth::same(v, &want))
 }
 
-/// Whether a post comes from another site.
-fn cross_site(req: &Request) -> bool {
-    let h = req.headers();
-    if let Some(site) = h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        return !matches!(site, "same-origin" | "none");
-    }
-    let host = h.get(header::HOST).and_then(|v| v.to_str().ok());
-    match h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        Some(origin) => {
-            let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-            Some(origin_host) != host
-        }
-        None => false,
-    }
-}
-
 /// Whether a path is served without the token: the sign-in page and the assets. The
 /// path may come with or without the console's prefix.
 fn open_path(base: &str, path: &str) -> bool {
@@ -175,19 +173,38 @@ fn open_path(base: &str, path: &str) -> bool {
     rel == "/login" || rel == "/assets/console.css" || rel == "/assets/console.js"
 }
 
-/// Refuses cross-site posts and, when the server has a token, requests without it.
+/// Refuses requests for other hosts, cross-site posts and, when the server has a token,
+/// requests without it; adds the security headers to every answer.
 async fn guard(State(ui): State<Ui>, req: Request, next: Next) -> Response {
-    if req.method() == Method::POST && cross_site(&req) {
-        return (
+    let mut res = if !ui.access.allows_host(&req) {
+        let host = Access::requested_host(&req).unwrap_or_else(|| "(none)".into());
+        tracing::warn!(%host, "console request for a foreign Host refused");
+        (
+            StatusCode::MISDIRECTED_REQUEST,
+            format!(
+                "this Camut console answers to {}, not to Host {host}: add the name to `public_url` or `allowed_hosts` in camut.toml\n",
+                ui.access.hosts().join(", ")
+            ),
+        )
+            .into_response()
+    } else if req.method() != Method::GET
+        && req.method() != Method::HEAD
+        && ui.access.cross_site(&req)
+    {
+        (
             StatusCode::FORBIDDEN,
             "cross-site form posts are refused by the Camut console\n",
         )
-            .into_response();
+            .into_response()
+    } else if open_path(&ui.base, req.uri().path()) || signed_in(&ui, &req) {
+        next.run(req).await
+    } else {
+        let mut res = sign_in::form(&ui, None).into_response();
+        *res.status_mut() = StatusCode::UNAUTHORIZED;
+        res
+    };
+    for (name, value) in access::security_headers() {
+        res.headers_mut().insert(name, value);
     }
-    if open_path(&ui.base, req.uri().path()) || signed_in(&ui, &req) {
-        return next.run(req).await;
-    }
-    let mut res = sign_in::form(&ui, None).into_response();
-    *res.status_mut() = StatusCode::UNAUTHORIZED;
     res
 }
