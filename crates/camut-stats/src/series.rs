@@ -6,7 +6,6 @@
 //! run's totals, overall and per operation. Percentiles come from the interval's merged
 //! histograms, never from averaging.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
@@ -76,15 +75,9 @@ fn figures(
 impl SeriesPoint {
     /// The point of one interval's statistics, ending at `time_ms`.
     pub fn from_interval(time_ms: i64, interval: &StatsSet, active_vus: u64) -> SeriesPoint {
-        let mut per_op: BTreeMap<&str, (u64, u64, hdrhistogram::Histogram<u64>)> = BTreeMap::new();
+        let per_op = interval.by_operation();
         let mut all = crate::histogram();
-        for (key, calls) in &interval.calls {
-            let e = per_op
-                .entry(&key.operation)
-                .or_insert_with(|| (0, 0, crate::histogram()));
-            e.0 += calls.requests;
-            e.1 += calls.errors;
-            let _ = e.2.add(&calls.response_time);
+        for calls in per_op.values() {
             let _ = all.add(&calls.response_time);
         }
         let (requests, errors) = interval.request_totals();
@@ -94,7 +87,7 @@ impl SeriesPoint {
             total: figures("", requests, errors, &all),
             operations: per_op
                 .iter()
-                .map(|(op, (r, e, h))| figures(op, *r, *e, h))
+                .map(|(op, c)| figures(op, c.requests, c.errors, &c.response_time))
                 .collect(),
         }
     }
