@@ -377,3 +377,44 @@ fn a_drone_checks_the_certificate_unless_told_insecure() {
         );
     }
 }
+
+#[test]
+fn a_deployer_of_its_own_process_gives_its_drones_the_servers_ca() {
+    let target = TargetProcess::start();
+    let mut deployer = Command::new(camut_bin())
+        .args(["deployer", "local", "--listen", "127.0.0.1:0"])
+        .env_remove("CAMUT_CA")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(deployer.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("deployer address")
+        .to_string();
+    let server = ServerProcess::start_with_args(
+        "tls-remote",
+        Some(&format!("[deployers.apart]\naddress = \"{url}\"\n")),
+        &["--tls-self-signed"],
+        &[],
+    );
+    let ca = server.data_dir.join("tls/ca.pem");
+    let source = control_campaign("apart", 2, 2, 3, "", &target.url)
+        .replace("deployer: 'local'", "deployer: 'apart'");
+    let file = temp_file("apart.js", &source);
+    cli_workflow(&server, ca.to_str().unwrap(), &file, "apart");
+    assert_eq!(
+        target.served(),
+        12,
+        "the remote deployer's drones dialed https:// trusting the server's CA\n{}",
+        server.log()
+    );
+    let _ = deployer.kill();
+    let _ = deployer.wait();
+}

@@ -149,6 +149,32 @@ pub enum EngineError {
         /// What failed.
         message: String,
     },
+    /// A worker thread panicked: a bug. The run's figures miss what that worker had
+    /// not yet shipped, so the run fails rather than report them as complete.
+    #[error("worker {worker} crashed: {message}; the figures of this run are incomplete (this is a bug in camut: please report it with the campaign file)")]
+    WorkerPanicked {
+        /// Worker index.
+        worker: usize,
+        /// The panic's message.
+        message: String,
+    },
+}
+
+/// Waits for every worker thread; the first that panicked, as an error.
+fn join_workers(handles: Vec<std::thread::JoinHandle<()>>) -> Option<EngineError> {
+    let mut crashed = None;
+    for (worker, h) in handles.into_iter().enumerate() {
+        if let Err(payload) = h.join() {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".into());
+            tracing::error!(worker, "worker thread panicked: {message}");
+            crashed.get_or_insert(EngineError::WorkerPanicked { worker, message });
+        }
+    }
+    crashed
 }
 
 /// What a run produced.
@@ -293,10 +319,7 @@ pub fn run(
             WorkerMsg::Ready { .. } => {}
         }
     }
-    for h in handles {
-        let _ = h.join();
-    }
-    if let Some(e) = failure {
+    if let Some(e) = failure.or(join_workers(handles)) {
         return Err(e);
     }
     let duration_s = started.elapsed().as_secs_f64();
@@ -309,4 +332,22 @@ pub fn run(
         Some(Health::judge(workers_health)),
     );
     Ok(RunResult { summary, totals })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_that_panicked_fails_the_run_with_its_message() {
+        let ok = std::thread::spawn(|| {});
+        let crashed = std::thread::spawn(|| panic!("index out of bounds"));
+        match join_workers(vec![ok, crashed]) {
+            Some(EngineError::WorkerPanicked { worker, message }) => {
+                assert_eq!((worker, message.as_str()), (1, "index out of bounds"));
+            }
+            other => panic!("expected a crash, got {other:?}"),
+        }
+        assert!(join_workers(vec![std::thread::spawn(|| {})]).is_none());
+    }
 }
