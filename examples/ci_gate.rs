@@ -8,8 +8,9 @@
 //! The server comes from the second argument, else `CAMUT_SERVER`, else
 //! `127.0.0.1:7200`; the API token from `CAMUT_TOKEN`. The campaign is created (or
 //! updated), spawned, deployed and run to its end; the verdicts are printed and the
-//! instances freed. Exit code: 0 when every threshold held, 1 otherwise or when the
-//! campaign could not run, 2 for bad arguments.
+//! instances freed. With `CAMUT_JUNIT=PATH`, the verdicts are also written there as
+//! JUnit XML for the CI system's test report. Exit code: 0 when every threshold held, 1
+//! otherwise or when the campaign could not run, 2 for bad arguments.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -94,6 +95,10 @@ async fn gate(path: &Path, server: &str, token: Option<&str>) -> anyhow::Result<
     }
     if results.thresholds.is_empty() {
         println!("  no thresholds");
+    }
+    if let Some(path) = std::env::var_os("CAMUT_JUNIT") {
+        std::fs::write(&path, results.junit_xml())
+            .with_context(|| format!("writing {}", Path::new(&path).display()))?;
     }
     Ok(results.thresholds_ok)
 }

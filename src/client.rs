@@ -364,6 +364,11 @@ impl Client {
         Ok(self.campaigns.clone().results(cref(id)).await?.into_inner())
     }
 
+    /// The per-second series of the campaign's last run, oldest first.
+    pub async fn series(&self, id: &str) -> Result<v1::CampaignSeries, ClientError> {
+        Ok(self.campaigns.clone().series(cref(id)).await?.into_inner())
+    }
+
     /// State changes, live statistics, drone events and log lines of a campaign.
     pub async fn watch(&self, id: &str) -> Result<Streaming<v1::CampaignEvent>, ClientError> {
         Ok(self.campaigns.clone().watch(cref(id)).await?.into_inner())
@@ -915,6 +920,12 @@ mod tests {
                     thresholds_ok: true,
                     ..Default::default()
                 }))
+            }
+            async fn series(
+                &self,
+                _: Request<v1::CampaignRef>,
+            ) -> Result<Response<v1::CampaignSeries>, Status> {
+                Err(Status::unimplemented("series"))
             }
             async fn validate(
                 &self,

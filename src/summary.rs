@@ -194,21 +194,26 @@ pub fn from_wire(s: &v1::RunSummary) -> Summary {
             .collect(),
         thresholds: s.thresholds.iter().map(verdict_from_wire).collect(),
         thresholds_ok: s.thresholds_ok,
-        health: s.health.as_ref().map(|h| Health {
-            workers: h
-                .workers
-                .iter()
-                .map(|w| WorkerHealth {
-                    cpu_s: w.cpu_s,
-                    cpu_utilization: w.cpu_utilization,
-                    lag_p99_ms: w.lag_p99_ms,
-                    lag_max_ms: w.lag_max_ms,
-                })
-                .collect(),
-            saturated: h.saturated,
-            warning: h.warning.clone(),
-        }),
+        health: s.health.as_ref().map(health_from_wire),
         tsdb: s.tsdb.as_ref().map(tsdb_from_wire),
+    }
+}
+
+/// A generator's health from its wire form.
+pub fn health_from_wire(h: &v1::GeneratorHealth) -> Health {
+    Health {
+        workers: h
+            .workers
+            .iter()
+            .map(|w| WorkerHealth {
+                cpu_s: w.cpu_s,
+                cpu_utilization: w.cpu_utilization,
+                lag_p99_ms: w.lag_p99_ms,
+                lag_max_ms: w.lag_max_ms,
+            })
+            .collect(),
+        saturated: h.saturated,
+        warning: h.warning.clone(),
     }
 }
 
@@ -216,6 +221,21 @@ impl v1::CampaignResults {
     /// The merged summary, typed (empty before any statistics arrived).
     pub fn run_summary(&self) -> Summary {
         self.summary.as_ref().map(from_wire).unwrap_or_default()
+    }
+
+    /// The verdicts as JUnit XML for a CI system: one test case per threshold (its
+    /// failure names the expression and the value) and one, "no drone lost, no data
+    /// lost", that fails when the run is degraded.
+    pub fn junit_xml(&self) -> String {
+        let verdicts: Vec<Verdict> = self.thresholds.iter().map(verdict_from_wire).collect();
+        camut_stats::junit::render(&camut_stats::junit::JunitRun {
+            campaign: &self.id,
+            duration_s: self.summary.as_ref().map_or(0.0, |s| s.duration_s),
+            started_ms: 0,
+            verdicts: &verdicts,
+            lost: &self.lost,
+            degraded: self.degraded,
+        })
     }
 }
 

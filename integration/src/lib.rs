@@ -1,7 +1,7 @@
 //! Helpers for Camut's end-to-end tests: the real `camut` binary, a real target process.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 pub mod cloud;
@@ -482,4 +482,47 @@ pub fn summary_value(r: &camut::v1::CampaignResults) -> serde_json::Value {
         })
         .collect();
     v
+}
+
+/// What `junitparser` (a JUnit XML parser from PyPI) reads in a JUnit file: its totals
+/// and, per case, (name, passed, failure message). Panics when it refuses the file.
+pub fn junit_cases(path: &Path) -> (serde_json::Value, Vec<(String, bool, String)>) {
+    let script = r#"
+import json, sys
+from junitparser import JUnitXml, Failure
+xml = JUnitXml.fromfile(sys.argv[1])
+suites = list(xml) if hasattr(xml, '__iter__') else [xml]
+cases = []
+for suite in suites:
+    for case in suite:
+        failures = [r for r in case.result if isinstance(r, Failure)]
+        cases.append([case.name, case.is_passed, failures[0].message if failures else ''])
+print(json.dumps({'tests': xml.tests, 'failures': xml.failures, 'errors': xml.errors,
+                  'suites': [s.name for s in suites], 'cases': cases}))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(path)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "junitparser refused {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cases = v["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c[0].as_str().unwrap().to_string(),
+                c[1].as_bool().unwrap(),
+                c[2].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    (v, cases)
 }

@@ -3,7 +3,8 @@
 
 use camut::Client;
 use camut_integration::{
-    control_campaign, pids_with, show, temp_file, wait_for, ServerProcess, TargetProcess,
+    control_campaign, junit_cases, pids_with, show, temp_file, wait_for, ServerProcess,
+    TargetProcess,
 };
 use tonic::Code;
 
@@ -259,6 +260,21 @@ fn a_drone_killed_mid_run_is_lost_and_the_others_finish() {
             "the other drone finished all its iterations: {s}"
         );
         assert!(!drones.iter().find(|d| d["id"] == "local-loss-1").unwrap()["lost"].is_null());
+        // CI reads the loss: the JUnit case "no drone lost, no data lost" fails.
+        let junit = std::env::temp_dir().join(format!("camut-loss-{}.xml", std::process::id()));
+        let out = server.camut(&["results", "loss", "--junit", junit.to_str().unwrap()]);
+        assert!(out.status.success(), "no threshold broke: {}", show(&out));
+        let (totals, cases) = junit_cases(&junit);
+        assert_eq!(
+            (totals["tests"].as_u64(), totals["failures"].as_u64()),
+            (Some(1), Some(1))
+        );
+        assert_eq!(cases[0].0, "no drone lost, no data lost");
+        assert!(
+            !cases[0].1 && cases[0].2.contains("local-loss-1"),
+            "{cases:?}"
+        );
+        let _ = std::fs::remove_file(junit);
         let _ = c.kill("loss").await;
     });
 }
@@ -309,6 +325,10 @@ fn the_server_killed_mid_run_restarts_and_the_campaign_completes_exactly() {
         );
         assert_eq!(target.served(), 2 * 2 * 30);
         assert!(!r.degraded, "{:?}", r.lost);
+        // The per-second series spans the restart and still adds up exactly.
+        let series = c.series("rs").await.unwrap().points();
+        let in_series: u64 = series.iter().map(|p| p.total.requests).sum();
+        assert_eq!(in_series, 2 * 2 * 30, "{series:?}");
         let jobs = c.jobs(Some("rs")).await.unwrap();
         assert!(
             jobs.iter()

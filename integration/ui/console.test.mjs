@@ -10,7 +10,7 @@
 //   CAMUT_UI_PROFILE     a fresh Chromium profile directory
 //   CHROMIUM             the browser (default /usr/bin/chromium)
 // Every wait is bounded; it exits non-zero on the first failed check.
-import { chromium } from "playwright-core";
+import { launch } from "./browser.mjs";
 import assert from "node:assert/strict";
 import path from "node:path";
 
@@ -67,24 +67,7 @@ async function action(page, name) {
   }
 }
 
-const browser = await chromium.launch({
-  executablePath: env.CHROMIUM || "/usr/bin/chromium",
-  // Exactly these switches; the pipe is how the test talks to the browser.
-  ignoreDefaultArgs: true,
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    `--user-data-dir=${env.CAMUT_UI_PROFILE}`,
-    "--remote-debugging-pipe",
-  ],
-  timeout: 60_000,
-});
+const browser = await launch(env.CAMUT_UI_PROFILE);
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
   context.setDefaultTimeout(30_000);

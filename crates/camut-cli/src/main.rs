@@ -6,12 +6,14 @@ mod daemons;
 mod manager;
 mod output;
 mod quickstart;
+mod reports;
 mod run;
+mod shell;
 mod target;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::Layer as _;
@@ -44,6 +46,10 @@ enum Command {
     Drone(daemons::DroneArgs),
     /// A deployer as its own gRPC service: `camut deployer local|dummy|ec2 --listen ADDR`.
     Deployer(daemons::DeployerArgs),
+    /// Print the shell completion script: `camut completions bash|zsh|fish`.
+    Completions(shell::CompletionsArgs),
+    /// Write the manual pages (camut(1) to stdout, or every page with `--dir DIR`).
+    Man(shell::ManArgs),
     // Manager: new, update, del, list, status, spawn, deploy, start, stop, kill, jobs, logs, results.
     #[command(flatten)]
     Manage(manager::ManageCommand),
@@ -75,6 +81,8 @@ fn main() -> ExitCode {
         Command::Server(args) => daemons::server(args, tap),
         Command::Drone(args) => daemons::drone(args),
         Command::Deployer(args) => daemons::deployer(args),
+        Command::Completions(args) => shell::completions(Cli::command(), args),
+        Command::Man(args) => shell::man(Cli::command(), args),
         Command::Manage(cmd) => manager::main(cli.server, cmd),
     };
     match result {

@@ -8,6 +8,7 @@ use std::io::{BufWriter, IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use camut_engine::stats::series::{SeriesPoint, SeriesRecorder};
 use camut_engine::stats::StatsSet;
 use camut_engine::{CallPoint, ConsoleLevel, Observer, Point, Progress};
 use camut_tsdb::{Connector, LineSink};
@@ -50,20 +51,31 @@ impl Lines {
     }
 }
 
-/// Writes console lines, hands points to the connector, and shows progress on stderr.
+/// Writes console lines, hands points to the connector, shows progress on stderr and,
+/// when asked, keeps the per-second series.
 pub struct StdoutObserver {
     out: Lines,
     progress: bool,
     tsdb: Arc<Connector>,
+    series: Option<Mutex<SeriesRecorder>>,
 }
 
 impl StdoutObserver {
-    pub fn new(show_progress: bool, out: Lines, tsdb: Arc<Connector>) -> Self {
+    pub fn new(show_progress: bool, out: Lines, tsdb: Arc<Connector>, series: bool) -> Self {
         StdoutObserver {
             out,
             progress: show_progress && std::io::stderr().is_terminal(),
             tsdb,
+            series: series.then(Mutex::default),
         }
+    }
+
+    /// The per-second series of the run (empty when it was not kept).
+    pub fn take_series(&self) -> Vec<SeriesPoint> {
+        self.series
+            .as_ref()
+            .and_then(|s| s.lock().ok().map(|mut s| std::mem::take(&mut *s).finish()))
+            .unwrap_or_default()
     }
 
     pub fn flush(&self) {
@@ -98,6 +110,11 @@ impl Observer for StdoutObserver {
 
     fn interval(&self, delta: &StatsSet, p: &Progress) {
         self.tsdb.stats(delta);
+        if let Some(series) = &self.series {
+            if let Ok(mut s) = series.lock() {
+                s.add(camut_engine::stats::clock::now_ms(), delta);
+            }
+        }
         self.out.flush();
         if !self.progress {
             return;

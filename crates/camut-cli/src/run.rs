@@ -11,7 +11,10 @@ use camut_engine::campaign::RunLength;
 use camut_engine::{Campaign, RunConfig, StopHandle};
 use camut_tsdb::{Connector, TsdbConfig};
 
+use camut_server::ui::report::{DroneRow, Report};
+
 use crate::output::{Lines, StdoutObserver};
+use crate::reports::{write_file, SeriesFormat};
 
 /// Arguments of `camut run`.
 #[derive(clap::Args)]
@@ -45,6 +48,12 @@ pub struct RunArgs {
     /// protocol, precision, mode and queue.
     #[arg(long, value_name = "HOST:PORT")]
     tsdb: Option<String>,
+    #[command(flatten)]
+    reports: crate::reports::ReportArgs,
+    /// Write the per-second series to PATH: per operation, requests, errors and response
+    /// time p50/p90/p99/max, and the active VUs (JSON for a `.json` path, else CSV).
+    #[arg(long, value_name = "PATH")]
+    series: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -60,6 +69,8 @@ impl RunArgs {
             summary_json: None,
             quiet: false,
             tsdb: None,
+            reports: Default::default(),
+            series: None,
         }
     }
 }
@@ -132,8 +143,15 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
         env: args.env.into_iter().collect::<BTreeMap<_, _>>(),
         ..RunConfig::default()
     };
-    let observer = Arc::new(StdoutObserver::new(!args.quiet, lines, tsdb.clone()));
+    let keep_series = args.series.is_some() || args.reports.wants_series();
+    let observer = Arc::new(StdoutObserver::new(
+        !args.quiet,
+        lines,
+        tsdb.clone(),
+        keep_series,
+    ));
     let stop = StopHandle::new();
+    let stop_asked = stop.clone();
     let signal_stop = stop.clone();
     // First Ctrl-C stops gracefully (open iterations get their grace period); a second one exits.
     let signals = tokio::runtime::Builder::new_current_thread()
@@ -150,9 +168,11 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
             }
         })
     });
+    let started_ms = camut_stats::clock::now_ms();
     let result = camut_engine::run(&campaign, config, observer.clone(), stop);
     // The last points (and aggregates) go out or are printed before the summary.
     let counts = tsdb.finish();
+    let stopped = stop_asked.is_stopped();
     observer.flush();
     let result = match result {
         Ok(mut r) => {
@@ -181,6 +201,39 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
     }
+    let summary = &result.summary;
+    args.reports.write_junit(|| {
+        camut_stats::junit::render(&camut_stats::junit::JunitRun {
+            campaign: &summary.campaign,
+            duration_s: summary.duration_s,
+            started_ms,
+            verdicts: &summary.thresholds,
+            lost: &[],
+            degraded: false,
+        })
+    })?;
+    let series = observer.take_series();
+    if let Some(path) = &args.series {
+        let format = SeriesFormat::of_path(path);
+        write_file(path, &format.render(&summary.campaign, &series))?;
+    }
+    args.reports.write_html(|| Report {
+        summary: summary.clone(),
+        state: if stopped { "stopped" } else { "finished" }.to_string(),
+        drones: vec![DroneRow {
+            id: "local".to_string(),
+            index: 0,
+            state: if stopped { "stopped" } else { "finished" }.to_string(),
+            requests: summary.requests,
+            errors: summary.errors,
+            iterations: summary.iterations.completed + summary.iterations.failed,
+            lost: String::new(),
+            health: None,
+        }],
+        lost: Vec::new(),
+        degraded: false,
+        series,
+    })?;
     Ok(if result.summary.thresholds_ok {
         ExitCode::SUCCESS
     } else {

@@ -260,6 +260,10 @@ impl Campaigns for Api {
         Ok(Response::new(self.0.results(&r.into_inner().id)?))
     }
 
+    async fn series(&self, r: Request<v1::CampaignRef>) -> Result<v1::CampaignSeries> {
+        Ok(Response::new(self.0.series(&r.into_inner().id)?))
+    }
+
     async fn validate(&self, r: Request<v1::ValidateRequest>) -> Result<v1::ValidateResponse> {
         let r = r.into_inner();
         let file = if r.file.is_empty() {

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use camut::v1::{self, deployer_server::Deployer, ServerCommand};
 use camut_stats::codec::CodecError;
+use camut_stats::series::SeriesPoint;
 use camut_stats::{OperationCap, StatsSet};
 use tokio::sync::{broadcast, mpsc, Notify};
 use tonic::Status;
@@ -126,7 +127,7 @@ pub(crate) struct Live {
     pub stopped: Option<String>,
     pub events: Option<broadcast::Sender<v1::CampaignEvent>>,
     /// The live figures of this run, one point a second, the newest last.
-    pub history: VecDeque<LivePoint>,
+    pub history: VecDeque<SeriesPoint>,
     /// The bound on distinct operations of this run's statistics.
     pub operations: OperationCap,
 }
@@ -183,6 +184,12 @@ impl Live {
         }
     }
 
+    /// Calls and failed calls so far, without merging histograms.
+    pub fn request_totals(&self) -> (u64, u64) {
+        let (a, b) = (self.folded.request_totals(), self.interval.request_totals());
+        (a.0 + b.0, a.1 + b.1)
+    }
+
     /// Iterations done so far (completed or failed), without merging histograms.
     pub fn iterations_done(&self) -> u64 {
         let (a, b) = (&self.folded.iterations, &self.interval.iterations);
@@ -198,17 +205,6 @@ impl Live {
     pub fn elapsed_s(&self) -> f64 {
         self.started.map_or(0.0, |s| s.elapsed().as_secs_f64())
     }
-}
-
-/// One point of a run's live series, as the console's charts draw it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LivePoint {
-    /// When, Unix ms.
-    pub time_ms: i64,
-    /// The figures published at that time.
-    pub stats: v1::LiveStats,
-    /// Iterations in flight over all drones: the VUs busy at that time.
-    pub active_vus: u64,
 }
 
 /// One campaign's live state behind its one lock.
@@ -348,8 +344,19 @@ impl Core {
     }
 
     /// The live series of a campaign's current (or last) run, oldest first.
-    pub fn live_history(&self, campaign: &str) -> Vec<LivePoint> {
-        self.with_live(campaign, |l| l.history.iter().cloned().collect())
+    /// After a restart, before a new point, they come from the store (the last hour).
+    pub fn live_history(&self, campaign: &str) -> Vec<SeriesPoint> {
+        let live: Vec<SeriesPoint> =
+            self.with_live(campaign, |l| l.history.iter().cloned().collect());
+        if !live.is_empty() {
+            return live;
+        }
+        self.stored_history(campaign)
+    }
+
+    /// Calls and failed calls of a campaign's current (or last) run so far.
+    pub fn live_request_totals(&self, campaign: &str) -> (u64, u64) {
+        self.with_live(campaign, |l| l.request_totals())
     }
 
     /// Events of a campaign from now on.

@@ -8,15 +8,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use camut::v1::{self, drone_message::Msg, server_command::Cmd, DroneMessage, ServerCommand};
+use camut_stats::series::SeriesPoint;
 use camut_stats::summary::StatsView;
-use camut_stats::LatencyStats;
 use prost::Message;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::core::{Core, DroneTx, LivePoint, Session, HISTORY_POINTS};
+use crate::core::{Core, DroneTx, Live, Session, HISTORY_POINTS};
 use crate::error::ServerError;
 use crate::state::{CampaignState, DroneState};
 use crate::store::{now_ms, DroneRow};
@@ -503,51 +503,20 @@ impl Core {
     }
 
     fn publish_live(&self) {
-        let mut events = Vec::new();
+        let mut points = Vec::new();
         let mut aborts = Vec::new();
         self.each_live(|campaign, l| {
-            let interval = l.take_interval();
-            if interval.is_empty() {
-                return;
+            if let Some(point) = take_point(l) {
+                let abort_check = l
+                    .stopped
+                    .is_none()
+                    .then(|| (campaign.to_string(), l.elapsed_s(), l.totals().into_owned()));
+                points.push((campaign.to_string(), point));
+                aborts.extend(abort_check);
             }
-            // The interval was just folded in: the totals are the folded set itself.
-            let totals = l.totals();
-            let (requests, errors) = totals.request_totals();
-            let (ireq, ierr) = interval.request_totals();
-            let mut rt = camut_stats::histogram();
-            for c in interval.calls.values() {
-                let _ = rt.add(&c.response_time);
-            }
-            let lat = LatencyStats::from_histogram(&rt, 1000.0);
-            let it = &totals.iterations;
-            let active_vus = it.started.saturating_sub(it.completed + it.failed);
-            let stats = v1::LiveStats {
-                iterations_done: it.completed + it.failed,
-                requests,
-                errors,
-                requests_per_s: ireq as f64,
-                p50_ms: lat.p50,
-                p90_ms: lat.p90,
-                p99_ms: lat.p99,
-                errors_per_s: ierr as f64,
-            };
-            let abort_check = l
-                .stopped
-                .is_none()
-                .then(|| (campaign.to_string(), l.elapsed_s(), totals.into_owned()));
-            if l.history.len() >= HISTORY_POINTS {
-                l.history.pop_front();
-            }
-            l.history.push_back(LivePoint {
-                time_ms: now_ms(),
-                stats,
-                active_vus,
-            });
-            events.push((campaign.to_string(), stats));
-            aborts.extend(abort_check);
         });
-        for (campaign, stats) in events {
-            self.event(&campaign, v1::campaign_event::Event::Stats(stats));
+        for (campaign, taken) in points {
+            self.keep_point(&campaign, taken);
         }
         for (campaign, duration_s, totals) in aborts {
             let Some(info) = self
@@ -580,4 +549,67 @@ impl Core {
             }
         }
     }
+
+    /// Closes the run's last interval into a series point, so that the series holds
+    /// every delta before the results are written (called when the run ends).
+    pub(crate) fn flush_series(&self, campaign: &str) {
+        if let Some(taken) = self.with_live(campaign, take_point) {
+            self.keep_point(campaign, taken);
+        }
+    }
+
+    /// Stores a series point (through the store's writer, without waiting) and
+    /// publishes its live figures to the campaign's watchers.
+    fn keep_point(&self, campaign: &str, taken: TakenPoint) {
+        let encoded = camut::series::to_wire(&taken.point).encode_to_vec();
+        let covered = serde_json::to_string(&taken.covered).unwrap_or_default();
+        self.store
+            .append_series(campaign, taken.point.time_ms, encoded, covered);
+        self.event(campaign, v1::campaign_event::Event::Stats(taken.stats));
+    }
+}
+
+/// A point taken from a run's interval, with what it needs to be kept and published.
+struct TakenPoint {
+    point: SeriesPoint,
+    /// The live figures published with it.
+    stats: v1::LiveStats,
+    /// The highest sequence number of each drone's deltas merged so far: what the
+    /// series covers once this point is stored.
+    covered: HashMap<String, u64>,
+}
+
+/// Takes the interval of a campaign's run into a series point (kept in its live
+/// history) and the live figures published with it; nothing when the interval is empty.
+fn take_point(l: &mut Live) -> Option<TakenPoint> {
+    let interval = l.take_interval();
+    if interval.is_empty() {
+        return None;
+    }
+    // The interval was just folded in: the totals are the folded set itself.
+    let totals = l.totals();
+    let (requests, errors) = totals.request_totals();
+    let it = &totals.iterations;
+    let active_vus = it.started.saturating_sub(it.completed + it.failed);
+    let iterations_done = it.completed + it.failed;
+    let point = SeriesPoint::from_interval(now_ms(), &interval, active_vus);
+    let stats = v1::LiveStats {
+        iterations_done,
+        requests,
+        errors,
+        requests_per_s: point.total.requests as f64,
+        p50_ms: point.total.p50_ms,
+        p90_ms: point.total.p90_ms,
+        p99_ms: point.total.p99_ms,
+        errors_per_s: point.total.errors as f64,
+    };
+    if l.history.len() >= HISTORY_POINTS {
+        l.history.pop_front();
+    }
+    l.history.push_back(point.clone());
+    Some(TakenPoint {
+        point,
+        stats,
+        covered: l.acked.clone(),
+    })
 }

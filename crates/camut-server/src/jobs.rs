@@ -287,12 +287,31 @@ impl Core {
         {
             live.operations = OperationCap::new(info.max_operations);
         }
-        for (drone, bytes) in self.store.stats(&job.campaign)? {
-            if let Some(d) = decode(&bytes) {
-                let _ = live.merge(&drone, &d);
+        // Deltas the stored series covers join the totals; the later ones (stored, but
+        // not yet in a stored point when the server stopped) wait in the interval for
+        // the next point, so the series stays exact.
+        let covered: HashMap<String, u64> = self
+            .store
+            .series_cursor(&job.campaign)?
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .unwrap_or_default();
+        let (older, newer): (Vec<_>, Vec<_>) = self
+            .store
+            .stats(&job.campaign)?
+            .into_iter()
+            .partition(|(drone, seq, _)| covered.get(drone).is_some_and(|c| seq <= c));
+        for (i, batch) in [older, newer].into_iter().enumerate() {
+            for (drone, _, bytes) in batch {
+                if let Some(d) = decode(&bytes) {
+                    let _ = live.merge(&drone, &d);
+                }
+            }
+            if i == 0 {
+                live.take_interval();
             }
         }
-        live.take_interval();
+        // The charts go on from the stored series (the last hour of it).
+        live.history = self.stored_history(&job.campaign).into();
         let mut indexes = HashMap::new();
         for d in self.store.drones(&job.campaign)? {
             indexes.insert(d.id.clone(), d.index);

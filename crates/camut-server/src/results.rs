@@ -8,10 +8,11 @@
 use std::collections::BTreeMap;
 
 use camut::v1;
+use camut_stats::series::SeriesPoint;
 use camut_stats::{OperationCap, StatsSet, Summary};
 use prost::Message;
 
-use crate::core::{Core, DroneCounts};
+use crate::core::{Core, DroneCounts, HISTORY_POINTS};
 use crate::error::ServerError;
 use crate::state::DroneState;
 use crate::store::SavedResults;
@@ -52,7 +53,7 @@ impl Core {
         };
         let max_operations = self.info(&self.campaign_row(campaign)?)?.max_operations;
         let mut ops = OperationCap::new(max_operations);
-        for (drone, bytes) in self.store.stats(campaign)? {
+        for (drone, _, bytes) in self.store.stats(campaign)? {
             if let Some(d) = decode(&bytes) {
                 if camut::stats::merge_wire(&mut f.totals, &d, &mut ops).is_ok() {
                     f.per_drone.entry(drone).or_default().add(&d);
@@ -64,6 +65,8 @@ impl Core {
 
     /// Builds the campaign's results and saves them.
     pub(crate) async fn finalize(&self, campaign: &str) -> Result<Summary, ServerError> {
+        // The series takes the last interval first: it then adds up to these results.
+        self.flush_series(campaign);
         let (summary, results) = self.build_results(campaign)?;
         self.store
             .set_results(campaign, results.encode_to_vec(), summary.thresholds_ok)
@@ -89,11 +92,21 @@ impl Core {
             &info.thresholds,
             None,
         );
+        let mut health: BTreeMap<String, v1::GeneratorHealth> = self
+            .store
+            .drone_summaries(campaign)?
+            .into_iter()
+            .filter_map(|(id, bytes)| {
+                let summary = v1::RunSummary::decode(bytes.as_slice()).ok()?;
+                Some((id, summary.health?))
+            })
+            .collect();
         let drones = drones
             .into_iter()
             .map(|d| {
                 let c = figures.per_drone.get(&d.id).copied().unwrap_or_default();
                 v1::DroneResult {
+                    health: health.remove(&d.id),
                     lost: figures.lost.get(&d.id).cloned().unwrap_or_default(),
                     id: d.id,
                     index: d.index,
@@ -123,6 +136,35 @@ impl Core {
             drones,
         };
         Ok((summary, results))
+    }
+
+    /// The per-second series of a campaign's last run, from the store.
+    pub fn series(&self, id: &str) -> Result<v1::CampaignSeries, ServerError> {
+        self.campaign_row(id)?;
+        Ok(v1::CampaignSeries {
+            id: id.into(),
+            points: self.stored_series(id, u32::MAX)?,
+        })
+    }
+
+    /// The last hour of the stored series, as the live charts keep it.
+    pub(crate) fn stored_history(&self, id: &str) -> Vec<SeriesPoint> {
+        self.stored_series(id, HISTORY_POINTS as u32)
+            .unwrap_or_default()
+            .iter()
+            .map(camut::series::from_wire)
+            .collect()
+    }
+
+    /// The newest `last` points of the stored series of a campaign's last run, oldest
+    /// first.
+    fn stored_series(&self, id: &str, last: u32) -> Result<Vec<v1::SeriesPoint>, ServerError> {
+        Ok(self
+            .store
+            .series(id, last)?
+            .iter()
+            .filter_map(|bytes| v1::SeriesPoint::decode(bytes.as_slice()).ok())
+            .collect())
     }
 
     /// The results of a campaign: final when the run is over, otherwise so far.
@@ -161,6 +203,7 @@ fn legacy_results(id: &str, json: &str) -> Result<v1::CampaignResults, ServerErr
                     errors: d["errors"].as_u64().unwrap_or(0),
                     iterations: d["iterations"].as_u64().unwrap_or(0),
                     lost: text(&d["lost"]),
+                    health: None,
                 })
                 .collect()
         })

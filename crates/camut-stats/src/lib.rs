@@ -11,7 +11,9 @@
 pub mod cap;
 pub mod clock;
 pub mod codec;
+pub mod junit;
 pub mod lazy;
+pub mod series;
 pub mod set;
 pub mod summary;
 pub mod threshold;

@@ -1,6 +1,8 @@
 //! The set of statistics one owner records: per-call series, iterations, errors.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+
+use hdrhistogram::Histogram;
 
 use crate::LazyHistogram;
 
@@ -265,6 +267,40 @@ impl StatsSet {
         self.calls
             .values()
             .fold((0, 0), |(r, e), c| (r + c.requests, e + c.errors))
+    }
+
+    /// Per operation (all status classes together), by name: requests, errors and the
+    /// response-time histogram (µs).
+    pub fn by_operation(&self) -> BTreeMap<&str, OperationCalls> {
+        let mut ops: BTreeMap<&str, OperationCalls> = BTreeMap::new();
+        for (k, c) in &self.calls {
+            let e = ops.entry(&k.operation).or_default();
+            e.requests += c.requests;
+            e.errors += c.errors;
+            let _ = e.response_time.add(&*c.response_time);
+        }
+        ops
+    }
+}
+
+/// One operation's calls over its status classes: see [`StatsSet::by_operation`].
+#[derive(Debug, Clone)]
+pub struct OperationCalls {
+    /// Calls finished.
+    pub requests: u64,
+    /// Of those, failed.
+    pub errors: u64,
+    /// Full response time in µs.
+    pub response_time: Histogram<u64>,
+}
+
+impl Default for OperationCalls {
+    fn default() -> Self {
+        OperationCalls {
+            requests: 0,
+            errors: 0,
+            response_time: crate::histogram(),
+        }
     }
 }
 

@@ -346,22 +346,14 @@ impl Summary {
                 }
             }
         }
-        let mut ops: BTreeMap<&str, (u64, u64, Histogram<u64>)> = BTreeMap::new();
-        for (k, c) in &stats.calls {
-            let e = ops
-                .entry(&k.operation)
-                .or_insert_with(|| (0, 0, crate::histogram()));
-            e.0 += c.requests;
-            e.1 += c.errors;
-            let _ = e.2.add(&c.response_time);
-        }
-        let operations = ops
+        let operations = stats
+            .by_operation()
             .into_iter()
-            .map(|(op, (r, e, h))| OperationSummary {
+            .map(|(op, calls)| OperationSummary {
                 operation: op.to_string(),
-                requests: r,
-                errors: e,
-                response_time: LatencyStats::from_histogram(&h, 1000.0),
+                requests: calls.requests,
+                errors: calls.errors,
+                response_time: LatencyStats::from_histogram(&calls.response_time, 1000.0),
             })
             .collect();
         let mut error_messages: Vec<ErrorSummary> = stats

@@ -5,6 +5,7 @@
 pub(crate) mod instances;
 pub(crate) mod show;
 
+use camut_server::ui::report::Report;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -90,6 +91,19 @@ pub struct ShowArgs {
     json: bool,
     #[command(flatten)]
     conn: Conn,
+}
+
+/// Options of `results`.
+#[derive(clap::Args)]
+pub struct ResultsArgs {
+    #[command(flatten)]
+    show: ShowArgs,
+    #[command(flatten)]
+    reports: crate::reports::ReportArgs,
+    /// Print the per-second series of the last run instead of the summary: per operation,
+    /// requests, errors and response time p50/p90/p99/max, and the active VUs.
+    #[arg(long, value_name = "FORMAT")]
+    series: Option<crate::reports::SeriesFormat>,
 }
 
 /// Options of `list`.
@@ -226,7 +240,7 @@ pub enum ManageCommand {
     /// The server's log lines.
     Logs(LogsArgs),
     /// A campaign's merged summary and threshold verdicts (exit 1 when one is broken).
-    Results(ShowArgs),
+    Results(ResultsArgs),
     /// The instances the server's deployers hold, zombies marked; `--reap` frees the
     /// zombies.
     Instances(InstancesArgs),
@@ -238,7 +252,8 @@ impl ManageCommand {
             ManageCommand::New(a) | ManageCommand::Update(a) => &a.conn,
             ManageCommand::Del(a) => &a.conn,
             ManageCommand::List(a) => &a.conn,
-            ManageCommand::Status(a) | ManageCommand::Results(a) => &a.conn,
+            ManageCommand::Status(a) => &a.conn,
+            ManageCommand::Results(a) => &a.show.conn,
             ManageCommand::Spawn(a)
             | ManageCommand::Deploy(a)
             | ManageCommand::Start(a)
@@ -407,15 +422,29 @@ async fn run(client: &Client, cmd: ManageCommand) -> anyhow::Result<ExitCode> {
             }
         }
         ManageCommand::Instances(a) => return instances::command(client, a).await,
-        ManageCommand::Results(a) => {
+        ManageCommand::Results(ResultsArgs {
+            show: a,
+            reports,
+            series,
+        }) => {
             let r = client.results(&a.id).await?;
-            if a.json {
-                print_json(&show::results_json(&r))?;
+            reports.write_junit(|| r.junit_xml())?;
+            let points = if series.is_some() || reports.wants_series() {
+                client.series(&a.id).await?.points()
             } else {
-                print!("{}", show::results_text(&r));
+                Vec::new()
+            };
+            if let Some(format) = series {
+                print!("{}", format.render(&a.id, &points));
+            }
+            reports.write_html(|| Report::from_results(&r, points))?;
+            match (series, a.json) {
+                (Some(_), _) => {}
+                (None, true) => print_json(&show::results_json(&r))?,
+                (None, false) => print!("{}", show::results_text(&r)),
             }
             if !r.thresholds_ok {
-                if !a.json {
+                if !a.json && series.is_none() {
                     eprintln!("camut: thresholds broken");
                 }
                 return Ok(ExitCode::from(1));

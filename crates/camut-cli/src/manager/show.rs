@@ -436,6 +436,7 @@ pub fn results_json(r: &v1::CampaignResults) -> Value {
                         "requests": d.requests, "errors": d.errors,
                         "iterations": d.iterations,
                         "lost": (!d.lost.is_empty()).then_some(&d.lost),
+                        "health": d.health.as_ref().map(camut::summary::health_from_wire),
                     })
                 })
                 .collect();

@@ -114,6 +114,24 @@ INSERT INTO drones_by_campaign (id, campaign, idx, state, error, summary, summar
 DROP TABLE drones;
 ALTER TABLE drones_by_campaign RENAME TO drones
 "#,
+    // A run's per-second series: one encoded `SeriesPoint` per campaign and interval.
+    r#"
+CREATE TABLE series (
+    campaign TEXT NOT NULL,
+    time_ms INTEGER NOT NULL,
+    point BLOB NOT NULL,
+    PRIMARY KEY (campaign, time_ms)
+);
+"#,
+    // Per campaign, the highest delta sequence number of each drone that the stored
+    // series covers (JSON {drone: seq}), written with each point: after a restart, the
+    // deltas past it go into the next point, so the series stays exact.
+    r#"
+CREATE TABLE series_cursor (
+    campaign TEXT PRIMARY KEY,
+    covered TEXT NOT NULL
+);
+"#,
 ];
 
 /// A campaign's saved results.
@@ -383,7 +401,7 @@ impl Store {
     pub async fn delete_campaign(&self, id: &str) -> Result<(), ServerError> {
         let id = id.to_owned();
         self.write(move |db| {
-            for table in ["stats", "results"] {
+            for table in ["stats", "series", "series_cursor", "results"] {
                 db.execute(&format!("DELETE FROM {table} WHERE campaign = ?1"), [&id])?;
             }
             for table in ["jobs", "instances", "drones"] {
@@ -567,12 +585,26 @@ impl Store {
         })
     }
 
+    /// The summaries the drones of a campaign sent when they finished (encoded
+    /// `RunSummary`), by drone id.
+    pub fn drone_summaries(&self, campaign: &str) -> Result<Vec<(String, Vec<u8>)>, ServerError> {
+        self.with(|db| {
+            let mut st = db.prepare(
+                "SELECT id, summary_encoded FROM drones WHERE campaign = ?1 AND summary_encoded IS NOT NULL",
+            )?;
+            let rows = st.query_map([campaign], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+    }
+
     /// Forgets a campaign's drones and statistics (before a new deployment).
     pub async fn clear_run(&self, campaign: &str) -> Result<(), ServerError> {
         let campaign = campaign.to_owned();
         self.write(move |db| {
             db.execute("DELETE FROM drones WHERE campaign = ?1", [&campaign])?;
             db.execute("DELETE FROM stats WHERE campaign = ?1", [&campaign])?;
+            db.execute("DELETE FROM series WHERE campaign = ?1", [&campaign])?;
+            db.execute("DELETE FROM series_cursor WHERE campaign = ?1", [&campaign])?;
             db.execute("DELETE FROM results WHERE campaign = ?1", [&campaign])
                 .map(|_| ())
         })
@@ -610,13 +642,71 @@ impl Store {
         })
     }
 
-    /// Every stored delta of a campaign: (drone, encoded delta).
-    pub fn stats(&self, campaign: &str) -> Result<Vec<(String, Vec<u8>)>, ServerError> {
+    /// Every stored delta of a campaign: (drone, sequence number, encoded delta).
+    pub fn stats(&self, campaign: &str) -> Result<Vec<(String, u64, Vec<u8>)>, ServerError> {
         self.with(|db| {
             let mut st = db.prepare(
-                "SELECT drone, delta FROM stats WHERE campaign = ?1 ORDER BY drone, seq",
+                "SELECT drone, seq, delta FROM stats WHERE campaign = ?1 ORDER BY drone, seq",
             )?;
-            let rows = st.query_map([campaign], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let rows = st.query_map([campaign], |r| {
+                Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?))
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Queues one point of a campaign's series (an encoded `SeriesPoint`) for the
+    /// writer's next transaction, without waiting for it: the once-a-second tick must not
+    /// wait on the disk. A failed write is logged.
+    /// `covered` (JSON `{drone: seq}`) is the highest sequence number of each drone's
+    /// deltas that the series holds once this point is in; it is written in the same
+    /// write.
+    pub fn append_series(&self, campaign: &str, time_ms: i64, point: Vec<u8>, covered: String) {
+        let campaign = campaign.to_owned();
+        let queued = self.writer.send(
+            move |db| {
+                let mut st = db.prepare_cached(
+                    "INSERT OR REPLACE INTO series (campaign, time_ms, point) VALUES (?1, ?2, ?3)",
+                )?;
+                st.execute(params![campaign, time_ms, point])?;
+                let mut st = db.prepare_cached(
+                    "INSERT OR REPLACE INTO series_cursor (campaign, covered) VALUES (?1, ?2)",
+                )?;
+                st.execute(params![campaign, covered]).map(|_| ())
+            },
+            |r| {
+                if let Err(e) = r {
+                    tracing::warn!("cannot store a series point: {e}");
+                }
+            },
+        );
+        if let Err(e) = queued {
+            tracing::warn!("cannot store a series point: {e}");
+        }
+    }
+
+    /// What the stored series of a campaign covers: `{drone: seq}` as JSON, when it
+    /// has a point.
+    pub fn series_cursor(&self, campaign: &str) -> Result<Option<String>, ServerError> {
+        self.with(|db| {
+            db.query_row(
+                "SELECT covered FROM series_cursor WHERE campaign = ?1",
+                [campaign],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+
+    /// A campaign's series, oldest first: encoded `SeriesPoint`s, the newest `last` of
+    /// them (all with `u32::MAX`).
+    pub fn series(&self, campaign: &str, last: u32) -> Result<Vec<Vec<u8>>, ServerError> {
+        self.with(|db| {
+            let mut st = db.prepare(
+                "SELECT point FROM (SELECT time_ms, point FROM series WHERE campaign = ?1 \
+                 ORDER BY time_ms DESC LIMIT ?2) ORDER BY time_ms",
+            )?;
+            let rows = st.query_map(params![campaign, last], |r| r.get(0))?;
             rows.collect()
         })
     }
@@ -778,6 +868,37 @@ mod tests {
             created_ms: now_ms(),
             updated_ms: now_ms(),
         }
+    }
+
+    #[tokio::test]
+    async fn series_points_and_their_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        for t in [3_000, 1_000, 2_000] {
+            s.append_series("c", t, vec![t as u8], format!("{{\"d\":{t}}}"));
+        }
+        s.append_series("other", 1_000, vec![9], "{}".into());
+        // The writer is first in, first out: a write awaited after them follows them.
+        s.set_campaign_error("none", "").await.unwrap();
+        let byte = |t: i64| vec![t as u8];
+        assert_eq!(
+            s.series("c", u32::MAX).unwrap(),
+            [byte(1_000), byte(2_000), byte(3_000)]
+        );
+        assert_eq!(
+            s.series("c", 2).unwrap(),
+            [byte(2_000), byte(3_000)],
+            "the newest, in order"
+        );
+        assert_eq!(
+            s.series_cursor("c").unwrap().as_deref(),
+            Some("{\"d\":2000}"),
+            "the last written"
+        );
+        s.clear_run("c").await.unwrap();
+        assert!(s.series("c", u32::MAX).unwrap().is_empty());
+        assert_eq!(s.series_cursor("c").unwrap(), None);
+        assert_eq!(s.series("other", u32::MAX).unwrap(), [vec![9]]);
     }
 
     #[tokio::test]

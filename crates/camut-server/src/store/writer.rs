@@ -37,7 +37,7 @@ impl Writer {
     }
 
     /// Queues `f`; `reply` gets its result once its transaction is committed.
-    fn queue<R: Send + 'static>(
+    pub fn send<R: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
         reply: impl FnOnce(Result<R, ServerError>) + Send + 'static,
@@ -66,7 +66,7 @@ impl Writer {
         f: impl FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
     ) -> Result<R, ServerError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.queue(f, move |r| {
+        self.send(f, move |r| {
             let _ = tx.send(r);
         })?;
         rx.await

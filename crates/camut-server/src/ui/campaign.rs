@@ -129,6 +129,43 @@ pub(crate) fn campaign_page(ui: &Ui, id: &str, notice: Notice, source: Option<&s
     (status, page(ui, id, "campaigns", &body)).into_response()
 }
 
+/// The campaign's HTML report, as a download (`camut results --html` writes the same).
+pub(crate) async fn report(State(ui): State<Ui>, Path(id): Path<String>) -> Response {
+    let (results, series) = match (ui.core.results(&id), ui.core.series(&id)) {
+        (Ok(r), Ok(s)) => (r, s),
+        (Err(e), _) | (_, Err(e)) => {
+            let status = tonic::Status::from(e);
+            return failure(&ui, status_code(&status), status.message());
+        }
+    };
+    let html = super::report::Report::from_results(&results, series.points())
+        .render(crate::store::now_ms());
+    let file: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    (
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/html; charset=utf-8".to_string(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"camut-{file}.html\""),
+            ),
+        ],
+        html,
+    )
+        .into_response()
+}
+
 pub(crate) async fn live(State(ui): State<Ui>, Path(id): Path<String>) -> Response {
     if ui.core.campaign_row(&id).is_err() {
         return (
@@ -196,7 +233,7 @@ pub(crate) fn live_html(ui: &Ui, id: &str) -> String {
             "<h2>Live</h2><div class=\"charts\" id=\"charts\" data-points=\"{}\">",
             history.len()
         );
-        for (key, svg) in chart::live_charts(&history) {
+        for (key, _, svg) in chart::run_charts(&history) {
             let _ = write!(
                 out,
                 "<figure class=\"chart\" id=\"chart-{key}\">{svg}</figure>"
@@ -204,11 +241,12 @@ pub(crate) fn live_html(ui: &Ui, id: &str) -> String {
         }
         out.push_str("</div>");
         if let Some(last) = history.last() {
-            let s = &last.stats;
+            let s = &last.total;
+            let (requests, errors) = ui.core.live_request_totals(id);
             let _ = write!(
                 out,
-                "<p class=\"summary\" id=\"live-figures\">last second: {:.0} requests/s · p50 {:.1} ms · p90 {:.1} ms · p99 {:.1} ms · {:.0} errors/s · {} active VUs · {} requests, {} errors so far</p>",
-                s.requests_per_s, s.p50_ms, s.p90_ms, s.p99_ms, s.errors_per_s, last.active_vus, s.requests, s.errors
+                "<p class=\"summary\" id=\"live-figures\">last second: {} requests/s · p50 {:.1} ms · p90 {:.1} ms · p99 {:.1} ms · {} errors/s · {} active VUs · {requests} requests, {errors} errors so far</p>",
+                s.requests, s.p50_ms, s.p90_ms, s.p99_ms, s.errors, last.active_vus
             );
         }
     }
@@ -273,25 +311,19 @@ fn summary_html(ui: &Ui, id: &str) -> String {
             esc(&r.lost.join("; "))
         );
     }
-    out.push_str("<table id=\"thresholds\"><thead><tr><th>Metric</th><th>Threshold</th><th>Value</th><th>Verdict</th></tr></thead><tbody>");
-    for t in &r.thresholds {
-        let _ = write!(
-            out,
-            "<tr><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
-            esc(&t.metric),
-            esc(&t.expr),
-            t.value.map_or("—".to_string(), |v| format!("{v:.3}")),
-            if t.ok {
-                "<span class=\"badge s-finished\">held</span>"
-            } else {
-                "<span class=\"badge s-failed\">broken</span>"
-            }
-        );
-    }
-    if r.thresholds.is_empty() {
-        out.push_str("<tr><td colspan=\"4\" class=\"muted\">no thresholds</td></tr>");
-    }
-    out.push_str("</tbody></table></section>");
+    let verdicts: Vec<_> = r
+        .thresholds
+        .iter()
+        .map(camut::summary::verdict_from_wire)
+        .collect();
+    out.push_str(&super::report::thresholds_table(&verdicts));
+    let _ = write!(
+        out,
+        "<p><a id=\"report-download\" href=\"{}/campaigns/{}/report.html\" download>Download the HTML report</a></p>",
+        ui.base,
+        query(id)
+    );
+    out.push_str("</section>");
     out
 }
 

@@ -1,8 +1,8 @@
-//! The live charts of a running campaign, drawn on the server as SVG by `plotters`.
+//! The charts of a run — requests/s, latency p50/p90/p99, errors/s, active VUs — drawn
+//! as SVG by `plotters`: the console's live charts and the HTML report's.
 
+use camut_stats::series::SeriesPoint;
 use plotters::prelude::*;
-
-use crate::core::LivePoint;
 
 /// One line of a chart.
 struct Line {
@@ -14,11 +14,12 @@ struct Line {
 /// Chart size in pixels.
 const SIZE: (u32, u32) = (460, 220);
 
-/// The four charts of a run: requests/s, latency p50/p90/p99, errors/s, active VUs.
-pub fn live_charts(history: &[LivePoint]) -> Vec<(&'static str, String)> {
+/// The four charts of a run: requests/s, latency p50/p90/p99, errors/s, active VUs, as
+/// (key, title, SVG).
+pub fn run_charts(history: &[SeriesPoint]) -> Vec<(&'static str, &'static str, String)> {
     let t0 = history.first().map_or(0, |p| p.time_ms);
-    let x = |p: &LivePoint| (p.time_ms - t0) as f64 / 1000.0;
-    let series = |f: fn(&LivePoint) -> f64| history.iter().map(|p| (x(p), f(p))).collect();
+    let x = |p: &SeriesPoint| (p.time_ms - t0) as f64 / 1000.0;
+    let series = |f: fn(&SeriesPoint) -> f64| history.iter().map(|p| (x(p), f(p))).collect();
     let blue = RGBColor(31, 119, 180);
     let charts = [
         (
@@ -28,7 +29,7 @@ pub fn live_charts(history: &[LivePoint]) -> Vec<(&'static str, String)> {
             vec![Line {
                 name: "requests/s",
                 color: blue,
-                points: series(|p| p.stats.requests_per_s),
+                points: series(|p| p.total.requests as f64),
             }],
         ),
         (
@@ -39,17 +40,17 @@ pub fn live_charts(history: &[LivePoint]) -> Vec<(&'static str, String)> {
                 Line {
                     name: "p50",
                     color: RGBColor(44, 160, 44),
-                    points: series(|p| p.stats.p50_ms),
+                    points: series(|p| p.total.p50_ms),
                 },
                 Line {
                     name: "p90",
                     color: RGBColor(255, 127, 14),
-                    points: series(|p| p.stats.p90_ms),
+                    points: series(|p| p.total.p90_ms),
                 },
                 Line {
                     name: "p99",
                     color: RGBColor(214, 39, 40),
-                    points: series(|p| p.stats.p99_ms),
+                    points: series(|p| p.total.p99_ms),
                 },
             ],
         ),
@@ -60,7 +61,7 @@ pub fn live_charts(history: &[LivePoint]) -> Vec<(&'static str, String)> {
             vec![Line {
                 name: "errors/s",
                 color: RGBColor(214, 39, 40),
-                points: series(|p| p.stats.errors_per_s),
+                points: series(|p| p.total.errors as f64),
             }],
         ),
         (
@@ -81,7 +82,7 @@ pub fn live_charts(history: &[LivePoint]) -> Vec<(&'static str, String)> {
                 tracing::warn!(chart = key, "cannot draw the chart: {e}");
                 String::new()
             });
-            (key, svg)
+            (key, title, svg)
         })
         .collect()
 }
@@ -142,35 +143,36 @@ fn draw(title: &str, unit: &str, lines: &[Line]) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use camut::v1::LiveStats;
+    use camut_stats::series::OperationPoint;
 
-    fn point(t: i64, rps: f64) -> LivePoint {
-        LivePoint {
+    fn point(t: i64, rps: u64) -> SeriesPoint {
+        SeriesPoint {
             time_ms: t,
-            stats: LiveStats {
-                requests_per_s: rps,
+            active_vus: 4,
+            total: OperationPoint {
+                requests: rps,
                 p50_ms: 1.0,
                 p90_ms: 2.0,
                 p99_ms: 3.0,
-                ..LiveStats::default()
+                ..OperationPoint::default()
             },
-            active_vus: 4,
+            operations: Vec::new(),
         }
     }
 
     #[test]
     fn charts_are_svg_and_follow_the_data() {
-        let one = live_charts(&[point(0, 10.0)]);
+        let one = run_charts(&[point(0, 10)]);
         assert_eq!(
             one.iter().map(|c| c.0).collect::<Vec<_>>(),
             ["requests", "latency", "errors", "vus"]
         );
-        for (_, svg) in &one {
+        for (_, _, svg) in &one {
             assert!(svg.starts_with("<svg") && svg.contains("</svg>"), "{svg}");
         }
-        assert!(one[1].1.contains("p99"), "latency legend");
-        let two = live_charts(&[point(0, 10.0), point(1000, 50.0)]);
-        assert_ne!(one[0].1, two[0].1, "a new point changes the chart");
-        assert!(live_charts(&[]).iter().all(|c| c.1.contains("<svg")));
+        assert!(one[1].2.contains("p99"), "latency legend");
+        let two = run_charts(&[point(0, 10), point(1000, 50)]);
+        assert_ne!(one[0].2, two[0].2, "a new point changes the chart");
+        assert!(run_charts(&[]).iter().all(|c| c.2.contains("<svg")));
     }
 }

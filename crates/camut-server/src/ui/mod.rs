@@ -22,6 +22,7 @@ mod chart;
 mod html;
 mod queue;
 mod records;
+pub mod report;
 mod sign_in;
 #[cfg(test)]
 mod tests;
@@ -120,6 +121,7 @@ pub fn router(core: Arc<Core>, token: ApiToken, base: &str, access: Access) -> R
         .route("/campaigns", get(campaigns::list).post(campaigns::create))
         .route("/campaigns/{id}", get(campaign::show))
         .route("/campaigns/{id}/live", get(campaign::live))
+        .route("/campaigns/{id}/report.html", get(campaign::report))
         .route("/campaigns/{id}/{action}", post(campaign::act))
         .route("/jobs", get(queue::jobs))
         .route("/jobs/table", get(queue::table))
