@@ -22,6 +22,48 @@ pub fn camut_bin() -> PathBuf {
     p.join("camut")
 }
 
+/// A `camut deployer local` process on a free loopback port, its drones' logs in a
+/// directory of its own; killed, and the logs removed, on drop.
+pub struct DeployerProcess {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    logs: std::path::PathBuf,
+}
+
+impl DeployerProcess {
+    /// Starts `camut deployer local --listen 127.0.0.1:0` and reads its address; `name`
+    /// names the log directory.
+    pub fn start(name: &str) -> DeployerProcess {
+        let logs = std::env::temp_dir().join(format!("camut-{name}-{}", std::process::id()));
+        let mut child = Command::new(camut_bin())
+            .args(["deployer", "local", "--listen", "127.0.0.1:0", "--log-dir"])
+            .arg(&logs)
+            .env_remove("CAMUT_CA")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("camut deployer starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped stdout"))
+            .read_line(&mut line)
+            .expect("first line");
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no deployer address in {line:?}"))
+            .to_string();
+        DeployerProcess { child, url, logs }
+    }
+}
+
+impl Drop for DeployerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.logs);
+    }
+}
+
 /// A `camut target` process on a free loopback port, killed on drop.
 pub struct TargetProcess {
     child: Child,

@@ -342,27 +342,13 @@ fn the_server_killed_mid_run_restarts_and_the_campaign_completes_exactly() {
 #[test]
 fn a_deployer_run_as_its_own_process_works_the_same() {
     let target = TargetProcess::start();
-    let logs = std::env::temp_dir().join(format!("camut-apart-{}", std::process::id()));
-    let mut deployer = std::process::Command::new(camut_integration::camut_bin())
-        .args(["deployer", "local", "--listen", "127.0.0.1:0", "--log-dir"])
-        .arg(&logs)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(deployer.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("deployer address")
-        .to_string();
+    let deployer = camut_integration::DeployerProcess::start("apart");
     let server = ServerProcess::start(
         "remote",
-        Some(&format!("[deployers.apart]\naddress = \"{url}\"\n")),
+        Some(&format!(
+            "[deployers.apart]\naddress = \"{}\"\n",
+            deployer.url
+        )),
     );
     let source = control_campaign("apart", 2, 2, 3, "", &target.url)
         .replace("deployer: 'local'", "deployer: 'apart'");
@@ -380,9 +366,6 @@ fn a_deployer_run_as_its_own_process_works_the_same() {
             "complete"
         );
     });
-    let _ = deployer.kill();
-    let _ = deployer.wait();
-    let _ = std::fs::remove_dir_all(&logs);
 }
 
 #[test]

@@ -381,28 +381,13 @@ fn a_drone_checks_the_certificate_unless_told_insecure() {
 #[test]
 fn a_deployer_of_its_own_process_gives_its_drones_the_servers_ca() {
     let target = TargetProcess::start();
-    let logs = std::env::temp_dir().join(format!("camut-tls-apart-{}", std::process::id()));
-    let mut deployer = Command::new(camut_bin())
-        .args(["deployer", "local", "--listen", "127.0.0.1:0", "--log-dir"])
-        .arg(&logs)
-        .env_remove("CAMUT_CA")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(deployer.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("deployer address")
-        .to_string();
+    let deployer = camut_integration::DeployerProcess::start("tls-apart");
     let server = ServerProcess::start_with_args(
         "tls-remote",
-        Some(&format!("[deployers.apart]\naddress = \"{url}\"\n")),
+        Some(&format!(
+            "[deployers.apart]\naddress = \"{}\"\n",
+            deployer.url
+        )),
         &["--tls-self-signed"],
         &[],
     );
@@ -417,7 +402,4 @@ fn a_deployer_of_its_own_process_gives_its_drones_the_servers_ca() {
         "the remote deployer's drones dialed https:// trusting the server's CA\n{}",
         server.log()
     );
-    let _ = deployer.kill();
-    let _ = deployer.wait();
-    let _ = std::fs::remove_dir_all(&logs);
 }
