@@ -267,9 +267,21 @@ impl Client {
     /// Stores a new campaign from its file (`file` names it in error messages).
     /// `AlreadyExists` when its id is taken; `InvalidArgument` for a broken file.
     pub async fn create(&self, file: &str, source: &str) -> Result<v1::Campaign, ClientError> {
+        self.create_with_env(file, source, &[]).await
+    }
+
+    /// Stores a new campaign whose drones get `env` as `camut.env` (values marked
+    /// secret are masked in every view and log).
+    pub async fn create_with_env(
+        &self,
+        file: &str,
+        source: &str,
+        env: &[v1::EnvVar],
+    ) -> Result<v1::Campaign, ClientError> {
         let req = v1::CreateCampaignRequest {
             file: file.to_string(),
             source: source.to_string(),
+            env: env.to_vec(),
         };
         Ok(self
             .campaigns
@@ -279,11 +291,25 @@ impl Client {
             .into_inner())
     }
 
-    /// Replaces the source of the campaign named by the id in the file.
+    /// Replaces the source of the campaign named by the id in the file; its
+    /// environment stays.
     pub async fn update(&self, file: &str, source: &str) -> Result<v1::Campaign, ClientError> {
+        self.update_with_env(file, source, None).await
+    }
+
+    /// Replaces the source of the campaign named by the id in the file, and its
+    /// environment when `env` is given.
+    pub async fn update_with_env(
+        &self,
+        file: &str,
+        source: &str,
+        env: Option<&[v1::EnvVar]>,
+    ) -> Result<v1::Campaign, ClientError> {
         let req = v1::UpdateCampaignRequest {
             file: file.to_string(),
             source: source.to_string(),
+            env: env.map(<[v1::EnvVar]>::to_vec).unwrap_or_default(),
+            replace_env: env.is_some(),
         };
         Ok(self
             .campaigns
@@ -359,14 +385,38 @@ impl Client {
         Ok(self.campaigns.clone().kill(cref(id)).await?.into_inner())
     }
 
-    /// The merged summary and threshold verdicts of a campaign.
+    /// The merged summary and threshold verdicts of a campaign's latest run, with the
+    /// list of its finished runs.
     pub async fn results(&self, id: &str) -> Result<v1::CampaignResults, ClientError> {
-        Ok(self.campaigns.clone().results(cref(id)).await?.into_inner())
+        self.run_results(id, 0).await
     }
 
-    /// The per-second series of the campaign's last run, oldest first.
+    /// The results of run `run` of a campaign (from 1; 0: the latest). `NotFound` for a
+    /// run that does not exist.
+    pub async fn run_results(
+        &self,
+        id: &str,
+        run: u32,
+    ) -> Result<v1::CampaignResults, ClientError> {
+        let req = v1::RunRef {
+            id: id.to_string(),
+            run,
+        };
+        Ok(self.campaigns.clone().results(req).await?.into_inner())
+    }
+
+    /// The per-second series of the campaign's latest run, oldest first.
     pub async fn series(&self, id: &str) -> Result<v1::CampaignSeries, ClientError> {
-        Ok(self.campaigns.clone().series(cref(id)).await?.into_inner())
+        self.run_series(id, 0).await
+    }
+
+    /// The per-second series of run `run` of a campaign (0: the latest), oldest first.
+    pub async fn run_series(&self, id: &str, run: u32) -> Result<v1::CampaignSeries, ClientError> {
+        let req = v1::RunRef {
+            id: id.to_string(),
+            run,
+        };
+        Ok(self.campaigns.clone().series(req).await?.into_inner())
     }
 
     /// State changes, live statistics, drone events and log lines of a campaign.
@@ -910,7 +960,7 @@ mod tests {
             }
             async fn results(
                 &self,
-                req: Request<v1::CampaignRef>,
+                req: Request<v1::RunRef>,
             ) -> Result<Response<v1::CampaignResults>, Status> {
                 let id = req.into_inner().id;
                 self.0.lock().unwrap().calls.push(format!("results {id}"));
@@ -923,7 +973,7 @@ mod tests {
             }
             async fn series(
                 &self,
-                _: Request<v1::CampaignRef>,
+                _: Request<v1::RunRef>,
             ) -> Result<Response<v1::CampaignSeries>, Status> {
                 Err(Status::unimplemented("series"))
             }

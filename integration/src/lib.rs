@@ -410,8 +410,15 @@ impl ServerProcess {
     /// Kills the server with SIGKILL (nothing is flushed) and starts it again on the same
     /// address and data dir.
     pub fn kill9_and_restart(&mut self) {
+        self.kill9_and_restart_after(std::time::Duration::ZERO);
+    }
+
+    /// Kills the server with SIGKILL, waits `down` and starts it again on the same
+    /// address and data dir.
+    pub fn kill9_and_restart_after(&mut self, down: std::time::Duration) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        std::thread::sleep(down);
         let mut fresh = Self::launch(
             self.data_dir.clone(),
             self.config.clone(),

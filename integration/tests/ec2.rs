@@ -31,13 +31,31 @@ fn current_user() -> String {
 }
 
 /// The `[deployers.aws]` section of a server config for `moto`, plus `ssh` settings.
-fn aws_section(moto: &Moto, ssh: &str) -> String {
+fn aws_section(moto: &Moto, ssh: &str, max_lifetime_s: u64) -> String {
     format!(
         "[deployers.aws]\nkind = \"ec2\"\n[deployers.aws.settings]\nregion = \"us-east-1\"\n\
          endpoint_url = \"{}\"\nimage = \"{MOTO_IMAGE}\"\ninstance_type = \"t3.micro\"\n\
-         max_lifetime_s = 3600\nrunning_timeout_s = 30\nterminated_timeout_s = 30\n\
+         max_lifetime_s = {max_lifetime_s}\nrunning_timeout_s = 30\nterminated_timeout_s = 30\n\
          [deployers.aws.settings.ssh]\n{ssh}",
         moto.url
+    )
+}
+
+/// `ssh` settings that start real drones on the loopback sshd standing for every
+/// instance: the binary at `remote_bin`, configs and logs in `remote`.
+fn drone_ssh_section(sshd: &Sshd, remote: &Path, remote_bin: &Path) -> String {
+    format!(
+        "user = \"{user}\"\nkey_file = \"{key}\"\nknown_hosts_file = \"{known}\"\n\
+         host_key_policy = \"strict\"\naddress_override = \"127.0.0.1:{port}\"\n\
+         remote_binary = \"{bin}\"\ndrone_config = \"{dir}/{{id}}.env\"\n\
+         start_command = \"set -a; . {{config}}; set +a; nohup {{binary}} drone > {{config}}.log 2>&1 < /dev/null &\"\n\
+         connect_retry_s = 20\nconfigure_timeout_s = 120\n",
+        user = current_user(),
+        key = sshd.user_key.display(),
+        known = sshd.known_hosts.display(),
+        port = sshd.port,
+        bin = remote_bin.display(),
+        dir = remote.display(),
     )
 }
 
@@ -80,20 +98,11 @@ fn spawn_deploy_run_kill_through_moto_and_a_real_sshd() {
         .arg(&remote_bin)
         .status()
         .unwrap();
-    let ssh = format!(
-        "user = \"{user}\"\nkey_file = \"{key}\"\nknown_hosts_file = \"{known}\"\n\
-         host_key_policy = \"strict\"\naddress_override = \"127.0.0.1:{port}\"\n\
-         remote_binary = \"{bin}\"\ndrone_config = \"{dir}/{{id}}.env\"\n\
-         start_command = \"set -a; . {{config}}; set +a; nohup {{binary}} drone > {{config}}.log 2>&1 < /dev/null &\"\n\
-         connect_retry_s = 20\nconfigure_timeout_s = 120\n",
-        user = current_user(),
-        key = sshd.user_key.display(),
-        known = sshd.known_hosts.display(),
-        port = sshd.port,
-        bin = remote_bin.display(),
-        dir = remote.display(),
+    let ssh = drone_ssh_section(&sshd, &remote, &remote_bin);
+    let config = format!(
+        "server_id = \"camut-it-ec2\"\n{}",
+        aws_section(&moto, &ssh, 3600)
     );
-    let config = format!("server_id = \"camut-it-ec2\"\n{}", aws_section(&moto, &ssh));
     let server = ServerProcess::start_with_env("ec2-e2e", Some(&config), &AWS_ENV);
     // The drones run detached on the "instance": end them even when an assertion fails.
     let _drones = DronesOf(remote_bin.display().to_string());
@@ -209,7 +218,7 @@ fn zombies_are_found_and_reaped_and_a_missing_image_fails_cleanly() {
     );
     let config = format!(
         "server_id = \"camut-it-zombies\"\n{}",
-        aws_section(&moto, "user = \"nobody\"\n")
+        aws_section(&moto, "user = \"nobody\"\n", 3600)
     );
     let server = ServerProcess::start_with_env("ec2-zombies", Some(&config), &AWS_ENV);
     assert!(
@@ -575,4 +584,439 @@ fn configure_reports_each_instance_and_refuses_unknown_host_keys() {
         .unwrap();
     });
     drop((strict_process, good_process));
+}
+
+/// What the fault proxy does to one EC2 action.
+#[derive(Clone, Copy)]
+enum Fault {
+    /// Answers with EC2's error for a launch it has no capacity for.
+    NoCapacity,
+    /// Holds the request this long, then closes without an answer.
+    Delay(std::time::Duration),
+}
+
+/// A plain-HTTP proxy on 127.0.0.1 in front of moto that applies `fault` to requests of
+/// `action` and forwards every other request unchanged. It counts the faulted requests
+/// and stops serving when dropped; each connection is bounded in time.
+struct FaultProxy {
+    url: String,
+    faulted: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FaultProxy {
+    fn start(moto_url: &str, action: &'static str, fault: Fault) -> FaultProxy {
+        use std::sync::atomic::{AtomicBool, AtomicU32};
+        use std::sync::Arc;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = moto_url.trim_start_matches("http://").to_string();
+        let faulted = Arc::new(AtomicU32::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (count, halt) = (faulted.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + std::time::Duration::from_secs(300);
+            while !halt.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        let (upstream, count, halt) =
+                            (upstream.clone(), count.clone(), halt.clone());
+                        std::thread::spawn(move || {
+                            proxy_one(client, &upstream, action, fault, &count, &halt)
+                        });
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                }
+            }
+        });
+        FaultProxy { url, faulted, stop }
+    }
+
+    fn faulted(&self) -> u32 {
+        self.faulted.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Serves one connection: one request (headers and a Content-Length body), then close.
+fn proxy_one(
+    mut client: std::net::TcpStream,
+    upstream: &str,
+    action: &str,
+    fault: Fault,
+    count: &std::sync::atomic::AtomicU32,
+    halt: &std::sync::atomic::AtomicBool,
+) {
+    use std::io::{Read, Write};
+    let _ = client.set_nonblocking(false);
+    let _ = client.set_read_timeout(Some(std::time::Duration::from_secs(30)));
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match client.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        match client.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let body = String::from_utf8_lossy(&buf[head_end..]).to_string();
+    if body.contains(&format!("Action={action}")) {
+        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match fault {
+            Fault::NoCapacity => {
+                let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error>\
+                    <Code>InsufficientInstanceCapacity</Code><Message>We currently do not have \
+                    sufficient t3.nano capacity in the Availability Zone you requested \
+                    (us-east-1a).</Message></Error></Errors><RequestID>7a62c49f-347e-4fc4-9331-\
+                    6e8eEXAMPLE</RequestID></Response>";
+                let _ = write!(
+                    client,
+                    "HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/xml;charset=UTF-8\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{xml}",
+                    xml.len()
+                );
+            }
+            Fault::Delay(d) => {
+                let until = Instant::now() + d;
+                while Instant::now() < until && !halt.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+            }
+        }
+        return;
+    }
+    // Anything else goes to moto, one request per connection.
+    let Ok(mut up) = std::net::TcpStream::connect(upstream) else {
+        return;
+    };
+    let _ = up.set_read_timeout(Some(std::time::Duration::from_secs(30)));
+    let head = head
+        .lines()
+        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\r\n");
+    let _ = up.write_all(format!("{head}\r\nConnection: close\r\n\r\n").as_bytes());
+    let _ = up.write_all(&buf[head_end..]);
+    let mut answer = Vec::new();
+    let _ = up.read_to_end(&mut answer);
+    let _ = client.write_all(&answer);
+}
+
+/// A server whose `aws` deployer talks to EC2 at `endpoint`, with `extra` settings.
+fn server_on_endpoint(name: &str, endpoint: &str, extra: &str) -> ServerProcess {
+    let config = format!(
+        "server_id = \"camut-it-{name}\"\n[deployers.aws]\nkind = \"ec2\"\n[deployers.aws.settings]\n\
+         region = \"us-east-1\"\nendpoint_url = \"{endpoint}\"\nimage = \"{MOTO_IMAGE}\"\n\
+         instance_type = \"t3.micro\"\nrunning_timeout_s = 30\nterminated_timeout_s = 30\n{extra}"
+    );
+    ServerProcess::start_with_env(name, Some(&config), &AWS_ENV)
+}
+
+/// A one-drone campaign on the `aws` deployer.
+fn aws_campaign(id: &str) -> String {
+    format!(
+        "exports.campaign = {{ id: '{id}', drones: 1, users: 1, iterations: 1, deploy: {{ deployer: 'aws', zone: 'us-east-1a', instanceType: 't3.nano' }} }};\n\
+         exports.test = function (done) {{ done(); }};\n"
+    )
+}
+
+#[test]
+fn ec2_capacity_errors_are_final_and_read_in_one_line() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(&moto.url, "RunInstances", Fault::NoCapacity);
+    let server = server_on_endpoint("ec2-capacity", &proxy.url, "");
+    rt().block_on(async {
+        let c = Client::connect(&server.addr, None).await.unwrap();
+        c.create("cap.js", &aws_campaign("cap")).await.unwrap();
+        let started = Instant::now();
+        let spawn = c.spawn("cap").await.unwrap();
+        let spawn = c.wait_job(spawn.id).await.unwrap();
+        assert_eq!(spawn.state().label(), "failed", "{spawn:?}");
+        assert!(
+            spawn.error.contains("InsufficientInstanceCapacity")
+                && spawn.error.contains("try another zone or instance type"),
+            "EC2's code and what to do: {}",
+            spawn.error
+        );
+        assert!(
+            spawn.error.len() < 500
+                && !spawn.error.contains("RequestID")
+                && !spawn.error.contains("<"),
+            "no SDK debug output: {}",
+            spawn.error
+        );
+        let log = spawn.log.join("\n");
+        assert!(
+            !log.contains("trying again"),
+            "a final error is not retried: {log}"
+        );
+        assert_eq!(proxy.faulted(), 1, "RunInstances was asked once");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            moto.campaign_instances("cap").is_empty(),
+            "nothing was launched"
+        );
+    });
+}
+
+#[test]
+fn an_ec2_call_that_hangs_times_out_and_says_so() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.url,
+        "DescribeImages",
+        Fault::Delay(std::time::Duration::from_secs(100)),
+    );
+    let server = server_on_endpoint("ec2-timeout", &proxy.url, "api_timeout_s = 2\n");
+    rt().block_on(async {
+        let c = Client::connect(&server.addr, None).await.unwrap();
+        c.create("slow.js", &aws_campaign("slow")).await.unwrap();
+        let started = Instant::now();
+        let spawn = c.spawn("slow").await.unwrap();
+        let spawn = c.wait_job(spawn.id).await.unwrap();
+        let took = started.elapsed();
+        assert_eq!(spawn.state().label(), "failed", "{spawn:?}");
+        assert!(
+            spawn.error.contains("DescribeImages")
+                && spawn.error.contains("api_timeout_s")
+                && spawn.error.contains("tried 3 times with backoff"),
+            "{}",
+            spawn.error
+        );
+        assert_eq!(proxy.faulted(), 3, "three tries of the hanging call");
+        // 3 × 2 s, plus 1 s and 2 s of backoff: far below the 100 s of the delay.
+        assert!(took < std::time::Duration::from_secs(40), "{took:?}");
+        let log = spawn.log.join("\n");
+        assert!(
+            log.contains("asking deployer 'aws'"),
+            "the job says what it waits for: {log}"
+        );
+    });
+    drop(proxy);
+}
+
+#[test]
+fn ssh_failures_are_quick_and_name_their_cause() {
+    let moto = Moto::start();
+    let sshd = Sshd::start("sshfail");
+    let dir = temp_dir("ec2-sshfail");
+    let remote_bin = dir.join("bin").join("camut");
+    let settings = |user: &str, start: &str| {
+        format!(
+            "region = \"us-east-1\"\nendpoint_url = \"{}\"\nimage = \"{MOTO_IMAGE}\"\n[ssh]\n\
+             user = \"{user}\"\nkey_file = \"{}\"\nknown_hosts_file = \"{}\"\n\
+             address_override = \"127.0.0.1:{}\"\nremote_binary = \"{}\"\nsudo = \"\"\n\
+             drone_config = \"{}/{{id}}.env\"\nstart_command = \"{start}\"\nconnect_retry_s = 60\n\
+             configure_timeout_s = 60\n",
+            moto.url,
+            sshd.user_key.display(),
+            sshd.known_hosts.display(),
+            sshd.port,
+            remote_bin.display(),
+            dir.display(),
+        )
+    };
+    let me = current_user();
+    let (p1, wrong_user) =
+        standalone_deployer(&dir, "wrong-user", &settings("camut-no-such-user", "true"));
+    let (p2, attached) =
+        standalone_deployer(&dir, "attached", &settings(&me, "echo started; sleep 58"));
+    let (p3, missing) = standalone_deployer(
+        &dir,
+        "missing",
+        &settings(&me, "no-such-sudo-xyz systemctl restart camut-drone"),
+    );
+    rt().block_on(async {
+        let connect = |url: String| async move {
+            DeployerClient::new(
+                tonic::transport::Endpoint::from_shared(url)
+                    .unwrap()
+                    .connect()
+                    .await
+                    .unwrap(),
+            )
+        };
+        let mut wrong_user = connect(wrong_user).await;
+        let mut attached = connect(attached).await;
+        let mut missing = connect(missing).await;
+        let id = attached
+            .create_instances(CreateInstancesRequest {
+                campaign: "ssh".into(),
+                min: 1,
+                max: 1,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .instances[0]
+            .id
+            .clone();
+        let configure = || camut::v1::ConfigureInstancesRequest {
+            campaign: "ssh".into(),
+            instance_ids: vec![id.clone()],
+            server_address: "http://127.0.0.1:9".into(),
+            join_token: "t0k3n".into(),
+            ca_pem: String::new(),
+        };
+
+        // A refused login is not retried for connect_retry_s (60 s): it fails at once
+        // and names the settings to check.
+        let started = Instant::now();
+        let out = wrong_user
+            .configure_instances(configure())
+            .await
+            .unwrap()
+            .into_inner();
+        let took = started.elapsed();
+        let why = &out.failed[&id];
+        assert!(took < std::time::Duration::from_secs(10), "{took:?}: {why}");
+        assert!(why.contains("Permission denied"), "{why}");
+        assert!(
+            why.contains("ssh.user = 'camut-no-such-user'") && why.contains("ssh.key_file"),
+            "{why}"
+        );
+
+        // A start command that keeps its output attached cannot hang the deploy.
+        let started = Instant::now();
+        let out = attached
+            .configure_instances(configure())
+            .await
+            .unwrap()
+            .into_inner();
+        let took = started.elapsed();
+        assert_eq!(out.configured, vec![id.clone()], "{out:?}");
+        assert!(took < std::time::Duration::from_secs(45), "{took:?}");
+
+        // A start command that fails: its exit code and the shell's own words.
+        let out = missing
+            .configure_instances(configure())
+            .await
+            .unwrap()
+            .into_inner();
+        let why = &out.failed[&id];
+        assert!(why.contains("exited with 127"), "{why}");
+        assert!(
+            why.contains("no-such-sudo-xyz") && why.contains("not found"),
+            "{why}"
+        );
+
+        attached
+            .destroy_instances(DestroyInstancesRequest {
+                campaign: "ssh".into(),
+            })
+            .await
+            .unwrap();
+    });
+    let _ = Command::new("pkill").args(["-f", "sleep 58"]).status();
+    drop((p1, p2, p3));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_running_campaign_past_its_lifetime_keeps_its_instances_across_a_restart() {
+    let moto = Moto::start();
+    let sshd = Sshd::start("lifetime");
+    let target = TargetProcess::start();
+    let remote = temp_dir("lifetime-host");
+    let remote_bin = remote.join("bin").join("camut");
+    let ssh = drone_ssh_section(&sshd, &remote, &remote_bin);
+    // Instances expire 6 s after launch unless their campaign's server pushes it back.
+    let config = format!(
+        "server_id = \"camut-it-lifetime\"\n{}",
+        aws_section(&moto, &ssh, 6)
+    );
+    let mut server = ServerProcess::start_with_env("ec2-lifetime", Some(&config), &AWS_ENV);
+    let _drones = DronesOf(remote_bin.display().to_string());
+    // About 0.1 s per iteration: 150 iterations per VU run for some 15 s.
+    let source = format!(
+        "exports.campaign = {{ id: 'long', drones: 2, users: 1, iterations: 150, deploy: {{ deployer: 'aws', zone: 'us-east-1a' }} }};\n\
+         exports.test = function (done) {{\n\
+           camut.http({{ url: '{}/', operation: 'home' }}, function () {{ setTimeout(done, 100); }});\n\
+         }};\n",
+        target.url
+    );
+    let start_id = rt().block_on(async {
+        let c = Client::connect(&server.addr, None).await.unwrap();
+        c.create("long.js", &source).await.unwrap();
+        for job in [
+            c.spawn("long").await.unwrap(),
+            c.deploy("long").await.unwrap(),
+        ] {
+            let job = c.wait_job(job.id).await.unwrap();
+            assert_eq!(job.state().label(), "complete", "{job:?}\n{}", server.log());
+        }
+        let start = c.start("long").await.unwrap();
+        start.id
+    });
+    let held: Vec<String> = moto
+        .campaign_instances("long")
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(held.len(), 2);
+    // Past the launch lifetime while running: the expiry was pushed back.
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    for left in expiries(&moto, "long") {
+        assert!(left > 0.0, "a held instance's expiry moves: {left} s left");
+    }
+    // The server dies and stays down past the instances' expiry.
+    server.kill9_and_restart_after(std::time::Duration::from_secs(8));
+    rt().block_on(async {
+        let c = Client::connect(&server.addr, None).await.unwrap();
+        let start = c.wait_job(start_id).await.unwrap();
+        assert_eq!(
+            start.state().label(),
+            "complete",
+            "{start:?}\n{}",
+            server.log()
+        );
+        let results = c.results("long").await.unwrap();
+        let summary = camut_integration::summary_value(&results);
+        assert_eq!(summary["requests"], 2 * 150, "{summary}");
+        assert_eq!(target.served(), 2 * 150);
+        for id in &held {
+            assert_eq!(
+                moto.state(id),
+                "running",
+                "held instance {id} was not reaped"
+            );
+        }
+        let log = server.log();
+        assert!(
+            log.contains("kept: held by campaign 'long'"),
+            "the reconcile says why it kept them: {log}"
+        );
+        let listed = c.get("long").await.unwrap();
+        assert_eq!(listed.instances.len(), 2);
+        let _ = c.kill("long").await;
+    });
 }

@@ -3,6 +3,7 @@
 //! Exit codes: 0 ok, 1 failed (thresholds broken, campaign could not run), 2 usage.
 
 mod daemons;
+mod env;
 mod manager;
 mod output;
 mod quickstart;

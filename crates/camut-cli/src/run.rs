@@ -33,9 +33,8 @@ pub struct RunArgs {
     /// Worker threads (default: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
-    /// KEY=VALUE pairs the test reads as `camut.env.KEY` (repeatable).
-    #[arg(long = "env", value_parser = parse_env)]
-    env: Vec<(String, String)>,
+    #[command(flatten)]
+    env: crate::env::EnvArgs,
     /// Write the summary as JSON to PATH (`-`: stdout, which then carries only the JSON;
     /// points and console lines go to stderr).
     #[arg(long)]
@@ -65,7 +64,7 @@ impl RunArgs {
             iterations: None,
             duration: None,
             threads: 0,
-            env: vec![("TARGET".to_string(), target)],
+            env: crate::env::EnvArgs::with("TARGET", &target),
             summary_json: None,
             quiet: false,
             tsdb: None,
@@ -93,13 +92,6 @@ fn split_host_port(s: &str) -> anyhow::Result<(String, u16)> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     anyhow::ensure!(!host.is_empty(), "--tsdb '{s}' has no host");
     Ok((host.to_string(), port))
-}
-
-fn parse_env(s: &str) -> Result<(String, String), String> {
-    s.split_once('=')
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .filter(|(k, _)| !k.is_empty())
-        .ok_or_else(|| format!("'{s}' is not KEY=VALUE"))
 }
 
 pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -140,7 +132,12 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
             (None, Some(d)) => Some(RunLength::Duration(d)),
             _ => None,
         },
-        env: args.env.into_iter().collect::<BTreeMap<_, _>>(),
+        env: args
+            .env
+            .vars()?
+            .into_iter()
+            .map(|v| (v.key, v.value))
+            .collect::<BTreeMap<_, _>>(),
         ..RunConfig::default()
     };
     let keep_series = args.series.is_some() || args.reports.wants_series();

@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_ec2::config::http::HttpResponse;
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_ec2::types::{
     Filter, Instance, InstanceStateName, InstanceType, Placement, ResourceType, Tag,
@@ -11,8 +12,9 @@ use aws_sdk_ec2::types::{
 };
 use aws_sdk_ec2::Client;
 use camut::v1::DeployedInstance;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
+use crate::api_error::classify;
 use crate::config::Ec2Config;
 use crate::Error;
 
@@ -26,6 +28,11 @@ pub const TAG_SERVER: &str = "camut:server";
 pub const TAG_EXPIRES: &str = "camut:expires";
 /// Tag with the idempotency key of the create that made the instance.
 pub const TAG_TOKEN: &str = "camut:token";
+
+/// Most times one EC2 call is made while its failures may pass.
+const API_ATTEMPTS: u32 = 3;
+/// Pause before the second try of a call; doubled for each further one.
+const API_BACKOFF: Duration = Duration::from_secs(1);
 
 /// How often instance states are polled while waiting.
 const POLL: Duration = Duration::from_secs(2);
@@ -62,6 +69,15 @@ impl Cloud {
         if let Some(url) = &config.endpoint_url {
             loader = loader.endpoint_url(url.clone());
         }
+        // Tries are made here ([`Cloud::call`]), by kind of failure, so that a final
+        // error (no capacity, say) is never tried again.
+        loader = loader
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .operation_timeout(config.api_timeout())
+                    .build(),
+            );
         let sdk = loader.load().await;
         let region = sdk
             .region()
@@ -79,23 +95,53 @@ impl Cloud {
         &self.region
     }
 
+    /// Makes an EC2 call through `send`, trying again with backoff while its failure is
+    /// of a kind that may pass (throttling, server errors, timeouts), at most
+    /// [`API_ATTEMPTS`] times.
+    async fn call<T, E, Fut>(&self, name: &'static str, send: impl Fn() -> Fut) -> Result<T, Error>
+    where
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let mut attempt = 1;
+        loop {
+            match send().await {
+                Ok(out) => return Ok(out),
+                Err(e) => {
+                    let failure = classify(&e);
+                    if failure.kind.retryable() && attempt < API_ATTEMPTS {
+                        let pause = API_BACKOFF * 2u32.pow(attempt - 1);
+                        warn!(call = name, attempt, code = %failure.code, message = %failure.message,
+                            "EC2 call failed ({}); trying again in {pause:?}", failure.kind.advice());
+                        tokio::time::sleep(pause).await;
+                        attempt += 1;
+                        continue;
+                    }
+                    return Err(Error::Api {
+                        call: name,
+                        failure,
+                        attempts: attempt,
+                    });
+                }
+            }
+        }
+    }
+
     /// Fails with [`Error::ImageNotFound`] unless `image` exists.
     pub(crate) async fn check_image(&self, image: &str) -> Result<(), Error> {
         let out = self
-            .client
-            .describe_images()
-            .image_ids(image)
-            .send()
+            .call("DescribeImages", || {
+                self.client.describe_images().image_ids(image).send()
+            })
             .await
-            .map_err(|e| {
-                if e.code().is_some_and(|c| c.starts_with("InvalidAMIID")) {
+            .map_err(|e| match e {
+                Error::Api { failure, .. } if failure.code.starts_with("InvalidAMIID") => {
                     Error::ImageNotFound {
                         image: image.to_owned(),
                         region: self.region.clone(),
                     }
-                } else {
-                    api("DescribeImages", e)
                 }
+                e => e,
             })?;
         if out.images().is_empty() {
             return Err(Error::ImageNotFound {
@@ -122,10 +168,7 @@ impl Cloud {
                     .collect());
             }
         }
-        let expires = SystemTime::now() + self.config.max_lifetime();
-        let expires = DateTime::from(expires)
-            .fmt(DateTimeFormat::DateTime)
-            .map_err(|e| Error::Config(format!("expiry time: {e}")))?;
+        let expires = expiry_text(SystemTime::now() + self.config.max_lifetime())?;
         let mut tags: Vec<(String, String)> =
             l.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         tags.retain(|(k, _)| {
@@ -146,7 +189,7 @@ impl Cloud {
                     .collect(),
             ))
             .build();
-        let mut call = self
+        let mut run = self
             .client
             .run_instances()
             .image_id(l.image)
@@ -157,21 +200,22 @@ impl Cloud {
             .set_key_name(self.config.key_name.clone())
             .set_subnet_id(self.config.subnet_id.clone());
         if !self.config.security_group_ids.is_empty() {
-            call = call.set_security_group_ids(Some(self.config.security_group_ids.clone()));
+            run = run.set_security_group_ids(Some(self.config.security_group_ids.clone()));
         }
         if !l.client_token.is_empty() {
-            call = call.client_token(ec2_client_token(l.client_token));
+            run = run.client_token(ec2_client_token(l.client_token));
         }
         if !l.zone.is_empty() && l.zone != crate::config::zone_region(l.zone) {
-            call = call.placement(Placement::builder().availability_zone(l.zone).build());
+            run = run.placement(Placement::builder().availability_zone(l.zone).build());
         }
         if let Some(data) = &self.config.user_data {
-            call = call.user_data(base64::Engine::encode(
+            run = run.user_data(base64::Engine::encode(
                 &base64::engine::general_purpose::STANDARD,
                 data,
             ));
         }
-        let out = call.send().await.map_err(|e| api("RunInstances", e))?;
+        // The client token makes another try of the same launch safe.
+        let out = self.call("RunInstances", || run.clone().send()).await?;
         Ok(out
             .instances()
             .iter()
@@ -217,14 +261,16 @@ impl Cloud {
         let mut found = Vec::new();
         let mut next: Option<String> = None;
         loop {
+            let page = next.take();
             let out = self
-                .client
-                .describe_instances()
-                .set_filters(Some(filters.clone()))
-                .set_next_token(next.take())
-                .send()
-                .await
-                .map_err(|e| api("DescribeInstances", e))?;
+                .call("DescribeInstances", || {
+                    self.client
+                        .describe_instances()
+                        .set_filters(Some(filters.clone()))
+                        .set_next_token(page.clone())
+                        .send()
+                })
+                .await?;
             for r in out.reservations() {
                 found.extend(r.instances().iter().cloned());
             }
@@ -280,13 +326,32 @@ impl Cloud {
             return Ok(());
         }
         debug!(?ids, "terminating instances");
-        self.client
-            .terminate_instances()
-            .set_instance_ids(Some(ids.to_vec()))
-            .send()
-            .await
-            .map_err(|e| api("TerminateInstances", e))?;
+        self.call("TerminateInstances", || {
+            self.client
+                .terminate_instances()
+                .set_instance_ids(Some(ids.to_vec()))
+                .send()
+        })
+        .await?;
         Ok(())
+    }
+
+    /// Rewrites the expiry tag of `ids` to `max_lifetime_s` from now; returns the new
+    /// expiry (Unix ms).
+    pub(crate) async fn extend(&self, ids: &[String]) -> Result<i64, Error> {
+        let until = SystemTime::now() + self.config.max_lifetime();
+        let text = expiry_text(until)?;
+        if !ids.is_empty() {
+            self.call("CreateTags", || {
+                self.client
+                    .create_tags()
+                    .set_resources(Some(ids.to_vec()))
+                    .tags(Tag::builder().key(TAG_EXPIRES).value(text.clone()).build())
+                    .send()
+            })
+            .await?;
+        }
+        Ok(parse_expiry(&text))
     }
 
     /// The instance as the Deployer API reports it.
@@ -356,12 +421,11 @@ fn parse_expiry(text: &str) -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// An SDK failure as an [`Error::Api`], with the service's code and message.
-fn api<E: std::error::Error + 'static>(call: &'static str, e: E) -> Error {
-    Error::Api {
-        call,
-        message: DisplayErrorContext(&e).to_string(),
-    }
+/// An expiry time as the `camut:expires` tag holds it (RFC 3339).
+fn expiry_text(t: SystemTime) -> Result<String, Error> {
+    DateTime::from(t)
+        .fmt(DateTimeFormat::DateTime)
+        .map_err(|e| Error::Config(format!("expiry time: {e}")))
 }
 
 #[cfg(test)]

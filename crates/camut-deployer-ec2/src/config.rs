@@ -58,6 +58,9 @@ pub struct Ec2Config {
     pub running_timeout_s: Option<u64>,
     /// How long a destroy waits for the instances to be terminated (seconds, default 300).
     pub terminated_timeout_s: Option<u64>,
+    /// How long one EC2 API call may take before it counts as failed (seconds, default
+    /// 30); a timed-out call is tried again (3 tries in all, with backoff).
+    pub api_timeout_s: Option<u64>,
     /// Reports the instances' private addresses rather than their public ones (a server
     /// inside the same VPC).
     #[serde(default)]
@@ -161,7 +164,13 @@ impl Ec2Config {
             .or_else(|| self.image.clone())
     }
 
-    /// Maximum lifetime of an instance.
+    /// How long one EC2 API call may take.
+    pub fn api_timeout(&self) -> Duration {
+        Duration::from_secs(self.api_timeout_s.unwrap_or(30).max(1))
+    }
+
+    /// How long an instance lives past its launch, or past the last time its campaign
+    /// was seen holding it.
     pub fn max_lifetime(&self) -> Duration {
         Duration::from_secs(self.max_lifetime_s.unwrap_or(DEFAULT_MAX_LIFETIME_S))
     }

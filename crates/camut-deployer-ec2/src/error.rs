@@ -2,6 +2,8 @@
 
 use tonic::Status;
 
+use crate::api_error::{ApiErrorKind, ApiFailure};
+
 /// What can go wrong in the ec2 deployer.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -25,13 +27,18 @@ pub enum Error {
         /// The region asked.
         region: String,
     },
-    /// An EC2 API call failed.
-    #[error("EC2 {call} failed: {message}")]
+    /// An EC2 API call failed (after the tries its kind allows).
+    #[error("EC2 {call} failed: {}{}{} ({}){}",
+        failure.code, if failure.code.is_empty() || failure.message.is_empty() { "" } else { ": " },
+        failure.message, failure.kind.advice(),
+        if *attempts > 1 { format!("; tried {attempts} times with backoff") } else { String::new() })]
     Api {
         /// The API call.
         call: &'static str,
-        /// The service's or the SDK's message.
-        message: String,
+        /// What failed, sorted.
+        failure: ApiFailure,
+        /// How many times the call was made.
+        attempts: u32,
     },
     /// Fewer instances than the minimum are running; what was started was terminated.
     #[error("campaign {campaign}: {running} instances running, fewer than the minimum {min}; the instances started were terminated")]
@@ -84,7 +91,16 @@ impl From<Error> for Status {
             }
             Error::TooFew { .. } => Status::resource_exhausted(message),
             Error::Timeout { .. } => Status::deadline_exceeded(message),
-            Error::Api { .. } | Error::Ssh { .. } | Error::Serve(_) => Status::unavailable(message),
+            Error::Api { failure, .. } => match failure.kind {
+                ApiErrorKind::Capacity | ApiErrorKind::Limit => Status::resource_exhausted(message),
+                ApiErrorKind::Auth => Status::permission_denied(message),
+                ApiErrorKind::BadParameter | ApiErrorKind::NotFound => {
+                    Status::invalid_argument(message)
+                }
+                ApiErrorKind::Timeout => Status::deadline_exceeded(message),
+                ApiErrorKind::Transient | ApiErrorKind::Unreachable => Status::unavailable(message),
+            },
+            Error::Ssh { .. } | Error::Serve(_) => Status::unavailable(message),
             Error::LocalBinary { .. } => Status::failed_precondition(message),
         }
     }
@@ -112,5 +128,36 @@ mod tests {
         .into();
         assert_eq!(s.code(), Code::InvalidArgument);
         assert!(s.message().contains("ami-x"));
+        let s: Status = Error::Api {
+            call: "RunInstances",
+            failure: ApiFailure {
+                kind: ApiErrorKind::Capacity,
+                code: "InsufficientInstanceCapacity".into(),
+                message: "We currently do not have sufficient capacity.".into(),
+            },
+            attempts: 1,
+        }
+        .into();
+        assert_eq!(s.code(), Code::ResourceExhausted, "final: not retried");
+        assert_eq!(
+            s.message(),
+            "EC2 RunInstances failed: InsufficientInstanceCapacity: We currently do not have sufficient capacity. (EC2 has no capacity for this request: try another zone or instance type, or fewer instances (lower minDrones))"
+        );
+        let s: Status = Error::Api {
+            call: "DescribeImages",
+            failure: ApiFailure {
+                kind: ApiErrorKind::Timeout,
+                code: String::new(),
+                message: "no answer in time".into(),
+            },
+            attempts: 3,
+        }
+        .into();
+        assert_eq!(s.code(), Code::DeadlineExceeded);
+        assert!(
+            s.message().ends_with("; tried 3 times with backoff"),
+            "{}",
+            s.message()
+        );
     }
 }

@@ -25,11 +25,20 @@
 //!   bounded, until they are terminated.
 //! - **ListInstances**: the live instances tagged `camut:managed`, with their campaign,
 //!   server and expiry, so that the server can find zombies.
+//! - **ExtendInstances**: rewrites `camut:expires` of a campaign's instances to the
+//!   maximum lifetime from now; the server calls it while the campaign holds them, so
+//!   that only instances no campaign holds any longer expire.
+//!
+//! EC2 API failures are sorted by kind ([`api_error`]): capacity, limits, credentials,
+//! bad parameters and missing resources are final (one line with EC2's code and what to
+//! do); throttling, server errors and timeouts (`api_timeout_s`) are tried again with
+//! backoff. SDK debug output never reaches a message.
 //!
 //! Settings are [`Ec2Config`]; credentials come from the AWS default chain.
 
 #![warn(missing_docs)]
 
+pub mod api_error;
 mod cloud;
 pub mod config;
 mod error;
@@ -369,5 +378,33 @@ impl Deployer for Ec2Deployer {
             .map(|i| self.cloud.to_deployed(i))
             .collect();
         Ok(Response::new(ListInstancesResponse { instances }))
+    }
+
+    async fn extend_instances(
+        &self,
+        request: Request<camut::v1::ExtendInstancesRequest>,
+    ) -> Result<Response<camut::v1::ExtendInstancesResponse>, Status> {
+        let campaign = request.into_inner().campaign;
+        if campaign.is_empty() {
+            return Err(Error::InvalidArgument("campaign is required".into()).into());
+        }
+        let extended: Vec<String> = self
+            .cloud
+            .describe(Some(&campaign), None)
+            .await?
+            .iter()
+            .filter_map(|i| i.instance_id().map(str::to_owned))
+            .collect();
+        let expires_unix_ms = self.cloud.extend(&extended).await?;
+        info!(
+            campaign,
+            instances = extended.len(),
+            expires_unix_ms,
+            "expiry pushed back"
+        );
+        Ok(Response::new(camut::v1::ExtendInstancesResponse {
+            extended,
+            expires_unix_ms,
+        }))
     }
 }

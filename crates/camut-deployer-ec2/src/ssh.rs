@@ -36,11 +36,20 @@ pub(crate) struct Configured {
     pub uploaded: bool,
 }
 
+/// The binary as it is uploaded.
+enum Upload {
+    /// As it is.
+    Plain,
+    /// gzip-compressed into a temporary file (when that saves at least a fifth).
+    Gzip(tempfile::TempPath),
+}
+
 /// Configures drones over ssh with one set of settings.
 pub(crate) struct Configurer {
     ssh: SshConfig,
     local_binary: PathBuf,
     local_version: OnceCell<String>,
+    upload: OnceCell<Upload>,
 }
 
 impl Configurer {
@@ -50,6 +59,7 @@ impl Configurer {
             ssh,
             local_binary,
             local_version: OnceCell::new(),
+            upload: OnceCell::new(),
         }
     }
 
@@ -74,6 +84,26 @@ impl Configurer {
             })
             .await
             .map(String::as_str)
+    }
+
+    /// The binary's upload form, made once: compressed when that pays.
+    async fn upload_form(&self) -> Result<&Upload, Error> {
+        self.upload
+            .get_or_try_init(|| async {
+                let path = self.local_binary.clone();
+                let made = tokio::task::spawn_blocking(move || gzip_copy(&path))
+                    .await
+                    .map_err(|e| self.binary_error(format!("compression failed: {e}")))?
+                    .map_err(|e| self.binary_error(format!("cannot compress: {e}")))?;
+                let (plain, packed, file) = made;
+                info!(binary = %self.local_binary.display(), plain, packed, "upload size of the camut binary");
+                Ok(if packed * 5 <= plain * 4 {
+                    Upload::Gzip(file)
+                } else {
+                    Upload::Plain
+                })
+            })
+            .await
     }
 
     fn binary_error(&self, message: String) -> Error {
@@ -139,36 +169,49 @@ impl Configurer {
         local_version: &str,
     ) -> Result<Configured, Error> {
         let binary = self.ssh.remote_binary();
-        let probe = format!("{} --version 2>/dev/null || true", shell_quote(binary));
+        // First line: whether the host can unpack gzip; second: its camut's version.
+        let probe = format!(
+            "v=$({} --version 2>/dev/null); g=no; command -v gzip >/dev/null 2>&1 && g=yes; printf '%s\\n%s\\n' \"$g\" \"$v\"",
+            shell_quote(binary)
+        );
         let out = run(session, destination, &probe, None).await?;
-        let remote_version = String::from_utf8_lossy(&out).trim().to_owned();
+        let out = String::from_utf8_lossy(&out);
+        let mut lines = out.lines();
+        let has_gzip = lines.next() == Some("yes");
+        let remote_version = lines.next().unwrap_or_default().trim().to_owned();
         let upload = remote_version != local_version;
-        if upload {
-            info!(%destination, remote = %remote_version, local = %local_version, "uploading the camut binary");
-        }
-        let stdin = if upload {
-            let file = std::fs::File::open(&self.local_binary)
-                .map_err(|e| self.binary_error(format!("cannot open: {e}")))?;
-            Some(file)
+        let (stdin, gzip) = if upload {
+            let (path, gzip) = match self.upload_form().await? {
+                Upload::Gzip(packed) if has_gzip => (packed.to_path_buf(), true),
+                _ => (self.local_binary.clone(), false),
+            };
+            let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+            info!(%destination, remote = %remote_version, local = %local_version, bytes = size, gzip,
+                "uploading the camut binary");
+            let file = std::fs::File::open(&path)
+                .map_err(|e| self.binary_error(format!("cannot open {}: {e}", path.display())))?;
+            (Some(file), gzip)
         } else {
-            None
+            (None, false)
         };
-        let script = self.script(upload, drone);
+        let script = self.script(upload.then_some(gzip), drone);
         run(session, destination, &script, stdin).await?;
         Ok(Configured { uploaded: upload })
     }
 
-    /// The shell script of the second command.
-    fn script(&self, upload: bool, drone: &DroneSettings<'_>) -> String {
+    /// The shell script of the second command; `upload` is whether the binary comes
+    /// on stdin, and then whether gzip-compressed.
+    fn script(&self, upload: Option<bool>, drone: &DroneSettings<'_>) -> String {
         let sudo = self.ssh.sudo();
         let binary = shell_quote(self.ssh.remote_binary());
         let config = shell_quote(&self.ssh.drone_config(drone.drone_id));
         let mut s = String::from("set -e\n");
-        if upload {
+        if let Some(gzip) = upload {
             // A temporary name of its own, so that concurrent uploads to one host do not
             // mix; the rename replaces a running binary safely.
+            let unpack = if gzip { "gzip -dc" } else { "cat" };
             let inner = format!(
-                "mkdir -p \"$(dirname {binary})\" && tmp={binary}.new.$$ && cat > \"$tmp\" && chmod 755 \"$tmp\" && mv -f \"$tmp\" {binary}"
+                "mkdir -p \"$(dirname {binary})\" && tmp={binary}.new.$$ && {unpack} > \"$tmp\" && chmod 755 \"$tmp\" && mv -f \"$tmp\" {binary}"
             );
             s += &format!("{sudo} sh -c {}\n", shell_quote(&inner));
         }
@@ -194,9 +237,37 @@ impl Configurer {
             shell_quote(&env),
             shell_quote(&write)
         );
-        s += &self.ssh.start_command(drone.drone_id);
-        s.push('\n');
+        s += &detached(
+            &self.ssh.start_command(drone.drone_id),
+            drone.drone_id,
+            START_WATCH_TENTHS,
+        );
         s
+    }
+
+    /// What to do about a connection error that retrying cannot mend (a refused host
+    /// key or a refused login); None for errors of a host that is not up yet.
+    fn refusal_hint(&self, message: &str) -> Option<String> {
+        if message.contains("Host key verification failed") {
+            return Some(" (host key unknown or changed: add it to the known-hosts file, or set ssh.host_key_policy)".into());
+        }
+        let auth = [
+            "Permission denied",
+            "Too many authentication failures",
+            "no matching host key type",
+            "Authentication failed",
+        ];
+        if auth.iter().any(|a| message.contains(a)) {
+            return Some(format!(
+                " (login refused: check ssh.user = '{}' (the image's login user: ubuntu, ec2-user, admin, …) and ssh.key_file = {} (the key of the instances' key pair))",
+                self.ssh.user(),
+                self.ssh
+                    .key_file
+                    .as_ref()
+                    .map_or_else(|| "(none: ssh's default keys)".to_owned(), |k| format!("'{}'", k.display()))
+            ));
+        }
+        None
     }
 
     /// Connects, retrying while the host boots (bounded by the retry setting).
@@ -233,14 +304,12 @@ impl Configurer {
                 Ok(session) => return Ok(session),
                 Err(e) => {
                     let message = error_chain(&e);
-                    // A host-key refusal will not get better by waiting.
-                    let fatal = message.contains("Host key verification failed");
+                    // Refusals will not get better by waiting: only a host that is not
+                    // up yet (refused, unreachable, timed out) is tried again.
+                    let hint = self.refusal_hint(&message);
+                    let fatal = hint.is_some();
                     if fatal || tokio::time::Instant::now() + RETRY_PAUSE > deadline {
-                        let hint = if fatal {
-                            " (host key unknown or changed: add it to the known-hosts file, or set ssh.host_key_policy)"
-                        } else {
-                            ""
-                        };
+                        let hint = hint.unwrap_or_default();
                         return Err(Error::Ssh {
                             address: destination.to_owned(),
                             message: format!("cannot connect: {message}{hint}"),
@@ -252,6 +321,53 @@ impl Configurer {
             }
         }
     }
+}
+
+/// Copies the file at `path` gzip-compressed (fast level) into a temporary file:
+/// (plain size, compressed size, the temporary file).
+fn gzip_copy(path: &Path) -> std::io::Result<(u64, u64, tempfile::TempPath)> {
+    let mut input = std::fs::File::open(path)?;
+    let plain = input.metadata()?.len();
+    let out = tempfile::Builder::new()
+        .prefix("camut-upload-")
+        .suffix(".gz")
+        .tempfile()?;
+    let (file, temp) = out.into_parts();
+    let mut encoder =
+        flate2::write::GzEncoder::new(std::io::BufWriter::new(file), flate2::Compression::fast());
+    std::io::copy(&mut input, &mut encoder)?;
+    let mut writer = encoder.finish()?;
+    std::io::Write::flush(&mut writer)?;
+    let packed = std::fs::metadata(&temp)?.len();
+    Ok((plain, packed, temp))
+}
+
+/// How long (in tenths of a second) the deploy watches a start command for a quick
+/// failure before leaving it running on its own.
+const START_WATCH_TENTHS: u32 = 30;
+
+/// The shell lines that run `command` detached from the ssh session (stdin from
+/// /dev/null, stdout and stderr to a log file of its own, in the background), so that
+/// a command that keeps its output attached cannot hang the deploy; then watch it for
+/// `tenths` tenths of a second: when it fails in that time, the script fails with its
+/// exit code and the end of its output.
+fn detached(command: &str, id: &str, tenths: u32) -> String {
+    let inner = format!(
+        "{command}
+echo $? > \"$0\""
+    );
+    let base = format!(
+        "${{TMPDIR:-/tmp}}/camut-start-{}",
+        id.replace(['/', '\'', '"', '$', '`', '\\'], "_")
+    );
+    format!(
+        "log=\"{base}.log\"; st=\"{base}.status\"; rm -f \"$st\"\n\
+         nohup sh -c {inner} \"$st\" < /dev/null > \"$log\" 2>&1 &\n\
+         i=0; while [ ! -s \"$st\" ] && [ $i -lt {tenths} ]; do sleep 0.1; i=$((i+1)); done\n\
+         if [ -s \"$st\" ] && [ \"$(cat \"$st\")\" != 0 ]; then\n  \
+         echo \"start command exited with $(cat \"$st\"): $(tail -c 2000 \"$log\")\" >&2; exit 3\nfi\n",
+        inner = shell_quote(&inner),
+    )
 }
 
 /// Runs `script` with `sh -c` on the host, its stdin from `stdin` (or nothing); returns
@@ -266,10 +382,16 @@ async fn run(
         Some(file) => Stdio::from(OwnedFd::from(file)),
         None => Stdio::null(),
     };
+    // The script's own exit code is reported in its stderr and the command exits with 3:
+    // ssh gives codes such as 127 (a missing program) meanings of its own.
+    let wrapped = format!(
+        "sh -c {} ; rc=$?; if [ $rc -ne 0 ]; then echo \"(exit code $rc)\" >&2; exit 3; fi",
+        shell_quote(script)
+    );
     let out = session
         .command("sh")
         .arg("-c")
-        .arg(script)
+        .arg(&wrapped)
         .stdin(stdin)
         .output()
         .await
@@ -281,9 +403,10 @@ async fn run(
         return Err(Error::Ssh {
             address: destination.to_owned(),
             message: format!(
-                "remote command exited with {}: {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
+                "remote command failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+                    .trim()
+                    .replace('\n', " ")
             ),
         });
     }
@@ -326,6 +449,43 @@ fn split_host_port(destination: &str) -> (&str, Option<u16>) {
 mod tests {
     use super::*;
 
+    /// Runs a script with the local `sh`, as the host would.
+    fn sh(script: &str) -> (i32, String, std::time::Duration) {
+        let started = std::time::Instant::now();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            started.elapsed(),
+        )
+    }
+
+    #[test]
+    fn a_start_command_runs_detached_and_its_quick_failure_is_reported() {
+        let id = format!("unit-{}", std::process::id());
+        // Fails at once: the exit code and the shell's own words come back.
+        let (code, err, _) = sh(&detached("no-such-program-xyz --flag", &id, 30));
+        assert_eq!(code, 3, "{err}");
+        assert!(err.contains("exited with 127"), "{err}");
+        assert!(err.contains("not found"), "{err}");
+        // Keeps stdout attached and never ends: the script returns after its watch
+        // (3 s), not when the command ends.
+        let (code, err, took) = sh(&detached("echo up; sleep 59", &id, 30));
+        assert_eq!(code, 0, "{err}");
+        assert!(took < std::time::Duration::from_secs(20), "{took:?}");
+        // Succeeds at once: no wait at all beyond the command.
+        let (code, err, _) = sh(&detached("true", &id, 30));
+        assert_eq!(code, 0, "{err}");
+        let _ = std::process::Command::new("pkill")
+            .args(["-f", "sleep 59"])
+            .status();
+    }
+
     #[test]
     fn host_ports() {
         assert_eq!(split_host_port("127.0.0.1:2222"), ("127.0.0.1", Some(2222)));
@@ -364,7 +524,7 @@ mod tests {
             drone_id: "i-1",
             ca_pem: "",
         };
-        let s = c.script(false, &drone);
+        let s = c.script(None, &drone);
         assert!(!s.contains("cat > '/usr/local/bin/camut'.new"));
         assert!(s.contains("CAMUT_TOKEN="));
         assert!(!s.contains("CAMUT_CA="), "no CA: the system's roots");
@@ -372,7 +532,7 @@ mod tests {
             ca_pem: "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n",
             ..drone
         };
-        let s = c.script(false, &with_ca);
+        let s = c.script(None, &with_ca);
         // The env file's line, quoted once more for the shell.
         assert!(
             s.contains(r"CAMUT_CA='\''/etc/camut/drone.env.ca.pem'\''"),
@@ -383,8 +543,15 @@ mod tests {
                 && s.contains(r"cat > '\''/etc/camut/drone.env.ca.pem'\''"),
             "{s}"
         );
-        assert!(s.trim_end().ends_with("start '/usr/local/bin/camut'"));
-        let s = c.script(true, &drone);
-        assert!(s.contains("mv -f"));
+        // The start command runs last, detached, its placeholders replaced.
+        let start = s.rfind("nohup sh -c").expect("detached start");
+        assert!(
+            s[start..].contains(r"start '\''/usr/local/bin/camut'\''"),
+            "{s}"
+        );
+        let s = c.script(Some(false), &drone);
+        assert!(s.contains("mv -f") && s.contains("&& cat > "));
+        let s = c.script(Some(true), &drone);
+        assert!(s.contains("gzip -dc > "), "{s}");
     }
 }

@@ -137,4 +137,12 @@ impl Deployer for DummyDeployer {
             .collect();
         Ok(Response::new(ListInstancesResponse { instances }))
     }
+
+    /// Its instances do not expire: nothing to extend.
+    async fn extend_instances(
+        &self,
+        _: Request<camut::v1::ExtendInstancesRequest>,
+    ) -> Result<Response<camut::v1::ExtendInstancesResponse>, Status> {
+        Ok(Response::new(camut::v1::ExtendInstancesResponse::default()))
+    }
 }

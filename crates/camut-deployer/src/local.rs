@@ -292,4 +292,12 @@ impl Deployer for LocalDeployer {
             .collect();
         Ok(Response::new(ListInstancesResponse { instances: list }))
     }
+
+    /// Its instances do not expire: nothing to extend.
+    async fn extend_instances(
+        &self,
+        _: Request<camut::v1::ExtendInstancesRequest>,
+    ) -> Result<Response<camut::v1::ExtendInstancesResponse>, Status> {
+        Ok(Response::new(camut::v1::ExtendInstancesResponse::default()))
+    }
 }

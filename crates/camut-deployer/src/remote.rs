@@ -103,4 +103,14 @@ impl Deployer for RemoteDeployer {
             .list_instances(Request::new(request.into_inner()))
             .await
     }
+
+    async fn extend_instances(
+        &self,
+        request: Request<camut::v1::ExtendInstancesRequest>,
+    ) -> Result<Response<camut::v1::ExtendInstancesResponse>, Status> {
+        let mut client = self.client.clone();
+        client
+            .extend_instances(Request::new(request.into_inner()))
+            .await
+    }
 }

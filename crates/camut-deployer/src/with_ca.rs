@@ -64,4 +64,11 @@ impl Deployer for WithCa {
     ) -> Result<Response<ListInstancesResponse>, Status> {
         self.inner.list_instances(request).await
     }
+
+    async fn extend_instances(
+        &self,
+        request: Request<camut::v1::ExtendInstancesRequest>,
+    ) -> Result<Response<camut::v1::ExtendInstancesResponse>, Status> {
+        self.inner.extend_instances(request).await
+    }
 }

@@ -108,10 +108,20 @@ impl Observer for EngineObserver {
     }
 }
 
+/// A campaign compiled on the server's Configure, ready to start.
+#[derive(Clone)]
+struct Configured {
+    campaign: Campaign,
+    index: u32,
+    count: u32,
+    /// `camut.env`.
+    env: std::collections::BTreeMap<String, String>,
+}
+
 /// The drone's state across connections.
 struct Drone {
     config: DroneConfig,
-    campaign: Option<(Campaign, u32, u32)>,
+    campaign: Option<Configured>,
     /// Campaign id of the run started (running or finished), for Hello.
     run_campaign: String,
     stop: Option<StopHandle>,
@@ -259,7 +269,12 @@ impl Drone {
                         let default = c.default_tsdb.as_ref().and_then(default_tsdb);
                         match resolve_tsdb(&mut campaign.options.tsdb, default) {
                             Ok(()) => {
-                                self.campaign = Some((campaign, c.drone_index, c.drone_count));
+                                self.campaign = Some(Configured {
+                                    campaign,
+                                    index: c.drone_index,
+                                    count: c.drone_count,
+                                    env: c.env.clone().into_iter().collect(),
+                                });
                                 self.run_campaign.clear();
                                 self.outbox = Outbox::default();
                                 Msg::Ready(v1::Ready {})
@@ -297,7 +312,13 @@ impl Drone {
     }
 
     fn start(&mut self, at_ms: i64) {
-        let Some((campaign, index, count)) = self.campaign.clone() else {
+        let Some(Configured {
+            campaign,
+            index,
+            count,
+            env,
+        }) = self.campaign.clone()
+        else {
             tracing::warn!("Start without a configured campaign: ignored");
             return;
         };
@@ -330,6 +351,7 @@ impl Drone {
                 index,
                 count,
             },
+            env,
             ..RunConfig::default()
         };
         let now_ms = camut_engine::stats::clock::now_ms();

@@ -13,6 +13,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::core::Core;
+use crate::env::CampaignEnv;
 use crate::error::ServerError;
 use crate::logs::{level_rank, matches};
 use crate::state::{Command, JobState};
@@ -145,7 +146,8 @@ impl Api {
         } else {
             r.file
         };
-        let row = self.0.create(&file, &r.source).await?;
+        let env = CampaignEnv::from_wire(&r.env)?;
+        let row = self.0.create(&file, &r.source, &env).await?;
         Ok(Response::new(self.0.campaign_view(&row)?))
     }
 
@@ -157,7 +159,12 @@ impl Api {
         } else {
             r.file
         };
-        let row = self.0.update(&file, &r.source).await?;
+        let env = if r.replace_env {
+            Some(CampaignEnv::from_wire(&r.env)?)
+        } else {
+            None
+        };
+        let row = self.0.update(&file, &r.source, env.as_ref()).await?;
         Ok(Response::new(self.0.campaign_view(&row)?))
     }
 }
@@ -256,12 +263,14 @@ impl Campaigns for Api {
         )))
     }
 
-    async fn results(&self, r: Request<v1::CampaignRef>) -> Result<v1::CampaignResults> {
-        Ok(Response::new(self.0.results(&r.into_inner().id)?))
+    async fn results(&self, r: Request<v1::RunRef>) -> Result<v1::CampaignResults> {
+        let r = r.into_inner();
+        Ok(Response::new(self.0.results(&r.id, r.run)?))
     }
 
-    async fn series(&self, r: Request<v1::CampaignRef>) -> Result<v1::CampaignSeries> {
-        Ok(Response::new(self.0.series(&r.into_inner().id)?))
+    async fn series(&self, r: Request<v1::RunRef>) -> Result<v1::CampaignSeries> {
+        let r = r.into_inner();
+        Ok(Response::new(self.0.series(&r.id, r.run)?))
     }
 
     async fn validate(&self, r: Request<v1::ValidateRequest>) -> Result<v1::ValidateResponse> {

@@ -9,6 +9,7 @@ use camut::v1;
 
 use crate::campaign::{check_update, CampaignInfo};
 use crate::core::{lock, Core};
+use crate::env::CampaignEnv;
 use crate::error::ServerError;
 use crate::state::CampaignState;
 use crate::store::{now_ms, CampaignRow};
@@ -61,8 +62,13 @@ impl Core {
         }
     }
 
-    /// Stores a new campaign (after inspecting it).
-    pub async fn create(&self, file: &str, source: &str) -> Result<CampaignRow, ServerError> {
+    /// Stores a new campaign (after inspecting it) with the environment its drones get.
+    pub async fn create(
+        &self,
+        file: &str,
+        source: &str,
+        env: &CampaignEnv,
+    ) -> Result<CampaignRow, ServerError> {
         let info = self.inspect(file, source).await?;
         let now = now_ms();
         let row = CampaignRow {
@@ -75,6 +81,8 @@ impl Core {
             error: String::new(),
             created_ms: now,
             updated_ms: now,
+            run: 1,
+            env: env.to_json(),
         };
         if !self.store.insert_campaign(&row).await? {
             return Err(ServerError::CampaignExists(info.id));
@@ -88,8 +96,14 @@ impl Core {
         Ok(row)
     }
 
-    /// Replaces a campaign's source (the id in the file names it).
-    pub async fn update(&self, file: &str, source: &str) -> Result<CampaignRow, ServerError> {
+    /// Replaces a campaign's source (the id in the file names it), and its environment
+    /// when `env` is given.
+    pub async fn update(
+        &self,
+        file: &str,
+        source: &str,
+        env: Option<&CampaignEnv>,
+    ) -> Result<CampaignRow, ServerError> {
         let info = self.inspect(file, source).await?;
         let row = self.campaign_row(&info.id)?;
         check_update(&self.info(&row)?, &info, row.state)?;
@@ -99,6 +113,7 @@ impl Core {
                 file,
                 source,
                 &serde_json::to_string(&info).expect("info serializes"),
+                env.map(CampaignEnv::to_json),
             )
             .await?;
         if row.state == CampaignState::Deployed {
@@ -204,6 +219,8 @@ impl Core {
             updated_ms: row.updated_ms,
             error: unreadable.unwrap_or_else(|| row.error.clone()),
             iterations_done,
+            run: row.run,
+            env: CampaignEnv::from_json(&row.env).view(),
         })
     }
 }
@@ -215,8 +232,12 @@ mod tests {
     #[tokio::test]
     async fn a_row_whose_options_do_not_read_is_listed_with_its_error() {
         let (core, _dir) = core_with(1);
-        core.create("a.js", "a 1").await.unwrap();
-        core.create("b.js", "b 1").await.unwrap();
+        core.create("a.js", "a 1", &Default::default())
+            .await
+            .unwrap();
+        core.create("b.js", "b 1", &Default::default())
+            .await
+            .unwrap();
         core.store
             .write(|db| db.execute("UPDATE campaigns SET info = '{not json' WHERE id = 'a'", []))
             .await

@@ -130,6 +130,8 @@ pub(crate) struct Live {
     pub history: VecDeque<SeriesPoint>,
     /// The bound on distinct operations of this run's statistics.
     pub operations: OperationCap,
+    /// Secret values of the campaign's environment, masked in its drones' log lines.
+    pub secrets: Vec<String>,
 }
 
 impl Live {

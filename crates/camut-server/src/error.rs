@@ -12,6 +12,18 @@ pub enum ServerError {
     /// No such job.
     #[error("job {0} not found")]
     JobNotFound(u64),
+    /// No such run of a campaign.
+    #[error(
+        "campaign '{campaign}' has no run {run} (runs: {known}): see `camut results {campaign}`"
+    )]
+    RunNotFound {
+        /// Campaign id.
+        campaign: String,
+        /// The run asked for.
+        run: u32,
+        /// The runs there are.
+        known: String,
+    },
     /// The id is taken.
     #[error(
         "campaign '{0}' already exists: update it with `camut update FILE`, or delete it first"
@@ -63,7 +75,9 @@ impl From<rusqlite::Error> for ServerError {
 impl From<ServerError> for Status {
     fn from(e: ServerError) -> Status {
         let code = match &e {
-            ServerError::CampaignNotFound(_) | ServerError::JobNotFound(_) => Code::NotFound,
+            ServerError::CampaignNotFound(_)
+            | ServerError::JobNotFound(_)
+            | ServerError::RunNotFound { .. } => Code::NotFound,
             ServerError::CampaignExists(_) => Code::AlreadyExists,
             ServerError::WrongState { .. } | ServerError::JobActive(_) => Code::FailedPrecondition,
             ServerError::InvalidArgument { .. } => Code::InvalidArgument,

@@ -157,13 +157,13 @@ impl Core {
         let info = self.info(&row)?;
         let (name, deployer) = self.deployer(&info)?;
         let instances = self.store.instances(&campaign)?;
-        // A new deployment starts a new run: forget the previous drones and statistics.
-        self.store.clear_run(&campaign).await?;
+        // A new deployment begins a new run; finished runs' results stay as they are.
+        let run = self.store.begin_run(&campaign).await?;
         self.with_live(&campaign, |l| l.new_run(info.max_operations));
         let wanted = instances.len() as u32;
         ctx.update(|j| j.progress_total = wanted).await;
         ctx.log(format!(
-            "configuring {wanted} drones through deployer '{name}', dialing {}",
+            "run {run}: configuring {wanted} drones through deployer '{name}', dialing {}",
             self.public_url
         ))
         .await;
@@ -470,7 +470,9 @@ mod tests {
     #[tokio::test]
     async fn spawn_below_min_fails_and_kill_frees_what_was_made() {
         let (core, _dir) = core_with(2);
-        core.create("c.js", "c 3").await.unwrap();
+        core.create("c.js", "c 3", &Default::default())
+            .await
+            .unwrap();
         let spawn = core.submit("c", Command::Spawn).await.unwrap();
         let job = wait_job(&core, spawn.id).await;
         assert_eq!(job.state, JobState::Failed);
@@ -484,7 +486,9 @@ mod tests {
             CampaignState::Created
         );
 
-        core.create("d.js", "d 2").await.unwrap();
+        core.create("d.js", "d 2", &Default::default())
+            .await
+            .unwrap();
         let spawn = core.submit("d", Command::Spawn).await.unwrap();
         assert_eq!(wait_job(&core, spawn.id).await.state, JobState::Complete);
         assert_eq!(core.store.instances("d").unwrap().len(), 2);
@@ -506,7 +510,9 @@ mod tests {
     #[tokio::test]
     async fn start_without_ready_drones_fails_and_falls_back_to_the_stored_state() {
         let (core, _dir) = core_with(1);
-        core.create("c.js", "c 1").await.unwrap();
+        core.create("c.js", "c 1", &Default::default())
+            .await
+            .unwrap();
         // Pretend a deploy happened: the stored state says deployed, no drone is ready.
         core.store
             .set_campaign_state("c", CampaignState::Deployed, "")

@@ -17,6 +17,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::core::{Core, DroneTx, Live, Session, HISTORY_POINTS};
+use crate::env::{mask, CampaignEnv};
 use crate::error::ServerError;
 use crate::state::{CampaignState, DroneState};
 use crate::store::{now_ms, DroneRow};
@@ -92,6 +93,7 @@ pub async fn connect(
             },
         );
         l.disconnected.remove(&drone);
+        l.secrets = CampaignEnv::from_json(&campaign.env).secrets();
     });
     core.save_drone_state(&campaign.id, &drone, st, "").await;
     let acked = core
@@ -130,6 +132,7 @@ pub async fn connect(
             drone_index: index,
             drone_count: info.drones,
             default_tsdb: core.default_tsdb.as_ref().map(Into::into),
+            env: CampaignEnv::from_json(&campaign.env).for_drone(),
         };
         let _ = tx
             .send(Ok(ServerCommand {
@@ -255,7 +258,17 @@ impl Core {
                     }))
                     .await;
             }
-            Msg::Log(l) => self.logs.push(&l.level, drone, campaign, l.line),
+            Msg::Log(l) => {
+                // A line may print a secret of the campaign's environment.
+                let line = self.with_live(campaign, |live| {
+                    if live.secrets.is_empty() {
+                        l.line
+                    } else {
+                        mask(&l.line, &live.secrets)
+                    }
+                });
+                self.logs.push(&l.level, drone, campaign, line)
+            }
             Msg::Finished(f) => {
                 if let Some(summary) = &f.summary {
                     let _ = self

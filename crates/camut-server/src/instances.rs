@@ -1,18 +1,25 @@
 //! Reconciliation: the instances every deployer holds, the zombies among them, and
 //! their reaping (the `Instances` service, start-up and `camut instances --reap`).
 //!
-//! An instance is a zombie when it is not shutting down and
+//! An instance is a zombie when it is not shutting down, no campaign of this server
+//! holds it, and
+//! - its expiry (`camut:expires`) has passed, whichever server made it,
 //! - its campaign is unknown to this server (and it was made by this server, or by no
-//!   server in particular),
-//! - its expiry (`camut:expires`) has passed, whichever server made it, or
+//!   server in particular), or
 //! - its campaign is known but does not hold it (a spawn interrupted by a restart, a
 //!   kill that did not finish), while no spawn of that campaign is pending.
+//!
+//! An instance its campaign holds is never a zombie, whatever its expiry says: while a
+//! campaign holds instances, their expiry is pushed back ([`Core::keep_lifetimes`]), so
+//! that instances expire only once no running server holds them. Every decision is
+//! logged with its reason.
 //!
 //! Reaping destroys the zombie's campaign through its deployer (deployers free
 //! instances by campaign), except where that campaign also holds live instances.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use camut::v1::{self, instances_server::Instances};
 use tonic::{Request, Response, Status};
@@ -23,6 +30,9 @@ use crate::core::Core;
 use crate::error::ServerError;
 use crate::state::{Command, JobState};
 use crate::store::now_ms;
+
+/// How often the server looks whether held instances' expiry is due to move.
+const LIFETIME_TICK: Duration = Duration::from_secs(2);
 
 /// Instance states of instances on their way out.
 const GOING: [&str; 2] = ["shutting-down", "terminated"];
@@ -68,6 +78,7 @@ impl Core {
         Ok((found, errors))
     }
 
+    /// Why an instance is a zombie (empty when it is not), and the decision logged.
     fn zombie_reason(
         &self,
         deployer: &str,
@@ -75,32 +86,120 @@ impl Core {
         now: i64,
         spawning: &HashSet<String>,
     ) -> Result<String, ServerError> {
+        let (zombie, why) = self.judge(deployer, i, now, spawning)?;
+        if zombie {
+            info!(instance = %i.id, campaign = %i.campaign, deployer, "zombie: {why}");
+            Ok(why)
+        } else {
+            info!(instance = %i.id, campaign = %i.campaign, deployer, "kept: {why}");
+            Ok(String::new())
+        }
+    }
+
+    /// (whether the instance is a zombie, why).
+    fn judge(
+        &self,
+        deployer: &str,
+        i: &v1::DeployedInstance,
+        now: i64,
+        spawning: &HashSet<String>,
+    ) -> Result<(bool, String), ServerError> {
         if GOING.contains(&i.state.as_str()) {
-            return Ok(String::new());
+            return Ok((false, format!("already {}", i.state)));
+        }
+        let campaign = self.store.campaign(&i.campaign)?;
+        if let Some(c) = &campaign {
+            let held = self.store.instances(&i.campaign)?;
+            if held.iter().any(|(id, _, _)| *id == i.id) {
+                return Ok((
+                    false,
+                    format!(
+                        "held by campaign '{}' ({}), whatever its expiry",
+                        c.id, c.state
+                    ),
+                ));
+            }
         }
         if i.expires_unix_ms > 0 && i.expires_unix_ms < now {
-            return Ok(format!(
-                "expired {} s ago",
-                (now - i.expires_unix_ms) / 1000
+            return Ok((
+                true,
+                format!(
+                    "expired {} s ago and no campaign of this server holds it",
+                    (now - i.expires_unix_ms) / 1000
+                ),
             ));
         }
         if !i.server.is_empty() && i.server != self.server_id {
-            return Ok(String::new());
+            return Ok((false, format!("made by server '{}', not expired", i.server)));
         }
-        let Some(_) = self.store.campaign(&i.campaign)? else {
-            return Ok(format!("campaign '{}' unknown to this server", i.campaign));
-        };
-        if spawning.contains(&i.campaign) {
-            return Ok(String::new());
-        }
-        let held = self.store.instances(&i.campaign)?;
-        if !held.iter().any(|(id, _, _)| *id == i.id) {
-            return Ok(format!(
-                "campaign '{}' does not hold it (deployer '{deployer}')",
-                i.campaign
+        if campaign.is_none() {
+            return Ok((
+                true,
+                format!("campaign '{}' unknown to this server", i.campaign),
             ));
         }
-        Ok(String::new())
+        if spawning.contains(&i.campaign) {
+            return Ok((
+                false,
+                format!("a spawn of campaign '{}' is pending", i.campaign),
+            ));
+        }
+        Ok((
+            true,
+            format!(
+                "campaign '{}' does not hold it (deployer '{deployer}')",
+                i.campaign
+            ),
+        ))
+    }
+
+    /// Pushes back the expiry of the instances of every campaign that holds some, each
+    /// again halfway to its new expiry, for as long as the process runs. `next` keeps,
+    /// per campaign, when it is due.
+    pub async fn keep_lifetimes(&self, next: &mut HashMap<String, Instant>) {
+        let holders = match self.store.holders() {
+            Ok(h) => h,
+            Err(e) => {
+                warn!(error = %e, "cannot read which campaigns hold instances");
+                return;
+            }
+        };
+        next.retain(|c, _| holders.iter().any(|(h, _)| h == c));
+        for (campaign, deployer) in holders {
+            if next.get(&campaign).is_some_and(|due| *due > Instant::now()) {
+                continue;
+            }
+            let Some(d) = self.deployers.get(&deployer) else {
+                continue;
+            };
+            let request = v1::ExtendInstancesRequest {
+                campaign: campaign.clone(),
+            };
+            let due = match d.extend_instances(Request::new(request)).await {
+                Ok(r) => {
+                    let r = r.into_inner();
+                    if r.expires_unix_ms == 0 {
+                        // Its instances do not expire: look again in an hour.
+                        Instant::now() + Duration::from_secs(3600)
+                    } else {
+                        let left = (r.expires_unix_ms - now_ms()).max(0) as u64;
+                        info!(
+                            campaign,
+                            deployer,
+                            instances = r.extended.len(),
+                            expires_unix_ms = r.expires_unix_ms,
+                            "expiry of held instances pushed back"
+                        );
+                        Instant::now() + Duration::from_millis(left / 2).max(LIFETIME_TICK)
+                    }
+                }
+                Err(s) => {
+                    warn!(campaign, deployer, error = %s.message(), "cannot push back the expiry of held instances; trying again");
+                    Instant::now() + LIFETIME_TICK
+                }
+            };
+            next.insert(campaign, due);
+        }
     }
 
     /// Frees the zombies: destroys each zombie campaign through its deployer, unless
@@ -172,10 +271,15 @@ impl Core {
         })
     }
 
-    /// Reaps zombies in the background and logs what it found (at start-up).
+    /// Reaps zombies in the background and logs what it found (at start-up), then keeps
+    /// the held instances' expiry pushed back.
     pub fn reconcile_in_background(self: &Arc<Self>) {
         let core = self.clone();
         tokio::spawn(async move {
+            let mut next = HashMap::new();
+            // Held instances first: an expiry that passed while the server was down
+            // moves before anything else looks at it.
+            core.keep_lifetimes(&mut next).await;
             match core.reap_zombies().await {
                 Ok(r) => {
                     for (what, why) in &r.errors {
@@ -188,6 +292,10 @@ impl Core {
                     );
                 }
                 Err(e) => warn!(error = %e, "reconciliation failed"),
+            }
+            loop {
+                tokio::time::sleep(LIFETIME_TICK).await;
+                core.keep_lifetimes(&mut next).await;
             }
         });
     }

@@ -347,7 +347,9 @@ mod tests {
     #[tokio::test]
     async fn a_queued_job_can_be_cancelled_and_a_pending_command_is_refused() {
         let (core, _dir) = core_with(1);
-        core.create("c.js", "c 1").await.unwrap();
+        core.create("c.js", "c 1", &Default::default())
+            .await
+            .unwrap();
         let spawn = core.submit("c", Command::Spawn).await.unwrap();
         // Deploy is accepted at once: the campaign is headed for spawned.
         let deploy = core.submit("c", Command::Deploy).await.unwrap();
@@ -373,7 +375,9 @@ mod tests {
     #[tokio::test]
     async fn resume_fails_pending_jobs_of_a_previous_process() {
         let (core, dir) = core_with(1);
-        core.create("c.js", "c 1").await.unwrap();
+        core.create("c.js", "c 1", &Default::default())
+            .await
+            .unwrap();
         let job = core.store.insert_job("c", Command::Spawn).await.unwrap();
         drop(core);
         let core = crate::testing::reopen(dir.path(), 1);

@@ -19,6 +19,7 @@ pub mod campaign;
 pub mod campaigns;
 pub mod config;
 pub mod core;
+pub mod env;
 pub mod error;
 pub mod flows;
 pub mod hub;

@@ -15,7 +15,7 @@ use prost::Message;
 use crate::core::{Core, DroneCounts, HISTORY_POINTS};
 use crate::error::ServerError;
 use crate::state::DroneState;
-use crate::store::SavedResults;
+use crate::store::{CampaignRow, SavedResults};
 
 /// Decodes a stored delta.
 pub(crate) fn decode(bytes: &[u8]) -> Option<v1::StatsDelta> {
@@ -63,15 +63,89 @@ impl Core {
         Ok(f)
     }
 
-    /// Builds the campaign's results and saves them.
+    /// Builds the results of the campaign's current run and saves them under its number.
     pub(crate) async fn finalize(&self, campaign: &str) -> Result<Summary, ServerError> {
         // The series takes the last interval first: it then adds up to these results.
         self.flush_series(campaign);
-        let (summary, results) = self.build_results(campaign)?;
+        let (summary, mut results) = self.build_results(campaign)?;
+        results.finished = true;
         self.store
-            .set_results(campaign, results.encode_to_vec(), summary.thresholds_ok)
+            .set_results(
+                campaign,
+                results.run,
+                results.encode_to_vec(),
+                summary.thresholds_ok,
+            )
             .await?;
         Ok(summary)
+    }
+
+    /// The run that `run` names (0: the latest): a finished run, or the current one.
+    /// The latest is the current run once it has statistics or finished, otherwise the
+    /// last finished run (a deployment that failed or has not started yet hides no
+    /// results).
+    fn resolve_run(&self, row: &CampaignRow, run: u32) -> Result<u32, ServerError> {
+        let finished = self.store.runs(&row.id)?;
+        let is_finished = |n: u32| finished.iter().any(|(r, _)| *r == n);
+        if run != 0 {
+            if run == row.run || is_finished(run) {
+                return Ok(run);
+            }
+            return Err(ServerError::RunNotFound {
+                campaign: row.id.clone(),
+                run,
+                known: if finished.is_empty() {
+                    "none finished".into()
+                } else {
+                    finished
+                        .iter()
+                        .map(|(r, _)| r.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+            });
+        }
+        let current_has_data = is_finished(row.run)
+            || self.with_live(&row.id, |l| l.started.is_some() || !l.no_stats())
+            || self.store.has_stats(&row.id)?;
+        Ok(match finished.last() {
+            Some((last, _)) if !current_has_data => *last,
+            _ => row.run,
+        })
+    }
+
+    /// The finished runs of a campaign, oldest first, with their headline figures.
+    fn run_list(&self, id: &str) -> Result<Vec<v1::RunInfo>, ServerError> {
+        let mut out = Vec::new();
+        for (run, finished_ms) in self.store.runs(id)? {
+            let (requests, thresholds_ok) = match self.saved_results(id, run)? {
+                Some(r) => (r.run_summary().requests, r.thresholds_ok),
+                None => (0, false),
+            };
+            out.push(v1::RunInfo {
+                run,
+                finished_ms,
+                requests,
+                thresholds_ok,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The saved results of a finished run.
+    fn saved_results(
+        &self,
+        id: &str,
+        run: u32,
+    ) -> Result<Option<v1::CampaignResults>, ServerError> {
+        Ok(match self.store.results(id, run)? {
+            Some(SavedResults::Encoded(bytes)) => Some(
+                v1::CampaignResults::decode(bytes.as_slice())
+                    .map_err(|e| ServerError::Store(format!("results of {id} run {run}: {e}")))?,
+            ),
+            Some(SavedResults::Json(json)) => Some(legacy_results(id, &json)?),
+            None => None,
+        })
     }
 
     /// The results of the run so far: the summary, and the API's message with per-drone
@@ -128,6 +202,9 @@ impl Core {
                 .collect(),
             summary: Some(camut::summary::to_wire(&summary)),
             degraded: !figures.lost.is_empty(),
+            run: row.run,
+            finished: false,
+            runs: Vec::new(),
             lost: figures
                 .lost
                 .iter()
@@ -138,45 +215,58 @@ impl Core {
         Ok((summary, results))
     }
 
-    /// The per-second series of a campaign's last run, from the store.
-    pub fn series(&self, id: &str) -> Result<v1::CampaignSeries, ServerError> {
-        self.campaign_row(id)?;
+    /// The per-second series of a run (0: the latest), from the store.
+    pub fn series(&self, id: &str, run: u32) -> Result<v1::CampaignSeries, ServerError> {
+        let row = self.campaign_row(id)?;
+        let run = self.resolve_run(&row, run)?;
         Ok(v1::CampaignSeries {
             id: id.into(),
-            points: self.stored_series(id, u32::MAX)?,
+            points: self.stored_series(id, run, u32::MAX)?,
         })
     }
 
-    /// The last hour of the stored series, as the live charts keep it.
+    /// The last hour of the current run's stored series, as the live charts keep it.
     pub(crate) fn stored_history(&self, id: &str) -> Vec<SeriesPoint> {
-        self.stored_series(id, HISTORY_POINTS as u32)
+        let Ok(row) = self.campaign_row(id) else {
+            return Vec::new();
+        };
+        self.stored_series(id, row.run, HISTORY_POINTS as u32)
             .unwrap_or_default()
             .iter()
             .map(camut::series::from_wire)
             .collect()
     }
 
-    /// The newest `last` points of the stored series of a campaign's last run, oldest
-    /// first.
-    fn stored_series(&self, id: &str, last: u32) -> Result<Vec<v1::SeriesPoint>, ServerError> {
+    /// The newest `last` points of the stored series of a run, oldest first.
+    fn stored_series(
+        &self,
+        id: &str,
+        run: u32,
+        last: u32,
+    ) -> Result<Vec<v1::SeriesPoint>, ServerError> {
         Ok(self
             .store
-            .series(id, last)?
+            .series(id, run, last)?
             .iter()
             .filter_map(|bytes| v1::SeriesPoint::decode(bytes.as_slice()).ok())
             .collect())
     }
 
-    /// The results of a campaign: final when the run is over, otherwise so far.
-    pub fn results(&self, id: &str) -> Result<v1::CampaignResults, ServerError> {
+    /// The results of a run of a campaign (0: the latest): final when the run is over,
+    /// otherwise so far; with the list of finished runs.
+    pub fn results(&self, id: &str, run: u32) -> Result<v1::CampaignResults, ServerError> {
         let row = self.campaign_row(id)?;
-        let mut results = match self.store.results(id)? {
-            Some(SavedResults::Encoded(bytes)) => v1::CampaignResults::decode(bytes.as_slice())
-                .map_err(|e| ServerError::Store(format!("results of {id}: {e}")))?,
-            Some(SavedResults::Json(json)) => legacy_results(id, &json)?,
+        let run = self.resolve_run(&row, run)?;
+        let mut results = match self.saved_results(id, run)? {
+            Some(mut r) => {
+                r.finished = true;
+                r
+            }
             None => self.build_results(id)?.1,
         };
+        results.run = run;
         results.state = row.state.wire();
+        results.runs = self.run_list(id)?;
         Ok(results)
     }
 }
@@ -224,6 +314,9 @@ fn legacy_results(id: &str, json: &str) -> Result<v1::CampaignResults, ServerErr
             .unwrap_or_default(),
         summary: Some(camut::summary::to_wire(&summary)),
         drones,
+        run: 1,
+        finished: true,
+        runs: Vec::new(),
     })
 }
 
@@ -251,7 +344,9 @@ mod tests {
     #[tokio::test]
     async fn live_totals_and_the_stored_deltas_give_the_same_summary() {
         let (core, dir) = core_with(1);
-        core.create("c.js", "c 1").await.unwrap();
+        core.create("c.js", "c 1", &Default::default())
+            .await
+            .unwrap();
         for (drone, seq, n) in [("a", 1, 3), ("a", 2, 4), ("b", 1, 5)] {
             let wire = camut::stats::to_wire(&delta(n));
             let bytes = prost::Message::encode_to_vec(&wire);
@@ -280,7 +375,7 @@ mod tests {
             "no drone rows without drones stored"
         );
         core.finalize("c").await.unwrap();
-        let r = core.results("c").unwrap();
+        let r = core.results("c", 0).unwrap();
         assert!(r.thresholds_ok);
         assert_eq!(r.run_summary().requests, 12);
     }
@@ -288,18 +383,20 @@ mod tests {
     #[tokio::test]
     async fn results_saved_as_json_by_an_earlier_version_still_read() {
         let (core, _dir) = core_with(1);
-        core.create("c.js", "c 1").await.unwrap();
+        core.create("c.js", "c 1", &Default::default())
+            .await
+            .unwrap();
         let json = r#"{"campaign":"c","duration_s":2.0,"vus":10,"iterations":{"started":5,"completed":5,"failed":0,"timed_out":0,"dropped":0,"per_s":2.5},"requests":5,"errors":0,"requests_per_s":2.5,"connections":1,"done_twice":0,"metrics":{},"operations":[],"error_messages":[],"thresholds":[],"thresholds_ok":true,"health":null,"drones":[{"id":"d1","index":0,"state":"finished","requests":5,"errors":0,"iterations":5,"lost":null}],"degraded":false,"lost":[]}"#;
         core.store
             .write(move |db| {
                 db.execute(
-                    "INSERT INTO results (campaign, summary, thresholds_ok) VALUES ('c', ?1, 1)",
+                    "INSERT INTO runs (campaign, run, summary, thresholds_ok) VALUES ('c', 1, ?1, 1)",
                     [json],
                 )
             })
             .await
             .unwrap();
-        let r = core.results("c").unwrap();
+        let r = core.results("c", 0).unwrap();
         assert_eq!(r.run_summary().requests, 5);
         assert_eq!(r.drones[0].id, "d1");
         assert_eq!(r.drones[0].iterations, 5);

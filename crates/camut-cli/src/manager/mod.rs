@@ -68,6 +68,10 @@ struct Conn {
 pub struct FileArgs {
     /// The campaign file (JavaScript); the `id` in it names the campaign.
     file: PathBuf,
+    /// The environment its drones get as `camut.env` (stored with the campaign; an
+    /// update without these options keeps the stored one).
+    #[command(flatten)]
+    env: crate::env::EnvArgs,
     #[command(flatten)]
     conn: Conn,
 }
@@ -100,10 +104,14 @@ pub struct ResultsArgs {
     show: ShowArgs,
     #[command(flatten)]
     reports: crate::reports::ReportArgs,
-    /// Print the per-second series of the last run instead of the summary: per operation,
+    /// Print the per-second series of the run instead of the summary: per operation,
     /// requests, errors and response time p50/p90/p99/max, and the active VUs.
     #[arg(long, value_name = "FORMAT")]
     series: Option<crate::reports::SeriesFormat>,
+    /// Show this run (from 1; the list of runs is printed with the results) instead
+    /// of the latest.
+    #[arg(long, value_name = "N")]
+    run: Option<u32>,
 }
 
 /// Options of `list`.
@@ -338,10 +346,12 @@ async fn run(client: &Client, cmd: ManageCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         ManageCommand::New(a) => {
             let (file, source) = read_campaign(&a.file)?;
-            match client.create(&file, &source).await {
+            let env = a.env.vars()?;
+            match client.create_with_env(&file, &source, &env).await {
                 Ok(c) => println!("created {}", show::campaign_line(&c)),
                 Err(ClientError::Status(s)) if s.code() == Code::AlreadyExists => {
-                    let c = client.update(&file, &source).await?;
+                    let env = a.env.given().then_some(env.as_slice());
+                    let c = client.update_with_env(&file, &source, env).await?;
                     println!("updated {}", show::campaign_line(&c));
                 }
                 Err(e) => return Err(e.into()),
@@ -349,7 +359,9 @@ async fn run(client: &Client, cmd: ManageCommand) -> anyhow::Result<ExitCode> {
         }
         ManageCommand::Update(a) => {
             let (file, source) = read_campaign(&a.file)?;
-            let c = client.update(&file, &source).await?;
+            let env = a.env.vars()?;
+            let env = a.env.given().then_some(env.as_slice());
+            let c = client.update_with_env(&file, &source, env).await?;
             println!("updated {}", show::campaign_line(&c));
         }
         ManageCommand::Del(a) => {
@@ -426,11 +438,12 @@ async fn run(client: &Client, cmd: ManageCommand) -> anyhow::Result<ExitCode> {
             show: a,
             reports,
             series,
+            run,
         }) => {
-            let r = client.results(&a.id).await?;
+            let r = client.run_results(&a.id, run.unwrap_or(0)).await?;
             reports.write_junit(|| r.junit_xml())?;
             let points = if series.is_some() || reports.wants_series() {
-                client.series(&a.id).await?.points()
+                client.run_series(&a.id, r.run).await?.points()
             } else {
                 Vec::new()
             };

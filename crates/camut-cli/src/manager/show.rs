@@ -155,6 +155,15 @@ pub fn campaign_status(c: &v1::Campaign, now_ms: i64) -> String {
         ago(c.created_ms, now_ms),
         ago(c.updated_ms, now_ms)
     );
+    let _ = writeln!(o, "  run        {}", c.run);
+    if !c.env.is_empty() {
+        let env: Vec<String> = c
+            .env
+            .iter()
+            .map(|e| format!("{}={}", e.key, e.value))
+            .collect();
+        let _ = writeln!(o, "  env        {}", env.join(" "));
+    }
     if !c.instances.is_empty() {
         let _ = writeln!(o, "\n  instances");
         let rows: Vec<Vec<String>> = c
@@ -219,6 +228,10 @@ pub fn campaign_json(c: &v1::Campaign, with_source: bool) -> Value {
         "error": c.error,
         "iterations_done": c.iterations_done,
         "iterations_planned": c.iterations_planned,
+        "run": c.run,
+        "env": c.env.iter().map(|e| json!({
+            "key": e.key, "value": e.value, "secret": e.secret,
+        })).collect::<Vec<_>>(),
     });
     if with_source {
         v["source"] = Value::String(c.source.clone());
@@ -384,7 +397,14 @@ pub use camut::clock;
 /// verdicts, lost drones and the overall verdict.
 pub fn results_text(r: &v1::CampaignResults) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "{}: {}", r.id, r.state().label());
+    let _ = writeln!(
+        o,
+        "{}: {}, run {}{}",
+        r.id,
+        r.state().label(),
+        r.run,
+        if r.finished { "" } else { " (in progress)" }
+    );
     match &r.summary {
         Some(wire) => {
             let mut summary = camut::summary::from_wire(wire);
@@ -406,6 +426,24 @@ pub fn results_text(r: &v1::CampaignResults) -> String {
         );
         for l in &r.lost {
             let _ = writeln!(o, "  lost {l}");
+        }
+    }
+    if !r.runs.is_empty() {
+        let _ = writeln!(o, "\n  runs (`camut results {} --run N`):", r.id);
+        for run in &r.runs {
+            let _ = writeln!(
+                o,
+                "  {} run {:>3}  finished {}  {} requests  thresholds {}",
+                if run.run == r.run { "*" } else { " " },
+                run.run,
+                if run.finished_ms > 0 {
+                    clock(run.finished_ms)
+                } else {
+                    "-".into()
+                },
+                run.requests,
+                if run.thresholds_ok { "ok" } else { "broken" },
+            );
         }
     }
     let _ = writeln!(
@@ -447,6 +485,12 @@ pub fn results_json(r: &v1::CampaignResults) -> Value {
     json!({
         "id": r.id,
         "state": r.state().label(),
+        "run": r.run,
+        "finished": r.finished,
+        "runs": r.runs.iter().map(|x| json!({
+            "run": x.run, "finished_ms": x.finished_ms, "requests": x.requests,
+            "thresholds_ok": x.thresholds_ok,
+        })).collect::<Vec<_>>(),
         "thresholds_ok": r.thresholds_ok,
         "thresholds": r.thresholds.iter().map(|t| json!({
             "metric": t.metric, "expr": t.expr, "ok": t.ok, "value": t.value,
@@ -561,10 +605,30 @@ mod tests {
                 requests: 100,
                 ..Default::default()
             }],
+            run: 2,
+            finished: true,
+            runs: vec![
+                v1::RunInfo {
+                    run: 1,
+                    finished_ms: 0,
+                    requests: 80,
+                    thresholds_ok: true,
+                },
+                v1::RunInfo {
+                    run: 2,
+                    finished_ms: 0,
+                    requests: 100,
+                    thresholds_ok: false,
+                },
+            ],
         };
         let text = results_text(&r);
         assert!(
-            text.starts_with("shop: finished\ncampaign shop: 10 VUs"),
+            text.starts_with("shop: finished, run 2\ncampaign shop: 10 VUs"),
+            "{text}"
+        );
+        assert!(
+            text.contains("    run   1  finished -  80 requests  thresholds ok\n  * run   2"),
             "{text}"
         );
         assert!(

@@ -157,6 +157,37 @@ INSERT INTO stats_by_tick (campaign, drone, seq, delta)
 DROP TABLE stats;
 ALTER TABLE stats_by_tick RENAME TO stats
 "#,
+    // Numbered runs: each deployment begins a run (`campaigns.run`), and a finished
+    // run's results and series are kept under its number, so that no later command can
+    // erase them. Results saved earlier become run 1. Campaigns also keep the
+    // environment their drones get (`camut.env`), as JSON.
+    r#"
+ALTER TABLE campaigns ADD COLUMN run INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE campaigns ADD COLUMN env TEXT NOT NULL DEFAULT '[]';
+CREATE TABLE runs (
+    campaign TEXT NOT NULL,
+    run INTEGER NOT NULL,
+    summary TEXT NOT NULL DEFAULT '',
+    thresholds_ok INTEGER NOT NULL,
+    encoded BLOB,
+    finished_ms INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (campaign, run)
+);
+INSERT INTO runs (campaign, run, summary, thresholds_ok, encoded)
+    SELECT campaign, 1, summary, thresholds_ok, encoded FROM results;
+DROP TABLE results;
+CREATE TABLE series_by_run (
+    campaign TEXT NOT NULL,
+    run INTEGER NOT NULL,
+    time_ms INTEGER NOT NULL,
+    point BLOB NOT NULL,
+    PRIMARY KEY (campaign, run, time_ms)
+);
+INSERT INTO series_by_run (campaign, run, time_ms, point)
+    SELECT campaign, 1, time_ms, point FROM series;
+DROP TABLE series;
+ALTER TABLE series_by_run RENAME TO series
+"#,
 ];
 
 /// A campaign's saved results.
@@ -189,6 +220,11 @@ pub struct CampaignRow {
     pub created_ms: i64,
     /// Updated, Unix ms.
     pub updated_ms: i64,
+    /// The current run's number (the last deployment's); its results are kept under
+    /// it once it finishes.
+    pub run: u32,
+    /// The environment its drones get as `camut.env`: JSON of [`crate::campaign::CampaignEnv`].
+    pub env: String,
 }
 
 /// A stored job row.
@@ -306,22 +342,24 @@ impl Store {
         let c = c.clone();
         self.write(move |db| {
             let n = db.execute(
-                "INSERT OR IGNORE INTO campaigns (id, file, source, info, state, join_token, error, created_ms, updated_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![c.id, c.file, c.source, c.info, c.state, c.join_token, c.error, c.created_ms, c.updated_ms],
+                "INSERT OR IGNORE INTO campaigns (id, file, source, info, state, join_token, error, created_ms, updated_ms, run, env)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![c.id, c.file, c.source, c.info, c.state, c.join_token, c.error, c.created_ms, c.updated_ms, c.run, c.env],
             )?;
             Ok(n == 1)
         })
         .await
     }
 
-    /// Replaces a campaign's source and options.
+    /// Replaces a campaign's source and options, and its environment when `env` (JSON)
+    /// is given.
     pub async fn update_campaign_source(
         &self,
         id: &str,
         file: &str,
         source: &str,
         info: &str,
+        env: Option<String>,
     ) -> Result<(), ServerError> {
         let (id, file, source, info) = (
             id.to_owned(),
@@ -331,8 +369,9 @@ impl Store {
         );
         self.write(move |db| {
             db.execute(
-                "UPDATE campaigns SET file = ?2, source = ?3, info = ?4, updated_ms = ?5 WHERE id = ?1",
-                params![id, file, source, info, now_ms()],
+                "UPDATE campaigns SET file = ?2, source = ?3, info = ?4, updated_ms = ?5, \
+                 env = COALESCE(?6, env) WHERE id = ?1",
+                params![id, file, source, info, now_ms(), env],
             )
             .map(|_| ())
         })
@@ -426,7 +465,7 @@ impl Store {
     pub async fn delete_campaign(&self, id: &str) -> Result<(), ServerError> {
         let id = id.to_owned();
         self.write(move |db| {
-            for table in ["stats", "stats_seq", "series", "series_cursor", "results"] {
+            for table in ["stats", "stats_seq", "series", "series_cursor", "runs"] {
                 db.execute(&format!("DELETE FROM {table} WHERE campaign = ?1"), [&id])?;
             }
             for table in ["jobs", "instances", "drones"] {
@@ -555,6 +594,16 @@ impl Store {
         .await
     }
 
+    /// Every campaign that holds instances, with the deployer that made them.
+    pub fn holders(&self) -> Result<Vec<(String, String)>, ServerError> {
+        self.with(|db| {
+            let mut st =
+                db.prepare("SELECT DISTINCT campaign, deployer FROM instances ORDER BY campaign")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+    }
+
     /// Instances of a campaign: (id, address, state).
     pub fn instances(&self, campaign: &str) -> Result<Vec<(String, String, String)>, ServerError> {
         self.with(|db| {
@@ -622,19 +671,52 @@ impl Store {
         })
     }
 
-    /// Forgets a campaign's drones and statistics (before a new deployment).
-    pub async fn clear_run(&self, campaign: &str) -> Result<(), ServerError> {
+    /// Begins a campaign's next run (a new deployment) and returns its number: the
+    /// current run's number again when that run never finished (a redeploy), the next
+    /// one when it did. The live data of the run that begins (drones, deltas, series) is
+    /// cleared; the finished runs' results and series stay as they are.
+    pub async fn begin_run(&self, campaign: &str) -> Result<u32, ServerError> {
         let campaign = campaign.to_owned();
         self.write(move |db| {
-            db.execute("DELETE FROM drones WHERE campaign = ?1", [&campaign])?;
-            db.execute("DELETE FROM stats WHERE campaign = ?1", [&campaign])?;
-            db.execute("DELETE FROM stats_seq WHERE campaign = ?1", [&campaign])?;
-            db.execute("DELETE FROM series WHERE campaign = ?1", [&campaign])?;
-            db.execute("DELETE FROM series_cursor WHERE campaign = ?1", [&campaign])?;
-            db.execute("DELETE FROM results WHERE campaign = ?1", [&campaign])
-                .map(|_| ())
+            let current: i64 = db.query_row(
+                "SELECT run FROM campaigns WHERE id = ?1",
+                [&campaign],
+                |r| r.get(0),
+            )?;
+            let finished: bool = db.query_row(
+                "SELECT EXISTS (SELECT 1 FROM runs WHERE campaign = ?1 AND run = ?2)",
+                params![campaign, current],
+                |r| r.get(0),
+            )?;
+            let run = if finished { current + 1 } else { current };
+            db.execute(
+                "UPDATE campaigns SET run = ?2 WHERE id = ?1",
+                params![campaign, run],
+            )?;
+            for table in ["drones", "stats", "stats_seq", "series_cursor"] {
+                db.execute(
+                    &format!("DELETE FROM {table} WHERE campaign = ?1"),
+                    [&campaign],
+                )?;
+            }
+            db.execute(
+                "DELETE FROM series WHERE campaign = ?1 AND run = ?2",
+                params![campaign, run],
+            )?;
+            Ok(run as u32)
         })
         .await
+    }
+
+    /// Whether any delta of the campaign's current run is stored.
+    pub fn has_stats(&self, campaign: &str) -> Result<bool, ServerError> {
+        self.with(|db| {
+            db.query_row(
+                "SELECT EXISTS (SELECT 1 FROM stats_seq WHERE campaign = ?1)",
+                [campaign],
+                |r| r.get(0),
+            )
+        })
     }
 
     /// Stores a statistics delta; false when that sequence number was already stored.
@@ -699,8 +781,10 @@ impl Store {
         let campaign = campaign.to_owned();
         let queued = self.writer.send(
             move |db| {
+                // A point belongs to the campaign's current run.
                 let mut st = db.prepare_cached(
-                    "INSERT OR REPLACE INTO series (campaign, time_ms, point) VALUES (?1, ?2, ?3)",
+                    "INSERT OR REPLACE INTO series (campaign, run, time_ms, point) \
+                     VALUES (?1, (SELECT run FROM campaigns WHERE id = ?1), ?2, ?3)",
                 )?;
                 st.execute(params![campaign, time_ms, point])?;
                 let mut st = db.prepare_cached(
@@ -732,43 +816,45 @@ impl Store {
         })
     }
 
-    /// A campaign's series, oldest first: encoded `SeriesPoint`s, the newest `last` of
-    /// them (all with `u32::MAX`).
-    pub fn series(&self, campaign: &str, last: u32) -> Result<Vec<Vec<u8>>, ServerError> {
+    /// A run's series, oldest first: encoded `SeriesPoint`s, the newest `last` of them
+    /// (all with `u32::MAX`).
+    pub fn series(&self, campaign: &str, run: u32, last: u32) -> Result<Vec<Vec<u8>>, ServerError> {
         self.with(|db| {
             let mut st = db.prepare(
                 "SELECT point FROM (SELECT time_ms, point FROM series WHERE campaign = ?1 \
-                 ORDER BY time_ms DESC LIMIT ?2) ORDER BY time_ms",
+                 AND run = ?2 ORDER BY time_ms DESC LIMIT ?3) ORDER BY time_ms",
             )?;
-            let rows = st.query_map(params![campaign, last], |r| r.get(0))?;
+            let rows = st.query_map(params![campaign, run, last], |r| r.get(0))?;
             rows.collect()
         })
     }
 
-    /// Saves the final results.
+    /// Saves the final results of a run.
     pub async fn set_results(
         &self,
         campaign: &str,
+        run: u32,
         encoded: Vec<u8>,
         thresholds_ok: bool,
     ) -> Result<(), ServerError> {
         let campaign = campaign.to_owned();
         self.write(move |db| {
             db.execute(
-                "INSERT OR REPLACE INTO results (campaign, summary, thresholds_ok, encoded) VALUES (?1, '', ?2, ?3)",
-                params![campaign, thresholds_ok, encoded],
+                "INSERT OR REPLACE INTO runs (campaign, run, summary, thresholds_ok, encoded, finished_ms) \
+                 VALUES (?1, ?2, '', ?3, ?4, ?5)",
+                params![campaign, run, thresholds_ok, encoded, now_ms()],
             )
             .map(|_| ())
         })
         .await
     }
 
-    /// The final results, when there are.
-    pub fn results(&self, campaign: &str) -> Result<Option<SavedResults>, ServerError> {
+    /// The final results of a run, when it finished.
+    pub fn results(&self, campaign: &str, run: u32) -> Result<Option<SavedResults>, ServerError> {
         self.with(|db| {
             db.query_row(
-                "SELECT encoded, summary FROM results WHERE campaign = ?1",
-                [campaign],
+                "SELECT encoded, summary FROM runs WHERE campaign = ?1 AND run = ?2",
+                params![campaign, run],
                 |r| {
                     Ok(match r.get::<_, Option<Vec<u8>>>(0)? {
                         Some(bytes) => SavedResults::Encoded(bytes),
@@ -777,6 +863,17 @@ impl Store {
                 },
             )
             .optional()
+        })
+    }
+
+    /// The finished runs of a campaign, oldest first: (number, finished at Unix ms, 0
+    /// when unknown).
+    pub fn runs(&self, campaign: &str) -> Result<Vec<(u32, i64)>, ServerError> {
+        self.with(|db| {
+            let mut st =
+                db.prepare("SELECT run, finished_ms FROM runs WHERE campaign = ?1 ORDER BY run")?;
+            let rows = st.query_map([campaign], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
         })
     }
 
@@ -867,6 +964,8 @@ fn campaign_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CampaignRow> {
         error: r.get("error")?,
         created_ms: r.get("created_ms")?,
         updated_ms: r.get("updated_ms")?,
+        run: r.get("run")?,
+        env: r.get("env")?,
     })
 }
 
@@ -901,6 +1000,8 @@ mod tests {
             error: String::new(),
             created_ms: now_ms(),
             updated_ms: now_ms(),
+            run: 1,
+            env: "[]".into(),
         }
     }
 
@@ -908,6 +1009,9 @@ mod tests {
     async fn series_points_and_their_cursor() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
+        for id in ["c", "other"] {
+            assert!(s.insert_campaign(&row(id)).await.unwrap());
+        }
         for t in [3_000, 1_000, 2_000] {
             s.append_series("c", t, vec![t as u8], format!("{{\"d\":{t}}}"));
         }
@@ -916,11 +1020,11 @@ mod tests {
         s.set_campaign_error("none", "").await.unwrap();
         let byte = |t: i64| vec![t as u8];
         assert_eq!(
-            s.series("c", u32::MAX).unwrap(),
+            s.series("c", 1, u32::MAX).unwrap(),
             [byte(1_000), byte(2_000), byte(3_000)]
         );
         assert_eq!(
-            s.series("c", 2).unwrap(),
+            s.series("c", 1, 2).unwrap(),
             [byte(2_000), byte(3_000)],
             "the newest, in order"
         );
@@ -929,10 +1033,46 @@ mod tests {
             Some("{\"d\":2000}"),
             "the last written"
         );
-        s.clear_run("c").await.unwrap();
-        assert!(s.series("c", u32::MAX).unwrap().is_empty());
+        // Run 1 never finished: a new deployment takes its number again, afresh.
+        assert_eq!(s.begin_run("c").await.unwrap(), 1);
+        assert!(s.series("c", 1, u32::MAX).unwrap().is_empty());
         assert_eq!(s.series_cursor("c").unwrap(), None);
-        assert_eq!(s.series("other", u32::MAX).unwrap(), [vec![9]]);
+        assert_eq!(s.series("other", 1, u32::MAX).unwrap(), [vec![9]]);
+    }
+
+    #[tokio::test]
+    async fn a_finished_run_is_kept_when_the_next_one_begins() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        s.insert_campaign(&row("c")).await.unwrap();
+        assert_eq!(s.begin_run("c").await.unwrap(), 1);
+        assert!(s.insert_stats("c", "d", 1, vec![1]).await.unwrap());
+        s.append_series("c", 1_000, vec![1], "{}".into());
+        s.set_results("c", 1, vec![7], true).await.unwrap();
+        assert!(s.has_stats("c").unwrap());
+        // The next deployment begins run 2; run 1's results and series stay.
+        assert_eq!(s.begin_run("c").await.unwrap(), 2);
+        assert!(!s.has_stats("c").unwrap(), "the live deltas are cleared");
+        assert_eq!(
+            s.results("c", 1).unwrap(),
+            Some(SavedResults::Encoded(vec![7]))
+        );
+        assert_eq!(s.results("c", 2).unwrap(), None);
+        assert_eq!(s.series("c", 1, u32::MAX).unwrap(), [vec![1]]);
+        s.append_series("c", 1_000, vec![2], "{}".into());
+        s.set_results("c", 2, vec![8], false).await.unwrap();
+        assert_eq!(s.series("c", 2, u32::MAX).unwrap(), [vec![2]]);
+        assert_eq!(s.series("c", 1, u32::MAX).unwrap(), [vec![1]]);
+        let runs: Vec<u32> = s.runs("c").unwrap().iter().map(|r| r.0).collect();
+        assert_eq!(runs, [1, 2]);
+        assert_eq!(s.campaign("c").unwrap().unwrap().run, 2);
+        // A failed redeploy of run 3 keeps its number; run 2 is untouched.
+        assert_eq!(s.begin_run("c").await.unwrap(), 3);
+        assert_eq!(s.begin_run("c").await.unwrap(), 3);
+        assert_eq!(
+            s.results("c", 2).unwrap(),
+            Some(SavedResults::Encoded(vec![8]))
+        );
     }
 
     #[tokio::test]

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
@@ -130,8 +130,14 @@ pub(crate) fn campaign_page(ui: &Ui, id: &str, notice: Notice, source: Option<&s
 }
 
 /// The campaign's HTML report, as a download (`camut results --html` writes the same).
-pub(crate) async fn report(State(ui): State<Ui>, Path(id): Path<String>) -> Response {
-    let (results, series) = match (ui.core.results(&id), ui.core.series(&id)) {
+/// `?run=N` names a finished run; without it, the latest.
+pub(crate) async fn report(
+    State(ui): State<Ui>,
+    Path(id): Path<String>,
+    Query(q): Query<RunQuery>,
+) -> Response {
+    let run = q.run.unwrap_or(0);
+    let (results, series) = match (ui.core.results(&id, run), ui.core.series(&id, run)) {
         (Ok(r), Ok(s)) => (r, s),
         (Err(e), _) | (_, Err(e)) => {
             let status = tonic::Status::from(e);
@@ -262,11 +268,9 @@ pub(crate) fn live_html(ui: &Ui, id: &str) -> String {
 }
 
 fn summary_html(ui: &Ui, id: &str) -> String {
-    let Ok(Some(_)) = ui.core.store.results(id) else {
-        return String::new();
-    };
-    let r = match ui.core.results(id) {
-        Ok(r) => r,
+    let r = match ui.core.results(id, 0) {
+        Ok(r) if r.finished => r,
+        Ok(_) => return String::new(),
         Err(e) => return format!("<p class=\"error\">{}</p>", esc(&e.to_string())),
     };
     let summary = r
@@ -280,7 +284,8 @@ fn summary_html(ui: &Ui, id: &str) -> String {
         .cloned()
         .unwrap_or_default();
     let mut out = format!(
-        "<section id=\"summary\"><h2>Summary {}</h2>",
+        "<section id=\"summary\"><h2>Summary of run {} {}</h2>",
+        r.run,
         if r.thresholds_ok {
             "<span class=\"badge s-finished\" id=\"verdict\">thresholds held</span>"
         } else {
@@ -323,8 +328,31 @@ fn summary_html(ui: &Ui, id: &str) -> String {
         ui.base,
         query(id)
     );
+    if r.runs.len() > 1 {
+        out.push_str("<h3>Runs</h3><table id=\"runs\"><tr><th>run</th><th>finished</th><th>requests</th><th>thresholds</th><th></th></tr>");
+        for run in r.runs.iter().rev() {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><a href=\"{}/campaigns/{}/report.html?run={}\" download>report</a></td></tr>",
+                run.run,
+                time(run.finished_ms),
+                run.requests,
+                if run.thresholds_ok { "held" } else { "broken" },
+                ui.base,
+                query(id),
+                run.run
+            );
+        }
+        out.push_str("</table>");
+    }
     out.push_str("</section>");
     out
+}
+
+/// Which run a report is of.
+#[derive(serde::Deserialize)]
+pub(crate) struct RunQuery {
+    run: Option<u32>,
 }
 
 /// Counts by state, then the drones with problems first, at most [`DRONE_ROWS`] rows.
@@ -426,9 +454,12 @@ pub(crate) async fn act(
         "update" => {
             let f = form;
             let req = ui.request(
+                // The console edits the source; the environment stays as stored.
                 v1::UpdateCampaignRequest {
                     file: f.file.clone(),
                     source: f.source.clone(),
+                    env: Vec::new(),
+                    replace_env: false,
                 },
                 peer,
             );

@@ -150,6 +150,7 @@ pub(crate) async fn create(
         v1::CreateCampaignRequest {
             file,
             source: f.source.clone(),
+            env: Vec::new(),
         },
         peer,
     );

@@ -61,7 +61,11 @@ fn body(res: Response) -> String {
 fn stays_usable_with_100_campaigns_and_1000_drones() {
     let ui = console("scale");
     for i in 0..100 {
-        block(ui.core.create("c.js", &format!("c{i:03} 1000"))).unwrap();
+        block(
+            ui.core
+                .create("c.js", &format!("c{i:03} 1000"), &Default::default()),
+        )
+        .unwrap();
     }
     let rows = (0..1000u32)
         .map(|i| {
@@ -121,7 +125,7 @@ fn compile_errors_and_escaping() {
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     let html = body(res);
     assert!(html.contains("x.js:1:4: &lt;bad&gt;"), "{html}");
-    block(ui.core.create("c.js", "a<b 1")).unwrap();
+    block(ui.core.create("c.js", "a<b 1", &Default::default())).unwrap();
     let html = body(campaigns_page(&ui, 1, None, None));
     assert!(html.contains("a&lt;b") && !html.contains("a<b"));
     assert!(html.contains("/ui/campaigns/a%3Cb"));
