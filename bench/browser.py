@@ -2,13 +2,16 @@
 """Browser-emulation benchmark: memory per emulated VU and parse+query speed,
 camut side by side with node + jsdom + jQuery and node + cheerio, in one run.
 
-    cargo build --release -p camut-cli
+    cargo build --release -p camut-engine-run
     python3 bench/browser.py            # ~2 minutes
     python3 bench/browser.py --quick    # fewer documents
 
 1. writes a 20 KB product-listing page (deterministic) and serves it on
    127.0.0.1 from this process (http.server, only loopback);
-2. memory: peak RSS of `camut run bench/campaigns/browser_idle.js` (each VU loads
+   camut runs are `camut-engine-run` (bench/engine-run: the engine of `camut run`
+   without the server and cloud SDK, so a release build is quick); it prints its own
+   peak RSS (VmHWM);
+2. memory: peak RSS of a run of bench/campaigns/browser_idle.js (each VU loads
    the page, makes jQuery with a query, waits 4 s) at --users 10 and --users 1000:
    (RSS@1000 - RSS@10) / 990; and the same for bench/campaigns/idle.js (no
    browser emulation) for comparison;
@@ -87,7 +90,11 @@ class PageServer:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(http.server.ThreadingHTTPServer):
+            request_queue_size = 4096  # 1,000 VUs connect at once
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/page.html"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -98,6 +105,15 @@ class PageServer:
     def __exit__(self, *exc):
         self.server.shutdown()
         self.server.server_close()
+
+
+def peak_rss_kb(run):
+    """The child's own peak RSS: the `VmHWM:` line camut-engine-run prints. (wait4's
+    maxrss keeps the RSS this Python process had when it forked the child.)"""
+    for line in run.stderr_tail(50).splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise BenchError(f"{' '.join(run.cmd)}: no VmHWM line on stderr (use bench/engine-run)")
 
 
 def ensure_node_peers(may_install):
@@ -123,15 +139,16 @@ def node_docs_per_cpu_s(kind, page_path, n, out_dir):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--camut", help="camut binary (default: target/release/camut)")
+    ap.add_argument("--camut", help="camut-engine-run binary (default: $CARGO_TARGET_DIR or target/release/camut-engine-run)")
     ap.add_argument("--quick", action="store_true", help="fewer documents per speed run")
     ap.add_argument("--out", metavar="DIR", help="logs and summaries (default: bench/out/browser-DATE)")
     ap.add_argument("--no-install", action="store_true", help="do not npm install the node peers")
     ap.add_argument("--skip-node", action="store_true", help="camut only")
     args = ap.parse_args()
-    camut = engine.find_camut(args.camut)
+    camut = args.camut or os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(engine.ROOT, "target"),
+                                       "release", "camut-engine-run")
     if not os.access(camut, os.X_OK):
-        raise BenchError(f"no camut binary at {camut}: cargo build --release -p camut-cli")
+        raise BenchError(f"no binary at {camut}: cargo build --release -p camut-engine-run")
     out_dir = args.out or os.path.join(HERE, "out", "browser-" + time.strftime("%Y%m%d-%H%M%S"))
     os.makedirs(out_dir, exist_ok=True)
     page = make_page()
@@ -142,17 +159,20 @@ def main():
     fig = {"page_bytes": len(page.encode())}
     with PageServer(page) as server:
         env = ["--env", "PAGE=" + server.url]
-        # Memory: browser VUs, then plain VUs (no option) for comparison.
-        for name, campaign in (("browser", "browser_idle.js"), ("plain", "idle.js")):
+        # Memory: browser VUs (and, for the breakdown, stopped after the window and
+        # after the page), then plain VUs (no option) for comparison.
+        for name, campaign, stage in (("browser", "browser_idle.js", "jquery"), ("window", "browser_idle.js", "window"),
+                                      ("page", "browser_idle.js", "page"), ("plain", "idle.js", "")):
             rss = {}
             for users in MEMORY_USERS:
                 run, summary = engine.camut_run(camut, os.path.join(HERE, "campaigns", campaign), out_dir,
-                                                f"mem-{name}-{users}", ["--users", str(users), "--threads", "1"] + env,
-                                                300, None)
+                                                f"mem-{name}-{users}",
+                                                ["--users", str(users), "--threads", "1", "--env", "STAGE=" + stage]
+                                                + env, 300, None)
                 if engine.completed(summary) != users:
                     raise BenchError(f"mem-{name}-{users}: {engine.completed(summary)} of {users} iterations "
                                      f"completed: {summary.get('error_messages')}")
-                rss[users] = run.maxrss_kb
+                rss[users] = peak_rss_kb(run)
             lo, hi = MEMORY_USERS
             fig[f"{name}_rss_kb"] = rss
             fig[f"{name}_kb_per_vu"] = (rss[hi] - rss[lo]) / (hi - lo)
@@ -177,6 +197,9 @@ def main():
     print(f"| memory per browser VU, (RSS@{hi:,} − RSS@{lo}) / {hi - lo} | **{fig['browser_kb_per_vu']:.1f} KB** |")
     print(f"| peak RSS at {lo} / {hi:,} browser VUs | {fig['browser_rss_kb'][lo] / 1024:.1f} MB / "
           f"{fig['browser_rss_kb'][hi] / 1024:.1f} MB |")
+    print(f"| breakdown: a VU with its window only (no page) | {fig['window_kb_per_vu']:.1f} KB |")
+    print(f"| breakdown: + the 20 KB page in its document | {fig['page_kb_per_vu'] - fig['window_kb_per_vu']:.1f} KB |")
+    print(f"| breakdown: + jQuery made, one query run | {fig['browser_kb_per_vu'] - fig['page_kb_per_vu']:.1f} KB |")
     print(f"| memory per VU without the option (idle.js) | {fig['plain_kb_per_vu']:.1f} KB |")
     print(f"| camut: documents per CPU-second | **{fig['camut_docs_per_cpu_s']:,.0f}** |")
     if not args.skip_node:

@@ -170,6 +170,11 @@ impl Dom {
         n
     }
 
+    /// Gives back the arena's spare capacity.
+    pub fn shrink(&mut self) {
+        self.nodes.shrink_to_fit();
+    }
+
     /// Adds a parentless node and returns its id.
     pub fn create(&mut self, data: NodeData) -> NodeId {
         let id = self.nodes.len() as NodeId;

@@ -20,7 +20,10 @@ pub(crate) fn document(html: &str) -> Dom {
         dom: RefCell::new(Dom::new()),
         document: DOCUMENT,
     };
-    html5ever::parse_document(sink, Default::default()).one(html)
+    let mut dom = html5ever::parse_document(sink, Default::default()).one(html);
+    // The arena grew by doubling; a page is mostly read from then on.
+    dom.shrink();
+    dom
 }
 
 /// Parses a fragment into `dom`: the parser gets a scratch document node of its own,
@@ -32,10 +35,12 @@ pub(crate) fn fragment(dom: &mut Dom, context: QualName, html: &str) -> Vec<Node
         dom: RefCell::new(taken),
         document: scratch,
     };
-    let mut built = html5ever::parse_fragment(sink, Default::default(), context, Vec::new(), false)
-        .one(html);
+    let mut built =
+        html5ever::parse_fragment(sink, Default::default(), context, Vec::new(), false).one(html);
     let root = built.first_child(scratch);
-    let nodes: Vec<NodeId> = root.map(|r| built.children(r).collect()).unwrap_or_default();
+    let nodes: Vec<NodeId> = root
+        .map(|r| built.children(r).collect())
+        .unwrap_or_default();
     for &n in &nodes {
         built.detach(n);
     }

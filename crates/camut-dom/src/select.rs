@@ -125,7 +125,10 @@ impl selectors::Element for El<'_> {
     }
     fn parent_element(&self) -> Option<Self> {
         let p = self.dom.parent(self.id)?;
-        self.dom.element(p).map(|_| El { dom: self.dom, id: p })
+        self.dom.element(p).map(|_| El {
+            dom: self.dom,
+            id: p,
+        })
     }
     fn parent_node_is_shadow_root(&self) -> bool {
         false
@@ -223,11 +226,14 @@ impl selectors::Element for El<'_> {
         false
     }
     fn is_empty(&self) -> bool {
-        !self.dom.children(self.id).any(|c| match &self.dom.node(c).data {
-            NodeData::Element(_) => true,
-            NodeData::Text(t) => !t.is_empty(),
-            _ => false,
-        })
+        !self
+            .dom
+            .children(self.id)
+            .any(|c| match &self.dom.node(c).data {
+                NodeData::Element(_) => true,
+                NodeData::Text(t) => !t.is_empty(),
+                _ => false,
+            })
     }
     fn is_root(&self) -> bool {
         self.dom

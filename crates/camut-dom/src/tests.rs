@@ -25,7 +25,10 @@ fn selectors_match_attributes_structure_and_state() {
         r#"<form id="f"><input name="a" type="hidden" value="1"><input name="b" disabled>
            <div class="x y"><span>s1</span><span class="z">s2</span></div><a href="/l">l</a><a>n</a></form>"#,
     );
-    let count = |s: &str| dom.select(DOCUMENT, &Selector::parse(s).unwrap(), usize::MAX).len();
+    let count = |s: &str| {
+        dom.select(DOCUMENT, &Selector::parse(s).unwrap(), usize::MAX)
+            .len()
+    };
     assert_eq!(count("input[type=hidden]"), 1);
     assert_eq!(count("input[name^=a], input[name$=b]"), 2);
     assert_eq!(count("form > input"), 2);

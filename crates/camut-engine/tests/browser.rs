@@ -181,11 +181,18 @@ fn jquery_works_on_parsed_pages() {
     let (r, capture) = env.run(&src, 1);
     let lines = capture.lines();
     let e = errors(&r);
-    assert!(e.is_empty(), "{}", e.first().map(|x| x.0.as_str()).unwrap_or(""));
+    assert!(
+        e.is_empty(),
+        "{}",
+        e.first().map(|x| x.0.as_str()).unwrap_or("")
+    );
     let ok = lines.iter().filter(|l| l.starts_with("ok ")).count();
     assert_eq!(ok, JQUERY_CASES.matches("\n  ['").count(), "{lines:?}");
     assert!(ok >= 30);
-    assert!(lines.contains(&"version 3.7.1 true true".to_string()), "{lines:?}");
+    assert!(
+        lines.contains(&"version 3.7.1 true true".to_string()),
+        "{lines:?}"
+    );
     assert_eq!(r.summary.iterations.completed, 1);
 }
 
@@ -257,7 +264,10 @@ exports.test = function (done) {
     // localStorage is per VU and kept across its iterations.
     assert_eq!(lines.iter().filter(|l| l.contains("| null |")).count(), 2);
     assert_eq!(lines.iter().filter(|l| l.contains("| 0 |")).count(), 2);
-    assert!(lines[0].ends_with("| 2:2:BUTTON | true | functionfunctionfunctionfunctionabout:blank"), "{lines:?}");
+    assert!(
+        lines[0].ends_with("| 2:2:BUTTON | true | functionfunctionfunctionfunctionabout:blank"),
+        "{lines:?}"
+    );
 }
 
 #[test]
@@ -341,7 +351,11 @@ fn the_example_signs_in_and_follows_the_link() {
     ops.sort();
     assert_eq!(
         ops,
-        vec![("login page", runs), ("orders", runs), ("sign in", 2 * runs)]
+        vec![
+            ("login page", runs),
+            ("orders", runs),
+            ("sign in", 2 * runs)
+        ]
     );
 }
 
@@ -360,14 +374,23 @@ fn a_page_script_that_throws_fails_the_iteration_naming_the_option() {
     let (r, _) = env.run(src, 1);
     let s = &r.summary;
     let e = &s.error_messages;
-    assert_eq!((s.iterations.completed, s.iterations.failed), (1, 2), "{e:?}");
+    assert_eq!(
+        (s.iterations.completed, s.iterations.failed),
+        (1, 2),
+        "{e:?}"
+    );
     assert_eq!(e.len(), 1, "{e:?}");
     assert_eq!(e[0].count, 2);
     assert!(
-        e[0].message.contains("page script 2 of") && e[0].message.contains("browserEmulation.runScripts is true") && e[0].message.contains("notAFunction"),
+        e[0].message.contains("page script 2 of")
+            && e[0].message.contains("browserEmulation.runScripts is true")
+            && e[0].message.contains("notAFunction"),
         "{e:?}"
     );
-    assert!(e[0].stack.as_deref().unwrap_or("").contains("<script>"), "{e:?}");
+    assert!(
+        e[0].stack.as_deref().unwrap_or("").contains("<script>"),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -405,23 +428,41 @@ fn without_the_option_nothing_changes_and_document_names_the_option() {
             "{m}"
         );
     }
-    assert!(e.iter().any(|(m, _)| m.starts_with("ReferenceError: document is not defined")));
-    assert!(e.iter().any(|(m, _)| m.starts_with("ReferenceError: $ is not defined")));
+    assert!(e
+        .iter()
+        .any(|(m, _)| m.starts_with("ReferenceError: document is not defined")));
+    assert!(e
+        .iter()
+        .any(|(m, _)| m.starts_with("ReferenceError: $ is not defined")));
 }
 
 #[test]
 fn bad_settings_are_refused_with_their_name() {
     for (opt, want) in [
-        ("'yes'", "campaign option `browserEmulation` must be true, false or an object"),
-        ("{ runScript: true }", "campaign option `browserEmulation.runScript` is not known"),
-        ("{ userAgent: 3 }", "campaign option `browserEmulation.userAgent` must be a non-empty string"),
-        ("{ maxDocumentBytes: 10 }", "campaign option `browserEmulation.maxDocumentBytes` must be at least 1024"),
+        (
+            "'yes'",
+            "campaign option `browserEmulation` must be true, false or an object",
+        ),
+        (
+            "{ runScript: true }",
+            "campaign option `browserEmulation.runScript` is not known",
+        ),
+        (
+            "{ userAgent: 3 }",
+            "campaign option `browserEmulation.userAgent` must be a non-empty string",
+        ),
+        (
+            "{ maxDocumentBytes: 10 }",
+            "campaign option `browserEmulation.maxDocumentBytes` must be at least 1024",
+        ),
     ] {
         let src = format!(
             "exports.campaign = {{ id: 't', users: 1, iterations: 1, browserEmulation: {opt} }};\n\
              exports.test = function (done) {{ done(); }};\n"
         );
-        let e = camut_engine::Campaign::from_source("t.js", &src).unwrap_err().to_string();
+        let e = camut_engine::Campaign::from_source("t.js", &src)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with(want), "{e}");
     }
 }
@@ -437,7 +478,8 @@ fn documents_over_the_size_limit_fail_naming_the_setting() {
     let e = errors(&r);
     assert_eq!(r.summary.iterations.failed, 1);
     assert!(
-        e[0].0.contains("5000 bytes, over browserEmulation.maxDocumentBytes (2048)"),
+        e[0].0
+            .contains("5000 bytes, over browserEmulation.maxDocumentBytes (2048)"),
         "{e:?}"
     );
 }

@@ -98,7 +98,10 @@ impl BrowserOptions {
                 ))
             }
         }
-        for (key, slot) in [("runScripts", &mut o.run_scripts), ("jquery", &mut o.jquery)] {
+        for (key, slot) in [
+            ("runScripts", &mut o.run_scripts),
+            ("jquery", &mut o.jquery),
+        ] {
             match m.get(key) {
                 None => {}
                 Some(Value::Bool(b)) => *slot = *b,
@@ -320,12 +323,10 @@ impl CampaignOptions {
             None | Some(Value::Null) | Some(Value::Bool(false)) => None,
             Some(Value::Bool(true)) => Some(BrowserOptions::default()),
             Some(Value::Object(m)) => Some(BrowserOptions::from_options(m)?),
-            Some(_) => {
-                return Err(invalid(
-                    "browserEmulation",
-                    "must be true, false or an object such as { userAgent: '…', runScripts: false }",
-                ))
-            }
+            Some(_) => return Err(invalid(
+                "browserEmulation",
+                "must be true, false or an object such as { userAgent: '…', runScripts: false }",
+            )),
         };
         let deploy = match obj.get("deploy") {
             None => DeployOptions::default(),

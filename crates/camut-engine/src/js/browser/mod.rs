@@ -38,32 +38,29 @@ pub(crate) struct BrowserShared {
 impl BrowserShared {
     /// Compiles the window code and jQuery into a context of `rt`.
     pub(crate) fn new(rt: &Runtime, options: &BrowserOptions) -> Result<Self, String> {
-        let ctx = Context::full(rt).map_err(|e| format!("cannot create the browser context: {e}"))?;
+        let ctx =
+            Context::full(rt).map_err(|e| format!("cannot create the browser context: {e}"))?;
         let options = Rc::new(options.clone());
         let made = ctx.with(|ctx| -> Result<_, String> {
             let fail = |what: &str, e: rquickjs::Error| {
-                format!(
-                    "cannot load {what}: {}",
-                    super::ScriptError::catch(&ctx, e)
-                )
+                format!("cannot load {what}: {}", super::ScriptError::catch(&ctx, e))
             };
             let window: Function = ctx
                 .eval_with_options(WINDOW_JS, eval_options("camut:browser/window.js"))
                 .map_err(|e| fail("the browser window", e))?;
             // jQuery's module wrapper hands back `function (window)` when the global
             // object has no document: exactly the factory each VU calls with its window.
-            let module = Object::new(ctx.clone()).map_err(|e| fail("jQuery", e))?;
-            let exports = Object::new(ctx.clone()).map_err(|e| fail("jQuery", e))?;
-            module.set("exports", exports).map_err(|e| fail("jQuery", e))?;
+            let jq = format!("jQuery {JQUERY_VERSION}");
+            let module = Object::new(ctx.clone()).map_err(|e| fail(&jq, e))?;
+            let exports = Object::new(ctx.clone()).map_err(|e| fail(&jq, e))?;
+            module.set("exports", exports).map_err(|e| fail(&jq, e))?;
             ctx.globals()
                 .set("module", module.clone())
-                .map_err(|e| fail("jQuery", e))?;
+                .map_err(|e| fail(&jq, e))?;
             ctx.eval_with_options::<(), _>(JQUERY_JS, eval_options("jquery.js"))
-                .map_err(|e| fail("jQuery", e))?;
-            let jquery: Function = module.get("exports").map_err(|e| fail("jQuery", e))?;
-            ctx.globals()
-                .remove("module")
-                .map_err(|e| fail("jQuery", e))?;
+                .map_err(|e| fail(&jq, e))?;
+            let jquery: Function = module.get("exports").map_err(|e| fail(&jq, e))?;
+            ctx.globals().remove("module").map_err(|e| fail(&jq, e))?;
             let natives =
                 natives::make(&ctx, options.clone()).map_err(|e| fail("the DOM natives", e))?;
             Ok((
@@ -171,4 +168,45 @@ pub(crate) fn hint_missing_global(message: &str) -> Option<String> {
             "{message}: `{name}` exists only with browser emulation; set the campaign option `browserEmulation: true`"
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_vendored_jquery_is_the_pinned_release_with_its_checksums() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/vendor/jquery");
+        let sums = std::fs::read_to_string(format!("{dir}/SHA256SUMS")).unwrap();
+        let mut checked = 0;
+        for line in sums.lines() {
+            let (want, file) = line.split_once("  ").unwrap();
+            let bytes = std::fs::read(format!("{dir}/{file}")).unwrap();
+            let got = ring::digest::digest(&ring::digest::SHA256, &bytes);
+            let hex: String = got.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(hex, want, "{file}: run scripts/fetch-jquery.sh");
+            checked += 1;
+        }
+        assert_eq!(checked, 2);
+        assert!(JQUERY_JS.contains(&format!("jQuery JavaScript Library v{JQUERY_VERSION}")));
+        assert!(std::fs::read_to_string(format!("{dir}/LICENSE.txt"))
+            .unwrap()
+            .contains("Permission is hereby granted, free of charge"));
+    }
+
+    #[test]
+    fn reference_errors_of_browser_globals_name_the_option() {
+        assert_eq!(
+            hint_missing_global("ReferenceError: $ is not defined").as_deref(),
+            Some("ReferenceError: $ is not defined: `$` exists only with browser emulation; set the campaign option `browserEmulation: true`")
+        );
+        assert_eq!(
+            hint_missing_global("ReferenceError: foo is not defined"),
+            None
+        );
+        assert_eq!(
+            hint_missing_global("TypeError: document is not defined"),
+            None
+        );
+    }
 }

@@ -101,7 +101,10 @@ fn valid(ctx: &Ctx<'_>, dom: &Dom, id: u32) -> rquickjs::Result<NodeId> {
     if (id as usize) < dom.len() {
         Ok(id)
     } else {
-        Err(Exception::throw_type(ctx, "the node does not belong to its document"))
+        Err(Exception::throw_type(
+            ctx,
+            "the node does not belong to its document",
+        ))
     }
 }
 
@@ -117,7 +120,10 @@ fn null_or<'js>(ctx: &Ctx<'js>, v: Option<&str>) -> rquickjs::Result<Value<'js>>
 }
 
 /// Makes the natives object. The functions take a document handle and node ids.
-pub(crate) fn make<'js>(ctx: &Ctx<'js>, options: Rc<BrowserOptions>) -> rquickjs::Result<Object<'js>> {
+pub(crate) fn make<'js>(
+    ctx: &Ctx<'js>,
+    options: Rc<BrowserOptions>,
+) -> rquickjs::Result<Object<'js>> {
     let st = Rc::new(State {
         options,
         selectors: RefCell::new(Selectors {
@@ -132,25 +138,45 @@ pub(crate) fn make<'js>(ctx: &Ctx<'js>, options: Rc<BrowserOptions>) -> rquickjs
     }
 
     let s = st.clone();
-    native!("parse", move |ctx: Ctx<'js>, html: String| -> rquickjs::Result<H<'js>> {
+    native!("parse", move |ctx: Ctx<'js>,
+                           html: String|
+          -> rquickjs::Result<H<'js>> {
         s.check_size(&ctx, &html)?;
         let dom = Dom::parse_document(&html);
         s.check_nodes(&ctx, &dom)?;
-        Class::instance(ctx, DomHandle { dom: RefCell::new(dom) })
+        Class::instance(
+            ctx,
+            DomHandle {
+                dom: RefCell::new(dom),
+            },
+        )
     });
     let s = st.clone();
-    native!("reset", move |ctx: Ctx<'js>, h: H<'js>, html: String| -> rquickjs::Result<()> {
+    native!("reset", move |ctx: Ctx<'js>,
+                           h: H<'js>,
+                           html: String|
+          -> rquickjs::Result<()> {
         s.check_size(&ctx, &html)?;
         let dom = Dom::parse_document(&html);
         s.check_nodes(&ctx, &dom)?;
         *h.borrow().dom.borrow_mut() = dom;
         Ok(())
     });
-    native!("cloneDoc", |ctx: Ctx<'js>, h: H<'js>| -> rquickjs::Result<H<'js>> {
+    native!("cloneDoc", |ctx: Ctx<'js>,
+                         h: H<'js>|
+     -> rquickjs::Result<H<'js>> {
         let dom = h.borrow().dom.borrow().clone();
-        Class::instance(ctx, DomHandle { dom: RefCell::new(dom) })
+        Class::instance(
+            ctx,
+            DomHandle {
+                dom: RefCell::new(dom),
+            },
+        )
     });
-    native!("type", |ctx: Ctx<'js>, h: H<'js>, id: u32| -> rquickjs::Result<i32> {
+    native!("type", |ctx: Ctx<'js>,
+                     h: H<'js>,
+                     id: u32|
+     -> rquickjs::Result<i32> {
         let b = h.borrow();
         let dom = b.dom.borrow();
         let id = valid(&ctx, &dom, id)?;
@@ -164,7 +190,11 @@ pub(crate) fn make<'js>(ctx: &Ctx<'js>, options: Rc<BrowserOptions>) -> rquickjs
             NodeData::Fragment => 11,
         })
     });
-    native!("rel", |ctx: Ctx<'js>, h: H<'js>, id: u32, k: u32| -> rquickjs::Result<i32> {
+    native!("rel", |ctx: Ctx<'js>,
+                    h: H<'js>,
+                    id: u32,
+                    k: u32|
+     -> rquickjs::Result<i32> {
         let b = h.borrow();
         let dom = b.dom.borrow();
         let id = valid(&ctx, &dom, id)?;
@@ -176,7 +206,11 @@ pub(crate) fn make<'js>(ctx: &Ctx<'js>, options: Rc<BrowserOptions>) -> rquickjs
             _ => dom.next_sibling(id),
         }))
     });
-    native!("kids", |ctx: Ctx<'js>, h: H<'js>, id: u32, elements: bool| -> rquickjs::Result<Vec<u32>> {
+    native!("kids", |ctx: Ctx<'js>,
+                     h: H<'js>,
+                     id: u32,
+                     elements: bool|
+     -> rquickjs::Result<Vec<u32>> {
         let b = h.borrow();
         let dom = b.dom.borrow();
         let id = valid(&ctx, &dom, id)?;
@@ -185,25 +219,38 @@ pub(crate) fn make<'js>(ctx: &Ctx<'js>, options: Rc<BrowserOptions>) -> rquickjs
             .filter(|&c| !elements || dom.element(c).is_some())
             .collect())
     });
-    native!("root", |ctx: Ctx<'js>, h: H<'js>, id: u32| -> rquickjs::Result<u32> {
+    native!("root", |ctx: Ctx<'js>,
+                     h: H<'js>,
+                     id: u32|
+     -> rquickjs::Result<u32> {
         let b = h.borrow();
         let dom = b.dom.borrow();
         Ok(dom.root(valid(&ctx, &dom, id)?))
     });
-    native!("text", |ctx: Ctx<'js>, h: H<'js>, id: u32| -> rquickjs::Result<String> {
+    native!("text", |ctx: Ctx<'js>,
+                     h: H<'js>,
+                     id: u32|
+     -> rquickjs::Result<String> {
         let b = h.borrow();
         let dom = b.dom.borrow();
         Ok(dom.text_content(valid(&ctx, &dom, id)?))
     });
     let s = st.clone();
-    native!("setText", move |ctx: Ctx<'js>, h: H<'js>, id: u32, text: String| -> rquickjs::Result<()> {
+    native!("setText", move |ctx: Ctx<'js>,
+                             h: H<'js>,
+                             id: u32,
+                             text: String|
+          -> rquickjs::Result<()> {
         let b = h.borrow();
         let mut dom = b.dom.borrow_mut();
         let id = valid(&ctx, &dom, id)?;
         dom.set_text_content(id, &text);
         s.check_nodes(&ctx, &dom)
     });
-    native!("name", |ctx: Ctx<'js>, h: H<'js>, id: u32| -> rquickjs::Result<String> {
+    native!("name", |ctx: Ctx<'js>,
+                     h: H<'js>,
+                     id: u32|
+     -> rquickjs::Result<String> {
         let b = h.borrow();
         let dom = b.dom.borrow();
         let id = valid(&ctx, &dom, id)?;
@@ -213,7 +260,10 @@ pub(crate) fn make<'js>(ctx: &Ctx<'js>, options: Rc<BrowserOptions>) -> rquickjs
             _ => String::new(),
         })
     });
-    native!("isHtml", |ctx: Ctx<'js>, h: H<'js>, id: u32| -> rquickjs::Result<bool> {
+    native!("isHtml", |ctx: Ctx<'js>,
+                       h: H<'js>,
+                       id: u32|
+     -> rquickjs::Result<bool> {
         let b = h.borrow();
         let dom = b.dom.borrow();
         let id = valid(&ctx, &dom, id)?;
@@ -221,19 +271,29 @@ pub(crate) fn make<'js>(ctx: &Ctx<'js>, options: Rc<BrowserOptions>) -> rquickjs
             .element(id)
             .is_some_and(|e| &*e.name.ns == "http://www.w3.org/1999/xhtml"))
     });
-    native!("ns", |ctx: Ctx<'js>, h: H<'js>, id: u32| -> rquickjs::Result<Value<'js>> {
+    native!("ns", |ctx: Ctx<'js>,
+                   h: H<'js>,
+                   id: u32|
+     -> rquickjs::Result<Value<'js>> {
         let b = h.borrow();
         let dom = b.dom.borrow();
         let id = valid(&ctx, &dom, id)?;
         null_or(&ctx, dom.element(id).map(|e| &*e.name.ns))
     });
-    native!("attr", |ctx: Ctx<'js>, h: H<'js>, id: u32, name: String| -> rquickjs::Result<Value<'js>> {
+    native!("attr", |ctx: Ctx<'js>,
+                     h: H<'js>,
+                     id: u32,
+                     name: String|
+     -> rquickjs::Result<Value<'js>> {
         let b = h.borrow();
         let dom = b.dom.borrow();
         let id = valid(&ctx, &dom, id)?;
         null_or(&ctx, dom.element(id).and_then(|e| e.attr(&name)))
     });
-    native!("attrs", |ctx: Ctx<'js>, h: H<'js>, id: u32| -> rquickjs::Result<Vec<String>> {
+    native!("attrs", |ctx: Ctx<'js>,
+                      h: H<'js>,
+                      id: u32|
+     -> rquickjs::Result<Vec<String>> {
         let b = h.borrow();
         let dom = b.dom.borrow();
         let id = valid(&ctx, &dom, id)?;
@@ -249,33 +309,57 @@ pub(crate) fn make<'js>(ctx: &Ctx<'js>, options: Rc<BrowserOptions>) -> rquickjs
         }
         Ok(out)
     });
-    native!("setAttr", |ctx: Ctx<'js>, h: H<'js>, id: u32, name: String, value: String| -> rquickjs::Result<()> {
+    native!("setAttr", |ctx: Ctx<'js>,
+                        h: H<'js>,
+                        id: u32,
+                        name: String,
+                        value: String|
+     -> rquickjs::Result<()> {
         let b = h.borrow();
         let mut dom = b.dom.borrow_mut();
         let id = valid(&ctx, &dom, id)?;
         dom.set_attr(id, &name, &value);
         Ok(())
     });
-    native!("removeAttr", |ctx: Ctx<'js>, h: H<'js>, id: u32, name: String| -> rquickjs::Result<()> {
+    native!("removeAttr", |ctx: Ctx<'js>,
+                           h: H<'js>,
+                           id: u32,
+                           name: String|
+     -> rquickjs::Result<()> {
         let b = h.borrow();
         let mut dom = b.dom.borrow_mut();
         let id = valid(&ctx, &dom, id)?;
         dom.remove_attr(id, &name);
         Ok(())
     });
-    native!("html", |ctx: Ctx<'js>, h: H<'js>, id: u32, outer: bool| -> rquickjs::Result<String> {
+    native!("html", |ctx: Ctx<'js>,
+                     h: H<'js>,
+                     id: u32,
+                     outer: bool|
+     -> rquickjs::Result<String> {
         let b = h.borrow();
         let dom = b.dom.borrow();
         let id = valid(&ctx, &dom, id)?;
-        Ok(if outer { dom.outer_html(id) } else { dom.inner_html(id) })
+        Ok(if outer {
+            dom.outer_html(id)
+        } else {
+            dom.inner_html(id)
+        })
     });
     let s = st.clone();
-    native!("setHtml", move |ctx: Ctx<'js>, h: H<'js>, id: u32, html: String| -> rquickjs::Result<()> {
+    native!("setHtml", move |ctx: Ctx<'js>,
+                             h: H<'js>,
+                             id: u32,
+                             html: String|
+          -> rquickjs::Result<()> {
         s.check_size(&ctx, &html)?;
         let b = h.borrow();
         let mut dom = b.dom.borrow_mut();
         let id = valid(&ctx, &dom, id)?;
-        let target = dom.element(id).and_then(|e| e.template_contents).unwrap_or(id);
+        let target = dom
+            .element(id)
+            .and_then(|e| e.template_contents)
+            .unwrap_or(id);
         dom.clear_children(target);
         for n in dom.parse_fragment(id, &html) {
             // Fresh parentless nodes into an element: cannot fail.
@@ -283,16 +367,28 @@ pub(crate) fn make<'js>(ctx: &Ctx<'js>, options: Rc<BrowserOptions>) -> rquickjs
         }
         s.check_nodes(&ctx, &dom)
     });
-    native!("insert", |ctx: Ctx<'js>, h: H<'js>, parent: u32, child: u32, before: i32| -> rquickjs::Result<()> {
+    native!("insert", |ctx: Ctx<'js>,
+                       h: H<'js>,
+                       parent: u32,
+                       child: u32,
+                       before: i32|
+     -> rquickjs::Result<()> {
         let b = h.borrow();
         let mut dom = b.dom.borrow_mut();
         let parent = valid(&ctx, &dom, parent)?;
         let child = valid(&ctx, &dom, child)?;
-        let before = if before < 0 { None } else { Some(valid(&ctx, &dom, before as u32)?) };
+        let before = if before < 0 {
+            None
+        } else {
+            Some(valid(&ctx, &dom, before as u32)?)
+        };
         dom.insert_before(parent, child, before)
             .map_err(|e| Exception::throw_message(&ctx, &e.to_string()))
     });
-    native!("detach", |ctx: Ctx<'js>, h: H<'js>, id: u32| -> rquickjs::Result<()> {
+    native!("detach", |ctx: Ctx<'js>,
+                       h: H<'js>,
+                       id: u32|
+     -> rquickjs::Result<()> {
         let b = h.borrow();
         let mut dom = b.dom.borrow_mut();
         let id = valid(&ctx, &dom, id)?;
@@ -300,7 +396,11 @@ pub(crate) fn make<'js>(ctx: &Ctx<'js>, options: Rc<BrowserOptions>) -> rquickjs
         Ok(())
     });
     let s = st.clone();
-    native!("clone", move |ctx: Ctx<'js>, h: H<'js>, id: u32, deep: bool| -> rquickjs::Result<u32> {
+    native!("clone", move |ctx: Ctx<'js>,
+                           h: H<'js>,
+                           id: u32,
+                           deep: bool|
+          -> rquickjs::Result<u32> {
         let b = h.borrow();
         let mut dom = b.dom.borrow_mut();
         let id = valid(&ctx, &dom, id)?;
@@ -309,7 +409,11 @@ pub(crate) fn make<'js>(ctx: &Ctx<'js>, options: Rc<BrowserOptions>) -> rquickjs
         Ok(c)
     });
     let s = st.clone();
-    native!("import", move |ctx: Ctx<'js>, dst: H<'js>, src: H<'js>, id: u32| -> rquickjs::Result<Vec<u32>> {
+    native!("import", move |ctx: Ctx<'js>,
+                            dst: H<'js>,
+                            src: H<'js>,
+                            id: u32|
+          -> rquickjs::Result<Vec<u32>> {
         if dst == src {
             return Ok(vec![id, id, id]);
         }
@@ -326,36 +430,61 @@ pub(crate) fn make<'js>(ctx: &Ctx<'js>, options: Rc<BrowserOptions>) -> rquickjs
         }
         Ok(out)
     });
-    native!("isAncestor", |ctx: Ctx<'js>, h: H<'js>, a: u32, d: u32| -> rquickjs::Result<bool> {
+    native!("isAncestor", |ctx: Ctx<'js>,
+                           h: H<'js>,
+                           a: u32,
+                           d: u32|
+     -> rquickjs::Result<bool> {
         let b = h.borrow();
         let dom = b.dom.borrow();
         let (a, d) = (valid(&ctx, &dom, a)?, valid(&ctx, &dom, d)?);
         Ok(dom.is_inclusive_ancestor(a, d))
     });
-    native!("compare", |ctx: Ctx<'js>, h: H<'js>, a: u32, o: u32| -> rquickjs::Result<u16> {
+    native!("compare", |ctx: Ctx<'js>,
+                        h: H<'js>,
+                        a: u32,
+                        o: u32|
+     -> rquickjs::Result<u16> {
         let b = h.borrow();
         let dom = b.dom.borrow();
         let (a, o) = (valid(&ctx, &dom, a)?, valid(&ctx, &dom, o)?);
         Ok(dom.compare_position(a, o))
     });
     let s = st.clone();
-    native!("select", move |ctx: Ctx<'js>, h: H<'js>, root: u32, sel: String, limit: i32| -> rquickjs::Result<Vec<u32>> {
+    native!("select", move |ctx: Ctx<'js>,
+                            h: H<'js>,
+                            root: u32,
+                            sel: String,
+                            limit: i32|
+          -> rquickjs::Result<Vec<u32>> {
         let selector = s.selector(&ctx, &sel)?;
         let b = h.borrow();
         let dom = b.dom.borrow();
         let root = valid(&ctx, &dom, root)?;
-        let limit = if limit < 0 { usize::MAX } else { limit as usize };
+        let limit = if limit < 0 {
+            usize::MAX
+        } else {
+            limit as usize
+        };
         Ok(dom.select(root, &selector, limit))
     });
     let s = st.clone();
-    native!("matches", move |ctx: Ctx<'js>, h: H<'js>, id: u32, sel: String| -> rquickjs::Result<bool> {
+    native!("matches", move |ctx: Ctx<'js>,
+                             h: H<'js>,
+                             id: u32,
+                             sel: String|
+          -> rquickjs::Result<bool> {
         let selector = s.selector(&ctx, &sel)?;
         let b = h.borrow();
         let dom = b.dom.borrow();
         let id = valid(&ctx, &dom, id)?;
         Ok(dom.matches(id, &selector, None))
     });
-    native!("byTag", |ctx: Ctx<'js>, h: H<'js>, root: u32, name: String| -> rquickjs::Result<Vec<u32>> {
+    native!("byTag", |ctx: Ctx<'js>,
+                      h: H<'js>,
+                      root: u32,
+                      name: String|
+     -> rquickjs::Result<Vec<u32>> {
         let b = h.borrow();
         let dom = b.dom.borrow();
         let root = valid(&ctx, &dom, root)?;
@@ -374,7 +503,11 @@ pub(crate) fn make<'js>(ctx: &Ctx<'js>, options: Rc<BrowserOptions>) -> rquickjs
             })
             .collect())
     });
-    native!("byClass", |ctx: Ctx<'js>, h: H<'js>, root: u32, names: String| -> rquickjs::Result<Vec<u32>> {
+    native!("byClass", |ctx: Ctx<'js>,
+                        h: H<'js>,
+                        root: u32,
+                        names: String|
+     -> rquickjs::Result<Vec<u32>> {
         let b = h.borrow();
         let dom = b.dom.borrow();
         let root = valid(&ctx, &dom, root)?;
@@ -385,15 +518,21 @@ pub(crate) fn make<'js>(ctx: &Ctx<'js>, options: Rc<BrowserOptions>) -> rquickjs
         Ok(dom
             .descendants(root)
             .filter(|&d| {
-                dom.element(d).and_then(|e| e.attr("class")).is_some_and(|c| {
-                    wanted
-                        .iter()
-                        .all(|w| c.split_ascii_whitespace().any(|x| x == *w))
-                })
+                dom.element(d)
+                    .and_then(|e| e.attr("class"))
+                    .is_some_and(|c| {
+                        wanted
+                            .iter()
+                            .all(|w| c.split_ascii_whitespace().any(|x| x == *w))
+                    })
             })
             .collect())
     });
-    native!("byId", |ctx: Ctx<'js>, h: H<'js>, root: u32, id: String| -> rquickjs::Result<i32> {
+    native!("byId", |ctx: Ctx<'js>,
+                     h: H<'js>,
+                     root: u32,
+                     id: String|
+     -> rquickjs::Result<i32> {
         let b = h.borrow();
         let dom = b.dom.borrow();
         let root = valid(&ctx, &dom, root)?;
@@ -404,7 +543,12 @@ pub(crate) fn make<'js>(ctx: &Ctx<'js>, options: Rc<BrowserOptions>) -> rquickjs
             dom.element(d).and_then(|e| e.attr("id")) == Some(id.as_str())
         })))
     });
-    native!("byAttr", |ctx: Ctx<'js>, h: H<'js>, root: u32, name: String, value: String| -> rquickjs::Result<Vec<u32>> {
+    native!("byAttr", |ctx: Ctx<'js>,
+                       h: H<'js>,
+                       root: u32,
+                       name: String,
+                       value: String|
+     -> rquickjs::Result<Vec<u32>> {
         let b = h.borrow();
         let dom = b.dom.borrow();
         let root = valid(&ctx, &dom, root)?;
@@ -414,7 +558,11 @@ pub(crate) fn make<'js>(ctx: &Ctx<'js>, options: Rc<BrowserOptions>) -> rquickjs
             .collect())
     });
     let s = st.clone();
-    native!("create", move |ctx: Ctx<'js>, h: H<'js>, kind: u32, data: String| -> rquickjs::Result<u32> {
+    native!("create", move |ctx: Ctx<'js>,
+                            h: H<'js>,
+                            kind: u32,
+                            data: String|
+          -> rquickjs::Result<u32> {
         let b = h.borrow();
         let mut dom = b.dom.borrow_mut();
         let id = match kind {
@@ -426,7 +574,10 @@ pub(crate) fn make<'js>(ctx: &Ctx<'js>, options: Rc<BrowserOptions>) -> rquickjs
         s.check_nodes(&ctx, &dom)?;
         Ok(id)
     });
-    native!("template", |ctx: Ctx<'js>, h: H<'js>, id: u32| -> rquickjs::Result<i32> {
+    native!("template", |ctx: Ctx<'js>,
+                         h: H<'js>,
+                         id: u32|
+     -> rquickjs::Result<i32> {
         let b = h.borrow();
         let dom = b.dom.borrow();
         let id = valid(&ctx, &dom, id)?;
@@ -438,9 +589,16 @@ pub(crate) fn make<'js>(ctx: &Ctx<'js>, options: Rc<BrowserOptions>) -> rquickjs
     native!("htmlChild", |h: H<'js>, name: String| -> i32 {
         id_or(h.borrow().dom.borrow().html_child(&name))
     });
-    native!("quirks", |h: H<'js>| -> bool { h.borrow().dom.borrow().quirks });
-    native!("url", |ctx: Ctx<'js>, input: String, base: Opt<Value<'js>>| -> rquickjs::Result<Value<'js>> {
-        let base = base.0.and_then(|b| b.as_string().and_then(|s| s.to_string().ok()));
+    native!("quirks", |h: H<'js>| -> bool {
+        h.borrow().dom.borrow().quirks
+    });
+    native!("url", |ctx: Ctx<'js>,
+                    input: String,
+                    base: Opt<Value<'js>>|
+     -> rquickjs::Result<Value<'js>> {
+        let base = base
+            .0
+            .and_then(|b| b.as_string().and_then(|s| s.to_string().ok()));
         let parsed = match base.as_deref().map(url::Url::parse) {
             Some(Ok(b)) => b.join(&input),
             Some(Err(_)) => url::Url::parse(&input),
@@ -448,7 +606,11 @@ pub(crate) fn make<'js>(ctx: &Ctx<'js>, options: Rc<BrowserOptions>) -> rquickjs
         };
         url_parts(&ctx, parsed.ok())
     });
-    native!("urlSet", |ctx: Ctx<'js>, href: String, part: u32, v: String| -> rquickjs::Result<Value<'js>> {
+    native!("urlSet", |ctx: Ctx<'js>,
+                       href: String,
+                       part: u32,
+                       v: String|
+     -> rquickjs::Result<Value<'js>> {
         let Ok(mut u) = url::Url::parse(&href) else {
             return Ok(Value::new_null(ctx));
         };
@@ -471,7 +633,9 @@ pub(crate) fn make<'js>(ctx: &Ctx<'js>, options: Rc<BrowserOptions>) -> rquickjs
                 u.set_host(Some(host)).is_ok() && u.set_port(port).is_ok()
             }
             5 => u.set_host(Some(&v)).is_ok(),
-            6 => u.set_port(if v.is_empty() { None } else { v.parse().ok() }).is_ok(),
+            6 => u
+                .set_port(if v.is_empty() { None } else { v.parse().ok() })
+                .is_ok(),
             7 => {
                 u.set_path(&v);
                 true
@@ -490,16 +654,23 @@ pub(crate) fn make<'js>(ctx: &Ctx<'js>, options: Rc<BrowserOptions>) -> rquickjs
         };
         url_parts(&ctx, ok.then_some(u))
     });
-    native!("atob", |ctx: Ctx<'js>, s: String| -> rquickjs::Result<String> {
+    native!("atob", |ctx: Ctx<'js>,
+                     s: String|
+     -> rquickjs::Result<String> {
         let clean: String = s.chars().filter(|c| !c.is_ascii_whitespace()).collect();
         let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
             .decode(clean.trim_end_matches('='))
             .map_err(|_| {
-                Exception::throw_message(&ctx, "InvalidCharacterError: atob: the string is not valid base64")
+                Exception::throw_message(
+                    &ctx,
+                    "InvalidCharacterError: atob: the string is not valid base64",
+                )
             })?;
         Ok(bytes.into_iter().map(char::from).collect())
     });
-    native!("btoa", |ctx: Ctx<'js>, s: String| -> rquickjs::Result<String> {
+    native!("btoa", |ctx: Ctx<'js>,
+                     s: String|
+     -> rquickjs::Result<String> {
         let mut bytes = Vec::with_capacity(s.len());
         for c in s.chars() {
             let b = u8::try_from(u32::from(c)).map_err(|_| {
@@ -528,12 +699,22 @@ fn url_parts<'js>(ctx: &Ctx<'js>, u: Option<url::Url>) -> rquickjs::Result<Value
         format!("{}:", u.scheme()),
         u.username().to_string(),
         u.password().unwrap_or("").to_string(),
-        if port.is_empty() { host.clone() } else { format!("{host}:{port}") },
+        if port.is_empty() {
+            host.clone()
+        } else {
+            format!("{host}:{port}")
+        },
         host,
         port,
         u.path().to_string(),
-        u.query().filter(|q| !q.is_empty()).map(|q| format!("?{q}")).unwrap_or_default(),
-        u.fragment().filter(|f| !f.is_empty()).map(|f| format!("#{f}")).unwrap_or_default(),
+        u.query()
+            .filter(|q| !q.is_empty())
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default(),
+        u.fragment()
+            .filter(|f| !f.is_empty())
+            .map(|f| format!("#{f}"))
+            .unwrap_or_default(),
         u.origin().ascii_serialization(),
     ];
     rquickjs::IntoJs::into_js(parts, ctx)
