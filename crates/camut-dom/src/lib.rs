@@ -170,9 +170,17 @@ impl Dom {
         n
     }
 
-    /// Gives back the arena's spare capacity.
+    /// Gives back the arena's spare capacity, and gives each text its own buffer: the
+    /// parser's texts are slices of the page's buffer, which would stay whole.
     pub fn shrink(&mut self) {
         self.nodes.shrink_to_fit();
+        for n in &mut self.nodes {
+            if let NodeData::Text(t) | NodeData::Comment(t) = &mut n.data {
+                if t.len() > 8 {
+                    *t = StrTendril::from_slice(t);
+                }
+            }
+        }
     }
 
     /// Adds a parentless node and returns its id.

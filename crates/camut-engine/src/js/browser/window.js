@@ -1710,11 +1710,8 @@
     if (String(type) !== 'text/html') {
       throw new TypeError("DOMParser.parseFromString: only 'text/html' is supported by browser emulation, not '" + type + "'");
     }
-    var d = makeDocument(N.parse(String(text)), location.href);
-    if (settings.runScripts) {
-      // Scripts of parsed documents never run, as in browsers.
-    }
-    return d;
+    // Scripts of parsed documents never run, as in browsers.
+    return makeDocument(N.parse(String(text)), location.href);
   };
 
   // ---- URL, URLSearchParams, base64 ---------------------------------------------
