@@ -13,6 +13,7 @@
 //! | `/basic-auth/USER/PASS` | 200 with matching Basic credentials, else 401 |
 //! | `/echo` | the request body, with its method in `x-method` and type in `content-type` |
 //! | `/headers` | the request headers as JSON, each name with the list of its values |
+//! | `/site/…` | an HTML site with a login form, a CSRF token and a session: see [`crate::site`] |
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
@@ -34,6 +35,7 @@ pub struct PathCounts {
     counts: Mutex<BTreeMap<String, u64>>,
     sessions: Mutex<HashSet<String>>,
     next_session: AtomicU64,
+    site: crate::site::SiteState,
 }
 
 impl PathCounts {
@@ -71,6 +73,7 @@ pub fn is_endpoint(path: &str) -> bool {
         || path.starts_with("/basic-auth/")
         || path == "/echo"
         || path == "/headers"
+        || crate::site::is_site(path)
 }
 
 /// Answers a test endpoint.
@@ -98,6 +101,12 @@ pub async fn handle(req: Request<Incoming>, state: &PathCounts) -> Response<Full
             .body(Full::new(Bytes::from(body)))
             .expect("response parts are valid")
     };
+    if crate::site::is_site(&path) {
+        let form = query_pairs(&String::from_utf8_lossy(&body));
+        return state
+            .site
+            .handle(&parts.method, &path, &header("cookie"), &form, state);
+    }
     if path == "/cookies" {
         return text(StatusCode::OK, header("cookie"));
     }

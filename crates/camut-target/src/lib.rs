@@ -5,7 +5,7 @@
 //! answering), `status` (response status), `bytes` (body size). `GET /_camut/stats` answers
 //! `{"requests": N, "paths": {…}}`: the requests served so far (stats calls excluded)
 //! and, per path, those of the test endpoints in [`endpoints`] (cookies, redirects,
-//! gzip, Basic auth, echo).
+//! gzip, Basic auth, echo, and the HTML site of [`site`] with its login form).
 
 #![warn(missing_docs)]
 
@@ -25,6 +25,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 pub mod endpoints;
+pub mod site;
 pub mod tls;
 
 use endpoints::PathCounts;

@@ -10,7 +10,9 @@ use rquickjs::{Context, Runtime};
 use thiserror::Error;
 
 pub use http_options::HttpDefaults;
-pub use options::{CampaignOptions, DeployOptions, DroneLossPolicy, RunLength, TsdbOptions};
+pub use options::{
+    BrowserOptions, CampaignOptions, DeployOptions, DroneLossPolicy, RunLength, TsdbOptions,
+};
 
 use crate::js::{self, ScriptError};
 

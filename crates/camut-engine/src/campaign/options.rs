@@ -35,6 +35,114 @@ pub struct DeployOptions {
     pub extra: Map<String, Value>,
 }
 
+/// The settings of `browserEmulation` (an object, or `true` for the defaults).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BrowserOptions {
+    /// `navigator.userAgent`, also sent as `User-Agent` by page requests.
+    pub user_agent: String,
+    /// Whether the inline `<script>`s of loaded pages run (default false).
+    pub run_scripts: bool,
+    /// Whether `$` and `jQuery` are defined (made on first use; default true).
+    pub jquery: bool,
+    /// Largest HTML text parsed into a document, in bytes.
+    pub max_document_bytes: usize,
+    /// Most nodes one document may hold.
+    pub max_document_nodes: usize,
+}
+
+/// Default `navigator.userAgent`.
+pub const DEFAULT_USER_AGENT: &str =
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Camut/0.1";
+/// Default `browserEmulation.maxDocumentBytes`: 8 MiB.
+pub const DEFAULT_MAX_DOCUMENT_BYTES: u64 = 8 << 20;
+/// Default `browserEmulation.maxDocumentNodes`.
+pub const DEFAULT_MAX_DOCUMENT_NODES: u64 = 1_000_000;
+
+impl Default for BrowserOptions {
+    fn default() -> Self {
+        BrowserOptions {
+            user_agent: DEFAULT_USER_AGENT.into(),
+            run_scripts: false,
+            jquery: true,
+            max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES as usize,
+            max_document_nodes: DEFAULT_MAX_DOCUMENT_NODES as usize,
+        }
+    }
+}
+
+impl BrowserOptions {
+    fn from_options(m: &Map<String, Value>) -> Result<Self, CampaignError> {
+        const BROWSER_KEYS: &[&str] = &[
+            "userAgent",
+            "runScripts",
+            "jquery",
+            "maxDocumentBytes",
+            "maxDocumentNodes",
+        ];
+        if let Some(k) = m.keys().find(|k| !BROWSER_KEYS.contains(&k.as_str())) {
+            return Err(invalid(
+                &format!("browserEmulation.{k}"),
+                &format!("is not known; known settings: {}", BROWSER_KEYS.join(", ")),
+            ));
+        }
+        let mut o = BrowserOptions::default();
+        match m.get("userAgent") {
+            None => {}
+            Some(Value::String(s)) if !s.is_empty() && !s.contains(['\r', '\n']) => {
+                o.user_agent = s.clone()
+            }
+            Some(_) => {
+                return Err(invalid(
+                    "browserEmulation.userAgent",
+                    "must be a non-empty string on one line",
+                ))
+            }
+        }
+        for (key, slot) in [
+            ("runScripts", &mut o.run_scripts),
+            ("jquery", &mut o.jquery),
+        ] {
+            match m.get(key) {
+                None => {}
+                Some(Value::Bool(b)) => *slot = *b,
+                Some(_) => {
+                    return Err(invalid(
+                        &format!("browserEmulation.{key}"),
+                        "must be true or false",
+                    ))
+                }
+            }
+        }
+        o.max_document_bytes = uint(
+            m,
+            "maxDocumentBytes",
+            DEFAULT_MAX_DOCUMENT_BYTES,
+            1024,
+            1 << 30,
+        )
+        .map_err(|e| prefixed(e, "browserEmulation."))? as usize;
+        o.max_document_nodes = uint(
+            m,
+            "maxDocumentNodes",
+            DEFAULT_MAX_DOCUMENT_NODES,
+            100,
+            100_000_000,
+        )
+        .map_err(|e| prefixed(e, "browserEmulation."))? as usize;
+        Ok(o)
+    }
+}
+
+fn prefixed(e: CampaignError, prefix: &str) -> CampaignError {
+    match e {
+        CampaignError::InvalidOption { option, message } => CampaignError::InvalidOption {
+            option: format!("{prefix}{option}"),
+            message,
+        },
+        other => other,
+    }
+}
+
 /// How long each VU runs.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -77,8 +185,8 @@ pub struct CampaignOptions {
     pub memory_limit: usize,
     /// Drone-loss policy for the server.
     pub on_drone_loss: DroneLossPolicy,
-    /// Browser-like `window` with `document` and `$`.
-    pub browser_emulation: bool,
+    /// Browser-like `window` with `document` and `$` (`browserEmulation`), if on.
+    pub browser_emulation: Option<BrowserOptions>,
     /// Deploy section.
     pub deploy: DeployOptions,
     /// TSDB target, if any.
@@ -212,9 +320,13 @@ impl CampaignOptions {
             Some(_) => return Err(invalid("onDroneLoss", "must be 'continue' or 'abort'")),
         };
         let browser_emulation = match obj.get("browserEmulation") {
-            None => false,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(invalid("browserEmulation", "must be true or false")),
+            None | Some(Value::Null) | Some(Value::Bool(false)) => None,
+            Some(Value::Bool(true)) => Some(BrowserOptions::default()),
+            Some(Value::Object(m)) => Some(BrowserOptions::from_options(m)?),
+            Some(_) => return Err(invalid(
+                "browserEmulation",
+                "must be true, false or an object such as { userAgent: '…', runScripts: false }",
+            )),
         };
         let deploy = match obj.get("deploy") {
             None => DeployOptions::default(),

@@ -41,6 +41,7 @@ impl ScriptError {
                     Some(n) if !n.is_empty() && n != "Error" => format!("{n}: {message}"),
                     _ => message,
                 };
+                let message = super::browser::hint_missing_global(&message).unwrap_or(message);
                 let stack = ex.stack().filter(|s| !s.trim().is_empty());
                 return ScriptError { message, stack };
             }

@@ -65,9 +65,15 @@ pub(crate) fn install<'js>(
     vu.set("iteration", 0)?;
     camut.set("vu", vu.clone())?;
     g.set("camut", camut)?;
-    let window = Object::new(ctx.clone())?;
-    g.set("window", window.clone())?;
     g.set("context", Value::new_null(ctx.clone()))?;
+    let window = match w.browser.borrow().as_ref() {
+        Some(browser) => browser.install(ctx)?,
+        None => {
+            let window = Object::new(ctx.clone())?;
+            g.set("window", window.clone())?;
+            window
+        }
+    };
     Ok(Installed { window, vu })
 }
 

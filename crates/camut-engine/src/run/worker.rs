@@ -124,6 +124,8 @@ pub(crate) struct Worker {
     pub(crate) current: Cell<u32>,
     /// Host functions and frozen objects created once and shared by every VU context.
     pub(crate) shared_scope: RefCell<Option<crate::js::scope::SharedScope>>,
+    /// Browser emulation's shared code, when the campaign asks for it.
+    pub(crate) browser: RefCell<Option<crate::js::browser::BrowserShared>>,
     lag: RefCell<hdrhistogram::Histogram<u64>>,
     pub(crate) slice_clock: Rc<SliceClock>,
     start: Cell<Instant>,
@@ -223,6 +225,7 @@ impl Worker {
             next_call_id: Cell::new(index as u64),
             current: Cell::new(0),
             shared_scope: RefCell::new(None),
+            browser: RefCell::new(None),
             lag: RefCell::new(camut_stats::histogram()),
             slice_clock,
             start: Cell::new(Instant::now()),
@@ -230,6 +233,10 @@ impl Worker {
             rt,
         });
         *worker.self_ref.borrow_mut() = Rc::downgrade(&worker);
+        if let Some(b) = &shared.campaign.options.browser_emulation {
+            *worker.browser.borrow_mut() =
+                Some(crate::js::browser::BrowserShared::new(&worker.rt, b)?);
+        }
         let weak = Rc::downgrade(&worker);
         let threads = shared.threads as u32;
         let remaining = match shared.length {
@@ -887,6 +894,7 @@ impl Worker {
         self.timers.borrow_mut().clear_all();
         self.ready.borrow_mut().clear();
         self.shared_scope.borrow_mut().take();
+        self.browser.borrow_mut().take();
         let mut vus = self.vus.borrow_mut();
         for vu in vus.iter_mut() {
             vu.test = None;

@@ -1,0 +1,84 @@
+use super::*;
+
+fn first(dom: &Dom, sel: &str) -> NodeId {
+    let s = Selector::parse(sel).unwrap();
+    dom.select(DOCUMENT, &s, 1)[0]
+}
+
+#[test]
+fn unclosed_and_stray_tags_parse_as_browsers_do() {
+    let dom = Dom::parse_document(
+        "<title>T</title><p>one<p>two</span><ul><li>a<li>b</ul><table><tr><td>x</table></div>end",
+    );
+    let body = dom.html_child("body").unwrap();
+    assert_eq!(
+        dom.inner_html(body),
+        "<p>one</p><p>two</p><ul><li>a</li><li>b</li></ul><table><tbody><tr><td>x</td></tr></tbody></table>end"
+    );
+    let head = dom.html_child("head").unwrap();
+    assert_eq!(dom.inner_html(head), "<title>T</title>");
+}
+
+#[test]
+fn selectors_match_attributes_structure_and_state() {
+    let dom = Dom::parse_document(
+        r#"<form id="f"><input name="a" type="hidden" value="1"><input name="b" disabled>
+           <div class="x y"><span>s1</span><span class="z">s2</span></div><a href="/l">l</a><a>n</a></form>"#,
+    );
+    let count = |s: &str| {
+        dom.select(DOCUMENT, &Selector::parse(s).unwrap(), usize::MAX)
+            .len()
+    };
+    assert_eq!(count("input[type=hidden]"), 1);
+    assert_eq!(count("input[name^=a], input[name$=b]"), 2);
+    assert_eq!(count("form > input"), 2);
+    assert_eq!(count("div.x.y span"), 2);
+    assert_eq!(count("span + span.z"), 1);
+    assert_eq!(count("input ~ a"), 2);
+    assert_eq!(count("span:first-child"), 1);
+    assert_eq!(count("span:nth-child(2)"), 1);
+    assert_eq!(count(":disabled"), 1);
+    assert_eq!(count("input:enabled"), 1);
+    assert_eq!(count("a:any-link"), 1);
+    assert_eq!(count("div:has(.z)"), 1);
+    assert_eq!(count("span:not(.z)"), 1);
+    assert!(Selector::parse("input:checked").is_err());
+    assert!(Selector::parse("a[").is_err());
+}
+
+#[test]
+fn tree_changes_and_serialization() {
+    let mut dom = Dom::parse_document("<div id=d>a<b>b</b></div>");
+    let d = first(&dom, "#d");
+    let nodes = dom.parse_fragment(d, "<i>x &amp; y</i><br>tail");
+    assert_eq!(nodes.len(), 3);
+    for n in &nodes {
+        dom.append(d, *n).unwrap();
+    }
+    assert_eq!(dom.inner_html(d), "a<b>b</b><i>x &amp; y</i><br>tail");
+    assert_eq!(dom.text_content(d), "abx & ytail");
+    let b = first(&dom, "b");
+    dom.set_attr(b, "title", "q\"uote");
+    assert_eq!(dom.outer_html(b), "<b title=\"q&quot;uote\">b</b>");
+    assert_eq!(dom.insert_before(b, d, None), Err(TreeError::Hierarchy));
+    let copy = dom.clone_node(d, true);
+    assert_eq!(dom.outer_html(copy), dom.outer_html(d));
+    dom.set_text_content(d, "<new>");
+    assert_eq!(dom.inner_html(d), "&lt;new&gt;");
+    assert_eq!(dom.compare_position(d, copy) & 1, 1);
+    let body = dom.html_child("body").unwrap();
+    assert_eq!(dom.compare_position(body, d), 16 | 4);
+    assert_eq!(dom.compare_position(d, body), 8 | 2);
+}
+
+#[test]
+fn import_copies_between_documents() {
+    let src = Dom::parse_document("<ul><li>1</li><li>2</li></ul>");
+    let mut dst = Dom::parse_document("<body></body>");
+    let ul = first(&src, "ul");
+    let (new, map) = dst.import(&src, ul);
+    assert_eq!(map.len(), 5);
+    let body = dst.html_child("body").unwrap();
+    dst.append(body, new).unwrap();
+    assert_eq!(dst.inner_html(body), "<ul><li>1</li><li>2</li></ul>");
+}
