@@ -146,6 +146,27 @@ pub fn merge_wire(
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 300, ..Default::default() })]
+
+        /// Any bytes a drone sends as a delta merge, or are refused, without a panic
+        /// (twice: counts that add past u64 saturate).
+        #[test]
+        fn any_delta_bytes_merge_or_are_refused(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        ) {
+            use prost::Message;
+            if let Ok(d) = v1::StatsDelta::decode(&bytes[..]) {
+                let mut into = StatsSet::default();
+                let mut ops = OperationCap::new(3);
+                let _ = merge_wire(&mut into, &d, &mut ops);
+                let _ = merge_wire(&mut into, &d, &mut ops);
+                let _ = from_wire(&d);
+                let _ = into.request_totals();
+            }
+        }
+    }
+
     #[test]
     fn round_trip() {
         let mut s = StatsSet::default();

@@ -11,6 +11,8 @@
 pub mod cap;
 pub mod clock;
 pub mod codec;
+#[cfg(test)]
+mod proptests;
 pub mod junit;
 pub mod lazy;
 pub mod series;
