@@ -136,16 +136,22 @@ fn a_huge_answer_fails_the_call_by_its_limit_and_closes_the_connection() {
     let _ = std::fs::remove_file(&file);
     let s = summary(&json);
     assert_eq!(s["iterations"]["completed"], 4, "{s}\n{}", ran.show());
-    assert_eq!((s["requests"].as_u64(), s["errors"].as_u64()), (Some(12), Some(8)));
+    assert_eq!(
+        (s["requests"].as_u64(), s["errors"].as_u64()),
+        (Some(12), Some(8))
+    );
     let messages = error_messages(&s);
     assert!(
         messages
             .iter()
-            .any(|m| m.contains("4000000000 bytes") && m.contains("maxResponseBytes (16777216 bytes)")),
+            .any(|m| m.contains("4000000000 bytes")
+                && m.contains("maxResponseBytes (16777216 bytes)")),
         "the default limit is named: {messages:?}"
     );
     assert!(
-        messages.iter().any(|m| m.contains("maxResponseBytes (1000 bytes)")),
+        messages
+            .iter()
+            .any(|m| m.contains("maxResponseBytes (1000 bytes)")),
         "{messages:?}"
     );
     // Each refused answer closed its connection: 8 refused, each on a fresh one.
@@ -273,7 +279,9 @@ fn ctrl_c_ends_a_timer_flood_that_never_calls_done_within_the_grace_period() {
     );
     assert_eq!(s["iterations"]["completed"], 0, "{s}");
     assert!(
-        error_messages(&s).iter().any(|m| m.contains("stop grace period")),
+        error_messages(&s)
+            .iter()
+            .any(|m| m.contains("stop grace period")),
         "{s}"
     );
 }
@@ -391,8 +399,5 @@ fn an_upload_that_is_not_utf8_is_an_invalid_argument() {
         );
     });
     // The server goes on serving.
-    assert!(wait_for(5, || server
-        .camut(&["list"])
-        .status
-        .success()));
+    assert!(wait_for(5, || server.camut(&["list"]).status.success()));
 }

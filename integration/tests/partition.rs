@@ -129,7 +129,10 @@ fn a_drone_cut_off_by_the_network_stops_by_itself_and_delivers_everything_once()
     rt().block_on(async {
         let c = Client::connect(&server.addr, None).await.unwrap();
         deploy_and_start(&c, &server, "cut", &source).await;
-        assert!(wait_for(15, || target.served() >= 40), "the run got under way");
+        assert!(
+            wait_for(15, || target.served() >= 40),
+            "the run got under way"
+        );
         let partition = Partition::drop_port(port);
         let cut_at = Instant::now();
         // The drone stops within its cutOffTimeout (4 s) and the short grace of its
@@ -149,7 +152,9 @@ fn a_drone_cut_off_by_the_network_stops_by_itself_and_delivers_everything_once()
         let r = results_matching(&c, "cut", stopped, &server).await;
         assert_eq!(target.served(), stopped, "the drone did not resume loading");
         assert!(
-            r.lost.iter().any(|l| l.contains("came back and delivered all its statistics")),
+            r.lost
+                .iter()
+                .any(|l| l.contains("came back and delivered all its statistics")),
             "{:?}",
             r.lost
         );
@@ -161,8 +166,8 @@ fn a_drone_cut_off_by_the_network_stops_by_itself_and_delivers_everything_once()
             "the server declared the drone lost during the cut: {logs:?}"
         );
         assert!(
-            logs.iter().any(|l| l.contains("cut off from the server")
-                && l.contains("cutOffTimeout")),
+            logs.iter()
+                .any(|l| l.contains("cut off from the server") && l.contains("cutOffTimeout")),
             "the drone's own account of the cut reached the server: {logs:?}"
         );
         let _ = c.kill("cut").await;
@@ -178,7 +183,10 @@ fn a_frozen_drone_is_told_to_stop_when_it_wakes_and_its_late_calls_are_counted()
     rt().block_on(async {
         let c = Client::connect(&server.addr, None).await.unwrap();
         deploy_and_start(&c, &server, "frozen", &source).await;
-        assert!(wait_for(15, || target.served() >= 40), "the run got under way");
+        assert!(
+            wait_for(15, || target.served() >= 40),
+            "the run got under way"
+        );
         let drone = pids_with(&["drone", "--id", "local-frozen-0"]);
         assert_eq!(drone.len(), 1);
         let signal = |sig: &str| {
@@ -199,12 +207,18 @@ fn a_frozen_drone_is_told_to_stop_when_it_wakes_and_its_late_calls_are_counted()
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         signal("-CONT");
-        assert!(lost, "the frozen drone was declared lost:\n{}", server.log());
+        assert!(
+            lost,
+            "the frozen drone was declared lost:\n{}",
+            server.log()
+        );
         let stopped = settled(&target, Duration::from_secs(3), Duration::from_secs(15));
         let r = results_matching(&c, "frozen", stopped, &server).await;
         assert!(stopped >= frozen);
         assert!(
-            r.lost.iter().any(|l| l.contains("came back and delivered all its statistics")),
+            r.lost
+                .iter()
+                .any(|l| l.contains("came back and delivered all its statistics")),
             "{:?}",
             r.lost
         );
@@ -253,11 +267,19 @@ fn stop_ends_a_timer_flooding_run_on_a_drone_within_the_grace_period() {
     rt().block_on(async {
         let c = Client::connect(&server.addr, None).await.unwrap();
         deploy_and_start(&c, &server, "fstop", &source).await;
-        assert!(wait_for(20, || target.served() >= 2), "the run got under way");
+        assert!(
+            wait_for(20, || target.served() >= 2),
+            "the run got under way"
+        );
         let asked = Instant::now();
         let stop = c.stop("fstop").await.unwrap();
         let stop = c.wait_job(stop.id).await.unwrap();
-        assert_eq!(stop.state().label(), "complete", "{stop:?}\n{}", server.log());
+        assert_eq!(
+            stop.state().label(),
+            "complete",
+            "{stop:?}\n{}",
+            server.log()
+        );
         assert!(
             asked.elapsed() < Duration::from_secs(25),
             "stop took {:?} (grace period: 10 s)",

@@ -82,7 +82,10 @@ pub async fn connect(
             "this drone was declared lost ({why}); its run must not go on: what it \
              measured until now is still counted"
         ),
-        (None, true) => format!("campaign {} is {}: its run is over", campaign.id, campaign.state),
+        (None, true) => format!(
+            "campaign {} is {}: its run is over",
+            campaign.id, campaign.state
+        ),
     };
     let st = if resuming {
         DroneState::Running
@@ -370,8 +373,7 @@ impl Core {
         });
         let complete = held >= f.last_seq;
         let note = if complete {
-            "it came back and delivered all its statistics, counted in the results"
-                .to_string()
+            "it came back and delivered all its statistics, counted in the results".to_string()
         } else {
             format!(
                 "it came back, but the server holds its statistics up to #{held} of #{}",
@@ -405,7 +407,9 @@ impl Core {
                     "error",
                     "server",
                     campaign,
-                    format!("cannot write the results again with drone {drone}'s late statistics: {e}"),
+                    format!(
+                        "cannot write the results again with drone {drone}'s late statistics: {e}"
+                    ),
                 );
             }
         }

@@ -170,7 +170,9 @@ pub async fn serve_with(
         .into_axum_router()
         .route("/healthz", axum::routing::get(|| async { "ok\n" }))
         .route("/metrics", metrics_route(core.clone(), token.clone()))
-        .layer(axum::middleware::map_response(undecodable_is_invalid_argument));
+        .layer(axum::middleware::map_response(
+            undecodable_is_invalid_argument,
+        ));
     let access = ui::Access::new(
         bound,
         options.tls.is_some(),
@@ -210,7 +212,9 @@ async fn undecodable_is_invalid_argument(
         return response;
     };
     if status.code() != tonic::Code::Internal
-        || !status.message().starts_with("failed to decode Protobuf message")
+        || !status
+            .message()
+            .starts_with("failed to decode Protobuf message")
     {
         return response;
     }

@@ -132,10 +132,7 @@ impl Core {
                 .collect(),
             summary: Some(camut::summary::to_wire(&summary)),
             // A lost drone that came back with all its statistics leaves nothing out.
-            degraded: figures
-                .lost
-                .keys()
-                .any(|d| !figures.returned.contains(d)),
+            degraded: figures.lost.keys().any(|d| !figures.returned.contains(d)),
             lost: figures
                 .lost
                 .iter()

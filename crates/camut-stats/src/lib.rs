@@ -11,10 +11,10 @@
 pub mod cap;
 pub mod clock;
 pub mod codec;
-#[cfg(test)]
-mod proptests;
 pub mod junit;
 pub mod lazy;
+#[cfg(test)]
+mod proptests;
 pub mod series;
 pub mod set;
 pub mod summary;

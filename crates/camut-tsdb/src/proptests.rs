@@ -10,7 +10,11 @@ use crate::encode::{json, put_line, telnet, Base};
 use crate::point::{CallPoint, Entry, Point};
 
 fn text() -> impl Strategy<Value = String> {
-    prop_oneof![".{0,12}", Just(String::new()), Just("a b\n=\"\\".to_string())]
+    prop_oneof![
+        ".{0,12}",
+        Just(String::new()),
+        Just("a b\n=\"\\".to_string())
+    ]
 }
 
 fn point() -> impl Strategy<Value = Point> {

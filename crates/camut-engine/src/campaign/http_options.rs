@@ -88,7 +88,8 @@ impl HttpDefaults {
             d.discard_response_bodies = boolean(v, "discardResponseBodies")?;
         }
         if let Some(v) = obj.get("maxResponseBytes") {
-            d.max_response_bytes = response_bytes(v).map_err(|e| invalid("maxResponseBytes", &e))?;
+            d.max_response_bytes =
+                response_bytes(v).map_err(|e| invalid("maxResponseBytes", &e))?;
         }
         if let Some(v) = obj.get("followRedirects") {
             d.follow_redirects = match v.as_f64() {

@@ -77,7 +77,10 @@ pub(crate) fn decode(encoding: &str, body: &[u8], limit: u64) -> Result<Vec<u8>,
         };
         r.map_err(|e| format!("cannot decode the {coding} body: {e}"))?;
         if out.len() as u64 > limit {
-            return Err(format!("decoded {}", super::too_large(out.len() as u64, limit)));
+            return Err(format!(
+                "decoded {}",
+                super::too_large(out.len() as u64, limit)
+            ));
         }
         std::mem::swap(&mut data, &mut out);
     }
@@ -111,9 +114,14 @@ mod tests {
         assert_eq!(decode("gzip", &gz, 1 << 20).unwrap(), text);
         let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
         z.write_all(&text).unwrap();
-        assert_eq!(decode("deflate", &z.finish().unwrap(), 1 << 20).unwrap(), text);
+        assert_eq!(
+            decode("deflate", &z.finish().unwrap(), 1 << 20).unwrap(),
+            text
+        );
         assert_eq!(decode("identity", b"x", 10).unwrap(), b"x");
         assert!(decode("gzip", b"not gzip", 10).is_err());
-        assert!(decode("zstd", b"x", 10).unwrap_err().contains("unsupported"));
+        assert!(decode("zstd", b"x", 10)
+            .unwrap_err()
+            .contains("unsupported"));
     }
 }

@@ -281,7 +281,14 @@ impl HttpClient {
         let idempotent = !matches!(req.method, Method::POST | Method::PATCH);
         match tokio::time::timeout_at(
             deadline.into(),
-            self.exchange(&target, &wire, (is_head, req.response_body), idempotent, start, deadline),
+            self.exchange(
+                &target,
+                &wire,
+                (is_head, req.response_body),
+                idempotent,
+                start,
+                deadline,
+            ),
         )
         .await
         {
@@ -766,7 +773,8 @@ mod tests {
     #[test]
     fn discarded_bodies_are_counted_not_kept() {
         let length = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789";
-        let chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+        let chunked =
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
         let ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
         let (addr, h) = raw_server(vec![vec![length, chunked, ok]]);
         let client = HttpClient::new(TlsSettings::default(), Arc::default());

@@ -721,6 +721,7 @@ impl Worker {
 
     /// An exception in code of iteration `seq`: counted; ends that iteration if still open.
     pub(crate) fn script_error(&self, slot: u32, seq: u64, err: ScriptError) {
+        let err = err.explain_out_of_memory(self.shared.campaign.options.memory_limit);
         if !self.end_iteration(slot, seq, End::Failed(err.clone())) {
             // The iteration had already ended (paced tests): still an error.
             self.stats

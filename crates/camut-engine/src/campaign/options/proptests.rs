@@ -42,9 +42,31 @@ fn names() -> Vec<&'static str> {
 
 /// Texts options read specially: durations, enums, threshold expressions.
 const TEXTS: &[&str] = &[
-    "1s", "5m", "2h", "1e30", "1e19", "-1", "0", "NaN", "Infinity", "1e-300", "p99 < 500",
-    "rate < 0.01", "avg > 1e308", "count >= 1e19", "abort", "continue", "local", "telnet",
-    "http", "ms", "s", "call", "aggregate", "TLSv1.3", "x",
+    "1s",
+    "5m",
+    "2h",
+    "1e30",
+    "1e19",
+    "-1",
+    "0",
+    "NaN",
+    "Infinity",
+    "1e-300",
+    "p99 < 500",
+    "rate < 0.01",
+    "avg > 1e308",
+    "count >= 1e19",
+    "abort",
+    "continue",
+    "local",
+    "telnet",
+    "http",
+    "ms",
+    "s",
+    "call",
+    "aggregate",
+    "TLSv1.3",
+    "x",
 ];
 
 fn json() -> impl Strategy<Value = Value> {
@@ -53,8 +75,21 @@ fn json() -> impl Strategy<Value = Value> {
         any::<bool>().prop_map(Value::Bool),
         any::<f64>().prop_map(|f| Number::from_f64(f).map_or(Value::Null, Value::Number)),
         prop::sample::select(vec![
-            0.0, -0.0, 1.0, -1.0, 0.5, 1e-300, 1e19, 1e20, 1e30, 1e300, 4294967296.0,
-            18446744073709551615.0, 9007199254740993.0, f64::MAX, f64::MIN_POSITIVE,
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.5,
+            1e-300,
+            1e19,
+            1e20,
+            1e30,
+            1e300,
+            4294967296.0,
+            18446744073709551615.0,
+            9007199254740993.0,
+            f64::MAX,
+            f64::MIN_POSITIVE,
         ])
         .prop_map(|f| Number::from_f64(f).map_or(Value::Null, Value::Number)),
         any::<i64>().prop_map(Value::from),
@@ -65,16 +100,14 @@ fn json() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(3, 32, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
-            prop::collection::vec((prop::sample::select(names()), inner), 0..6).prop_map(
-                |pairs| {
-                    Value::Object(
-                        pairs
-                            .into_iter()
-                            .map(|(k, v)| (k.to_string(), v))
-                            .collect::<Map<_, _>>(),
-                    )
-                }
-            ),
+            prop::collection::vec((prop::sample::select(names()), inner), 0..6).prop_map(|pairs| {
+                Value::Object(
+                    pairs
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v))
+                        .collect::<Map<_, _>>(),
+                )
+            }),
         ]
     })
 }
