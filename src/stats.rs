@@ -121,8 +121,8 @@ pub fn merge_wire(
             operation: ops.admit(&c.operation).to_string(),
             status_class: c.status_class as u16,
         });
-        s.requests += c.requests;
-        s.errors += c.errors;
+        s.requests = s.requests.saturating_add(c.requests);
+        s.errors = s.errors.saturating_add(c.errors);
         rt.add_to_lazy(&mut s.response_time)?;
         rbt.add_to_lazy(&mut s.response_begin_time)?;
         st.add_to_lazy(&mut s.service_time)?;
