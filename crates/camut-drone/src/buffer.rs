@@ -130,13 +130,20 @@ impl Outbox {
         msg(Msg::Finished(f))
     }
 
-    /// The server holds every delta up to `seq`.
+    /// The server holds every delta up to `seq` (an Ack on the current stream).
     pub fn ack(&mut self, seq: u64) {
+        self.ack_deltas(seq);
+        // Logs ride on the same ordered stream: an ack means they arrived too.
+        self.logs.clear();
+    }
+
+    /// The server holds every delta up to `seq` (a Welcome: what it kept from earlier
+    /// streams). Logs are kept for [`Outbox::pending`]: those sent on a stream that
+    /// died, e.g. while the link was cut, never arrived.
+    pub fn ack_deltas(&mut self, seq: u64) {
         while self.deltas.front().is_some_and(|(s, ..)| *s <= seq) {
             self.deltas.pop_front();
         }
-        // Logs ride on the same ordered stream: an ack means they arrived too.
-        self.logs.clear();
     }
 
     /// Everything to resend after a reconnection, in order.

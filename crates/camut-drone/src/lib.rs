@@ -345,7 +345,7 @@ impl Drone {
     ) -> Option<SessionEnd> {
         match cmd {
             Cmd::Welcome(w) => {
-                self.outbox.ack(w.acked_seq);
+                self.outbox.ack_deltas(w.acked_seq);
                 self.link.unacked_for(self.outbox.unacked_for());
                 if w.stop_run {
                     let line = format!("the server stops this drone's run: {}", w.stop_reason);
