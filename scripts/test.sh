@@ -35,6 +35,7 @@ APT_NEEDS=(
   "protoc:protobuf-compiler" # compiles proto/ as other languages' clients do
   "zsh:zsh"                # parses the zsh completion script
   "fish:fish"              # parses the fish completion script
+  "/usr/sbin/nft:nftables" # drops the server's port for the drone partition test
 )
 
 # Python packages, as "module:package": installed with pip when

@@ -121,8 +121,8 @@ pub fn merge_wire(
             operation: ops.admit(&c.operation).to_string(),
             status_class: c.status_class as u16,
         });
-        s.requests += c.requests;
-        s.errors += c.errors;
+        s.requests = s.requests.saturating_add(c.requests);
+        s.errors = s.errors.saturating_add(c.errors);
         rt.add_to_lazy(&mut s.response_time)?;
         rbt.add_to_lazy(&mut s.response_begin_time)?;
         st.add_to_lazy(&mut s.service_time)?;
@@ -145,6 +145,27 @@ pub fn merge_wire(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 300, ..Default::default() })]
+
+        /// Any bytes a drone sends as a delta merge, or are refused, without a panic
+        /// (twice: counts that add past u64 saturate).
+        #[test]
+        fn any_delta_bytes_merge_or_are_refused(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        ) {
+            use prost::Message;
+            if let Ok(d) = v1::StatsDelta::decode(&bytes[..]) {
+                let mut into = StatsSet::default();
+                let mut ops = OperationCap::new(3);
+                let _ = merge_wire(&mut into, &d, &mut ops);
+                let _ = merge_wire(&mut into, &d, &mut ops);
+                let _ = from_wire(&d);
+                let _ = into.request_totals();
+            }
+        }
+    }
 
     #[test]
     fn round_trip() {

@@ -2,6 +2,7 @@
 //! log lines, and the Finished message — bounded, resent after a reconnection.
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use camut::v1::{self, drone_message::Msg, DroneMessage};
 use camut_engine::stats::StatsSet;
@@ -18,8 +19,9 @@ pub(crate) const MAX_LOGS_PER_SECOND: u32 = 100;
 #[derive(Default)]
 pub(crate) struct Outbox {
     next_seq: u64,
-    /// Unacknowledged deltas, oldest first: number, delta, whether it was sent.
-    deltas: VecDeque<(u64, StatsSet, bool)>,
+    /// Unacknowledged deltas, oldest first: number, delta, whether it was sent, when
+    /// it was made (a merged delta keeps the older time).
+    deltas: VecDeque<(u64, StatsSet, bool, Instant)>,
     logs: VecDeque<v1::Log>,
     dropped_logs: u64,
     /// The second lines are being counted in, and how many were sent in it.
@@ -50,12 +52,20 @@ impl Outbox {
             let pair = (0..self.deltas.len().saturating_sub(1))
                 .find(|&i| !self.deltas[i].2 && !self.deltas[i + 1].2);
             if let Some(i) = pair {
-                let (_, older, _) = self.deltas.remove(i).expect("index in range");
+                let (_, older, _, made) = self.deltas.remove(i).expect("index in range");
                 self.deltas[i].1.merge(&older);
+                self.deltas[i].3 = made;
             }
         }
-        self.deltas.push_back((seq, delta.clone(), sent));
+        self.deltas
+            .push_back((seq, delta.clone(), sent, Instant::now()));
         stats_msg(seq, delta)
+    }
+
+    /// How long the server has left statistics unacknowledged: the age of the oldest
+    /// delta it does not hold; `None` when it holds them all.
+    pub fn unacked_for(&self) -> Option<std::time::Duration> {
+        self.deltas.front().map(|d| d.3.elapsed())
     }
 
     /// Keeps a log line (cut to [`camut::logs::MAX_LINE_BYTES`]) and returns the messages
@@ -120,13 +130,20 @@ impl Outbox {
         msg(Msg::Finished(f))
     }
 
-    /// The server holds every delta up to `seq`.
+    /// The server holds every delta up to `seq` (an Ack on the current stream).
     pub fn ack(&mut self, seq: u64) {
-        while self.deltas.front().is_some_and(|(s, _, _)| *s <= seq) {
-            self.deltas.pop_front();
-        }
+        self.ack_deltas(seq);
         // Logs ride on the same ordered stream: an ack means they arrived too.
         self.logs.clear();
+    }
+
+    /// The server holds every delta up to `seq` (a Welcome: what it kept from earlier
+    /// streams). Logs are kept for [`Outbox::pending`]: those sent on a stream that
+    /// died, e.g. while the link was cut, never arrived.
+    pub fn ack_deltas(&mut self, seq: u64) {
+        while self.deltas.front().is_some_and(|(s, ..)| *s <= seq) {
+            self.deltas.pop_front();
+        }
     }
 
     /// Everything to resend after a reconnection, in order.
@@ -134,7 +151,7 @@ impl Outbox {
         let mut out: Vec<DroneMessage> = self
             .deltas
             .iter_mut()
-            .map(|(s, d, sent)| {
+            .map(|(s, d, sent, _)| {
                 *sent = true;
                 stats_msg(*s, d)
             })
@@ -227,14 +244,14 @@ mod tests {
         let total: u64 = o
             .deltas
             .iter()
-            .map(|(_, d, _)| d.iterations.completed)
+            .map(|(_, d, ..)| d.iterations.completed)
             .sum();
         assert_eq!(total, (MAX_DELTAS + 13) as u64, "merging keeps every count");
         let sent: Vec<u64> = o
             .deltas
             .iter()
             .take(3)
-            .map(|(s, d, _)| s * 100 + d.iterations.completed)
+            .map(|(s, d, ..)| s * 100 + d.iterations.completed)
             .collect();
         assert_eq!(
             sent,
@@ -242,7 +259,7 @@ mod tests {
             "deltas that went out are never merged"
         );
         o.ack(100);
-        assert!(o.deltas.iter().all(|(s, _, _)| *s > 100));
+        assert!(o.deltas.iter().all(|(s, ..)| *s > 100));
         o.finish(None);
         let pending = o.pending();
         assert!(matches!(

@@ -12,13 +12,20 @@
 //! server goes away the run goes on, deltas wait in a bounded buffer (the oldest ones
 //! are merged together when it fills — exact, never dropped) and are resent after
 //! reconnecting; the server stores each number once, so nothing is counted twice.
+//!
+//! A drone cut off from the server does not load the target unseen for long: once the
+//! server has left its statistics unacknowledged, or said nothing, for the campaign's
+//! `cutOffTimeout` (30 s by default), the drone stops its run by itself and keeps what
+//! it has not delivered. When it reconnects, the server's Welcome says whether the run
+//! goes on; a drone the server declared lost is told to stop (docs/RELIABILITY.md).
 
 #![warn(missing_docs)]
 
 mod buffer;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use camut::v1::{
     self, drone_message::Msg, drones_client::DronesClient, server_command::Cmd, DroneMessage,
@@ -118,6 +125,95 @@ struct Configured {
     env: std::collections::BTreeMap<String, String>,
 }
 
+/// What the drone knows of its link to the server, read by the run's watchdog.
+struct Link {
+    epoch: Instant,
+    /// When the server was last heard from (ms since `epoch`).
+    heard_ms: AtomicU64,
+    /// When the oldest delta the server has not acknowledged was made (ms since
+    /// `epoch`; `u64::MAX`: none).
+    unacked_since_ms: AtomicU64,
+}
+
+impl Link {
+    fn new() -> Self {
+        Link {
+            epoch: Instant::now(),
+            heard_ms: AtomicU64::new(0),
+            unacked_since_ms: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// The server said something.
+    fn heard(&self) {
+        self.heard_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// The age of the oldest delta the server has not acknowledged, if any.
+    fn unacked_for(&self, age: Option<Duration>) {
+        let since = age.map_or(u64::MAX, |a| {
+            self.now_ms().saturating_sub(a.as_millis() as u64)
+        });
+        self.unacked_since_ms.store(since, Ordering::Relaxed);
+    }
+
+    /// Why the drone counts as cut off after `limit`, if it does: statistics left
+    /// unacknowledged that long (the server cannot be reached, or cannot answer), or
+    /// nothing heard that long (it does not speak).
+    fn cut_off(&self, limit: Duration) -> Option<String> {
+        let now = self.now_ms();
+        let limit_ms = limit.as_millis() as u64;
+        let unacked = self.unacked_since_ms.load(Ordering::Relaxed);
+        if unacked != u64::MAX && now.saturating_sub(unacked) > limit_ms {
+            return Some(format!(
+                "the server has acknowledged none of this drone's statistics for {} s",
+                (now - unacked) / 1000
+            ));
+        }
+        let heard = self.heard_ms.load(Ordering::Relaxed);
+        (now.saturating_sub(heard) > limit_ms).then(|| {
+            format!(
+                "nothing was heard from the server for {} s",
+                (now - heard) / 1000
+            )
+        })
+    }
+}
+
+/// How often the watchdog of a run checks the link.
+const WATCHDOG_PERIOD: Duration = Duration::from_millis(250);
+
+/// Stops the run once the drone is cut off for `limit` (the campaign's `cutOffTimeout`).
+async fn watchdog(
+    link: Arc<Link>,
+    stop: StopHandle,
+    limit: Duration,
+    events: mpsc::UnboundedSender<EngineEvent>,
+) {
+    let mut every = tokio::time::interval(WATCHDOG_PERIOD);
+    loop {
+        every.tick().await;
+        if stop.is_stopped() {
+            return;
+        }
+        if let Some(why) = link.cut_off(limit) {
+            let line = format!(
+                "cut off from the server: {why} (cutOffTimeout is {} s); this drone stops \
+                 its run and keeps its statistics until the server takes them",
+                limit.as_secs_f64()
+            );
+            tracing::error!("{line}");
+            let _ = events.send(EngineEvent::Log("error", line));
+            stop.stop();
+            return;
+        }
+    }
+}
+
 /// The drone's state across connections.
 struct Drone {
     config: DroneConfig,
@@ -127,6 +223,9 @@ struct Drone {
     stop: Option<StopHandle>,
     outbox: Outbox,
     events_tx: mpsc::UnboundedSender<EngineEvent>,
+    link: Arc<Link>,
+    /// The watchdog of the run going on.
+    watchdog: Option<tokio::task::JoinHandle<()>>,
 }
 
 enum SessionEnd {
@@ -145,6 +244,8 @@ pub async fn run(config: DroneConfig) -> Result<(), DroneError> {
         stop: None,
         outbox: Outbox::default(),
         events_tx,
+        link: Arc::new(Link::new()),
+        watchdog: None,
     };
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -233,6 +334,7 @@ impl Drone {
             tokio::select! {
                 cmd = inbound.message() => match cmd {
                     Ok(Some(v1::ServerCommand { cmd: Some(cmd) })) => {
+                        self.link.heard();
                         if let Some(end) = self.on_command(cmd, &tx).await {
                             return Ok(end);
                         }
@@ -253,10 +355,28 @@ impl Drone {
     ) -> Option<SessionEnd> {
         match cmd {
             Cmd::Welcome(w) => {
-                self.outbox.ack(w.acked_seq);
+                self.outbox.ack_deltas(w.acked_seq);
+                self.link.unacked_for(self.outbox.unacked_for());
+                if w.stop_run {
+                    let line = format!("the server stops this drone's run: {}", w.stop_reason);
+                    tracing::warn!("{line}");
+                    let _ = self.events_tx.send(EngineEvent::Log("warn", line));
+                    if let Some(stop) = &self.stop {
+                        stop.stop();
+                    }
+                }
                 for m in self.outbox.pending() {
                     let _ = tx.send(m).await;
                 }
+            }
+            Cmd::Configure(_) if self.stop.is_some() => {
+                // A new configuration would drop what the run going on has not delivered.
+                let message = "this drone is still ending its previous run; deploy again \
+                               once it has finished"
+                    .to_string();
+                let _ = tx
+                    .send(msg(Msg::CompileError(v1::CompileError { message })))
+                    .await;
             }
             Cmd::Configure(c) => {
                 let file = c.file.clone();
@@ -306,7 +426,10 @@ impl Drone {
             Cmd::Ping(p) => {
                 let _ = tx.send(msg(Msg::Pong(v1::Pong { nonce: p.nonce }))).await;
             }
-            Cmd::Ack(a) => self.outbox.ack(a.seq),
+            Cmd::Ack(a) => {
+                self.outbox.ack(a.seq);
+                self.link.unacked_for(self.outbox.unacked_for());
+            }
         }
         None
     }
@@ -329,6 +452,13 @@ impl Drone {
         let stop = StopHandle::new();
         self.stop = Some(stop.clone());
         self.run_campaign = campaign.options.id.clone();
+        self.link.heard();
+        self.watchdog = Some(tokio::spawn(watchdog(
+            self.link.clone(),
+            stop.clone(),
+            campaign.options.cut_off_timeout,
+            self.events_tx.clone(),
+        )));
         let tsdb = match campaign.options.tsdb.clone() {
             None => None,
             Some(cfg) => match Connector::start(cfg, &campaign.options.id, &self.config.id) {
@@ -393,6 +523,7 @@ impl Drone {
             // second, not two.
             EngineEvent::Delta(delta) => {
                 let stats = self.outbox.push_stats(&delta, tx.is_some());
+                self.link.unacked_for(self.outbox.unacked_for());
                 let mut out = vec![stats];
                 out.extend(self.outbox.throttle_report_now(false));
                 out
@@ -407,6 +538,9 @@ impl Drone {
             }
             EngineEvent::Done(result) => {
                 self.stop = None;
+                if let Some(w) = self.watchdog.take() {
+                    w.abort();
+                }
                 let summary = match result {
                     Ok(summary) => Some(*summary),
                     Err(e) => {

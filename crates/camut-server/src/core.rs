@@ -122,6 +122,9 @@ pub(crate) struct Live {
     pub acked: HashMap<String, u64>,
     pub finished: HashSet<String>,
     pub lost: BTreeMap<String, String>,
+    /// Lost drones that came back and delivered every delta of their run: what they
+    /// measured is whole in the results.
+    pub returned: HashSet<String>,
     pub started: Option<Instant>,
     /// Why the run was stopped, when it was.
     pub stopped: Option<String>,
@@ -147,6 +150,7 @@ impl Live {
         self.acked.clear();
         self.finished.clear();
         self.lost.clear();
+        self.returned.clear();
         self.started = None;
         self.stopped = None;
         self.history.clear();

@@ -70,8 +70,24 @@ pub async fn connect(
     let info = core.info(&campaign).map_err(Status::from)?;
     let (tx, rx) = mpsc::channel::<Result<ServerCommand, Status>>(256);
     let generation = core.next_generation.fetch_add(1, Ordering::Relaxed);
-    let resuming =
-        hello.running_campaign == campaign.id && campaign.state == CampaignState::Running;
+    // A drone that says it runs this campaign's run goes on only if the run does and
+    // the drone was not declared lost meanwhile: never silently.
+    let said_running = hello.running_campaign == campaign.id;
+    let (lost, delivered) = core.with_live(&campaign.id, |l| {
+        (l.lost.get(&drone).cloned(), l.finished.contains(&drone))
+    });
+    let resuming = said_running && campaign.state == CampaignState::Running && lost.is_none();
+    let stop_reason = match (&lost, said_running && !resuming) {
+        (_, false) => String::new(),
+        (Some(why), true) => format!(
+            "this drone was declared lost ({why}); its run must not go on: what it \
+             measured until now is still counted"
+        ),
+        (None, true) => format!(
+            "campaign {} is {}: its run is over",
+            campaign.id, campaign.state
+        ),
+    };
     let st = if resuming {
         DroneState::Running
     } else {
@@ -114,8 +130,18 @@ pub async fn connect(
         cmd: Some(Cmd::Welcome(v1::Welcome {
             protocol: PROTOCOL,
             acked_seq: acked,
+            stop_run: !stop_reason.is_empty(),
+            stop_reason: stop_reason.clone(),
         })),
     };
+    if !stop_reason.is_empty() {
+        core.logs.push(
+            "warn",
+            &drone,
+            &campaign.id,
+            format!("drone {drone} is told to stop its run: {stop_reason}"),
+        );
+    }
     let _ = tx.send(Ok(welcome)).await;
     let configurable = matches!(
         campaign.state,
@@ -124,7 +150,10 @@ pub async fn connect(
             | CampaignState::Finished
             | CampaignState::Stopped
     );
-    if !resuming && configurable {
+    // A drone still ending a run of this campaign first delivers what it holds: a new
+    // configuration now would make it drop that.
+    let ending_its_run = said_running && !delivered && campaign.state != CampaignState::Running;
+    if !resuming && configurable && !ending_its_run {
         let configure = v1::Configure {
             campaign: campaign.id.clone(),
             file: campaign.file.clone(),
@@ -269,6 +298,9 @@ impl Core {
                 });
                 self.logs.push(&l.level, drone, campaign, line)
             }
+            Msg::Finished(f) if self.with_live(campaign, |l| l.lost.contains_key(drone)) => {
+                self.returned(campaign, drone, &f).await;
+            }
             Msg::Finished(f) => {
                 if let Some(summary) = &f.summary {
                     let _ = self
@@ -341,6 +373,59 @@ impl Core {
             );
         }
         Ok(s.seq)
+    }
+
+    /// A drone declared lost came back and finished: what it measured after the loss
+    /// is counted, and results already written are written again with it.
+    async fn returned(&self, campaign: &str, drone: &str, f: &v1::Finished) {
+        let (held, why) = self.with_live(campaign, |l| {
+            (
+                l.acked.get(drone).copied().unwrap_or(0),
+                l.lost.get(drone).cloned().unwrap_or_default(),
+            )
+        });
+        let complete = held >= f.last_seq;
+        let note = if complete {
+            "it came back and delivered all its statistics, counted in the results".to_string()
+        } else {
+            format!(
+                "it came back, but the server holds its statistics up to #{held} of #{}",
+                f.last_seq
+            )
+        };
+        self.with_live(campaign, |l| {
+            if complete {
+                l.returned.insert(drone.to_string());
+            }
+        });
+        if let Some(summary) = &f.summary {
+            let _ = self
+                .store
+                .set_drone_summary(campaign, drone, summary.encode_to_vec())
+                .await;
+        }
+        self.set_session_state(campaign, drone, DroneState::Finished, "");
+        self.logs.push(
+            if complete { "warn" } else { "error" },
+            drone,
+            campaign,
+            format!("drone {drone}, lost earlier ({why}): {note}"),
+        );
+        let over = self
+            .campaign_row(campaign)
+            .is_ok_and(|row| row.state != CampaignState::Running);
+        if over {
+            if let Err(e) = self.finalize(campaign).await {
+                self.logs.push(
+                    "error",
+                    "server",
+                    campaign,
+                    format!(
+                        "cannot write the results again with drone {drone}'s late statistics: {e}"
+                    ),
+                );
+            }
+        }
     }
 
     fn set_session_state(&self, campaign: &str, drone: &str, st: DroneState, error: &str) {
@@ -432,7 +517,13 @@ impl Core {
                 return false;
             }
             l.lost.insert(drone.to_string(), why.clone());
-            l.sessions.remove(drone);
+            if let Some(session) = l.sessions.remove(drone) {
+                // Its stream ends, so that a drone that was only frozen or cut off
+                // reconnects and hears that its run must stop.
+                let _ = session.tx.try_send(Err(Status::unavailable(format!(
+                    "this drone was declared lost ({why}): reconnect"
+                ))));
+            }
             l.disconnected.remove(drone);
             true
         });

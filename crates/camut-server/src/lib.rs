@@ -170,7 +170,10 @@ pub async fn serve_with(
     let router = routes
         .into_axum_router()
         .route("/healthz", axum::routing::get(|| async { "ok\n" }))
-        .route("/metrics", metrics_route(core.clone(), token.clone()));
+        .route("/metrics", metrics_route(core.clone(), token.clone()))
+        .layer(axum::middleware::map_response(
+            undecodable_is_invalid_argument,
+        ));
     let access = ui::Access::new(
         bound,
         options.tls.is_some(),
@@ -198,4 +201,29 @@ pub async fn serve_with(
     };
     ticker.abort();
     r.map_err(|e| ServerError::Store(format!("server stopped: {e}")))
+}
+
+/// tonic answers INTERNAL to a request whose protobuf does not decode — a campaign
+/// source that is not UTF-8, say — though the fault is the client's: the answer becomes
+/// INVALID_ARGUMENT, with what to fix.
+async fn undecodable_is_invalid_argument(
+    mut response: axum::response::Response,
+) -> axum::response::Response {
+    let Some(status) = tonic::Status::from_header_map(response.headers()) else {
+        return response;
+    };
+    if status.code() != tonic::Code::Internal
+        || !status
+            .message()
+            .starts_with("failed to decode Protobuf message")
+    {
+        return response;
+    }
+    let fixed = tonic::Status::invalid_argument(format!(
+        "the request is not a valid message: {}; text fields (a campaign's source and \
+         file name, ids) must be UTF-8",
+        status.message()
+    ));
+    let _ = fixed.add_header(response.headers_mut());
+    response
 }

@@ -28,6 +28,8 @@ struct RunFigures {
     per_drone: BTreeMap<String, DroneCounts>,
     duration_s: f64,
     lost: BTreeMap<String, String>,
+    /// Lost drones that came back with all their statistics.
+    returned: std::collections::HashSet<String>,
 }
 
 impl Core {
@@ -40,6 +42,7 @@ impl Core {
                 per_drone: l.per_drone.clone(),
                 duration_s: l.elapsed_s(),
                 lost: l.lost.clone(),
+                returned: l.returned.clone(),
             })
         });
         if let Some(f) = live {
@@ -50,6 +53,7 @@ impl Core {
             per_drone: BTreeMap::new(),
             duration_s: 0.0,
             lost: BTreeMap::new(),
+            returned: Default::default(),
         };
         let max_operations = self.info(&self.campaign_row(campaign)?)?.max_operations;
         let mut ops = OperationCap::new(max_operations);
@@ -201,14 +205,20 @@ impl Core {
                 .map(camut::summary::verdict_to_wire)
                 .collect(),
             summary: Some(camut::summary::to_wire(&summary)),
-            degraded: !figures.lost.is_empty(),
+            // A lost drone that came back with all its statistics leaves nothing out.
+            degraded: figures.lost.keys().any(|d| !figures.returned.contains(d)),
             run: row.run,
             finished: false,
             runs: Vec::new(),
             lost: figures
                 .lost
                 .iter()
-                .map(|(d, why)| format!("{d}: {why}"))
+                .map(|(d, why)| match figures.returned.contains(d) {
+                    true => format!(
+                        "{d}: {why}; it came back and delivered all its statistics (counted)"
+                    ),
+                    false => format!("{d}: {why}"),
+                })
                 .collect(),
             drones,
         };

@@ -13,6 +13,8 @@ pub mod clock;
 pub mod codec;
 pub mod junit;
 pub mod lazy;
+#[cfg(test)]
+mod proptests;
 pub mod series;
 pub mod set;
 pub mod summary;

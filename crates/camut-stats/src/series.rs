@@ -163,7 +163,10 @@ impl SeriesRecorder {
             self.second = second;
         }
         let it = &delta.iterations;
-        self.in_flight += it.started as i64 - (it.completed + it.failed) as i64;
+        let ended = it.completed.saturating_add(it.failed);
+        self.in_flight = self
+            .in_flight
+            .saturating_add((it.started as i64).saturating_sub(ended as i64));
         self.pending.merge(delta);
     }
 

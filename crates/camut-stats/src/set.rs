@@ -48,8 +48,8 @@ pub struct CallStats {
 
 impl CallStats {
     fn merge(&mut self, o: &CallStats) {
-        self.requests += o.requests;
-        self.errors += o.errors;
+        self.requests = self.requests.saturating_add(o.requests);
+        self.errors = self.errors.saturating_add(o.errors);
         add(&mut self.response_time, &o.response_time);
         add(&mut self.response_begin_time, &o.response_begin_time);
         add(&mut self.service_time, &o.service_time);
@@ -132,12 +132,12 @@ pub struct TsdbCounts {
 impl TsdbCounts {
     /// Adds `o` into `self`.
     pub fn add(&mut self, o: &TsdbCounts) {
-        self.produced += o.produced;
-        self.sent += o.sent;
-        self.retried += o.retried;
-        self.dropped += o.dropped;
-        self.rejected += o.rejected;
-        self.unsent += o.unsent;
+        self.produced = self.produced.saturating_add(o.produced);
+        self.sent = self.sent.saturating_add(o.sent);
+        self.retried = self.retried.saturating_add(o.retried);
+        self.dropped = self.dropped.saturating_add(o.dropped);
+        self.rejected = self.rejected.saturating_add(o.rejected);
+        self.unsent = self.unsent.saturating_add(o.unsent);
     }
 
     /// Whether the connector was used at all.
@@ -194,7 +194,7 @@ impl StatsSet {
             message
         };
         let e = self.errors.entry(key.to_string()).or_default();
-        e.count += count;
+        e.count = e.count.saturating_add(count);
         if e.stack.is_none() {
             e.stack = stack.map(str::to_string);
         }
@@ -233,13 +233,13 @@ impl StatsSet {
     /// connection gauges, which keep the largest.
     pub fn add_counters(&mut self, c: &Counters) {
         let it = &mut self.iterations;
-        it.started += c.started;
-        it.completed += c.completed;
-        it.failed += c.failed;
-        it.timed_out += c.timed_out;
-        it.dropped += c.dropped;
-        it.done_twice += c.done_twice;
-        self.connections += c.connections;
+        it.started = it.started.saturating_add(c.started);
+        it.completed = it.completed.saturating_add(c.completed);
+        it.failed = it.failed.saturating_add(c.failed);
+        it.timed_out = it.timed_out.saturating_add(c.timed_out);
+        it.dropped = it.dropped.saturating_add(c.dropped);
+        it.done_twice = it.done_twice.saturating_add(c.done_twice);
+        self.connections = self.connections.saturating_add(c.connections);
         self.connections_open = self.connections_open.max(c.connections_open);
         self.connections_peak = self.connections_peak.max(c.connections_peak);
         self.tsdb.add(&c.tsdb);
@@ -264,9 +264,9 @@ impl StatsSet {
 
     /// Requests and errors over all series.
     pub fn request_totals(&self) -> (u64, u64) {
-        self.calls
-            .values()
-            .fold((0, 0), |(r, e), c| (r + c.requests, e + c.errors))
+        self.calls.values().fold((0, 0), |(r, e): (u64, u64), c| {
+            (r.saturating_add(c.requests), e.saturating_add(c.errors))
+        })
     }
 
     /// Per operation (all status classes together), by name: requests, errors and the
@@ -275,8 +275,8 @@ impl StatsSet {
         let mut ops: BTreeMap<&str, OperationCalls> = BTreeMap::new();
         for (k, c) in &self.calls {
             let e = ops.entry(&k.operation).or_default();
-            e.requests += c.requests;
-            e.errors += c.errors;
+            e.requests = e.requests.saturating_add(c.requests);
+            e.errors = e.errors.saturating_add(c.errors);
             let _ = e.response_time.add(&*c.response_time);
         }
         ops

@@ -6,6 +6,9 @@
 //! `{"requests": N, "paths": {…}}`: the requests served so far (stats calls excluded)
 //! and, per path, those of the test endpoints in [`endpoints`] (cookies, redirects,
 //! gzip, Basic auth, echo, and the HTML site of [`site`] with its login form).
+//! `/big?bytes=N` streams a body of N bytes (up to 4 TiB, made as it is sent, with its
+//! `Content-Length`; `&chunked=1`: chunked, without it) — for tests of clients facing
+//! huge answers.
 
 #![warn(missing_docs)]
 
@@ -33,6 +36,69 @@ use endpoints::PathCounts;
 const BODY: &[u8] = b"hello from the camut target\n";
 /// Largest `bytes` answered, so that a typo cannot exhaust memory.
 const MAX_BYTES: usize = 64 << 20;
+
+/// Largest `/big` body: 4 TiB (never held: it is made as it is sent).
+const MAX_BIG: u64 = 1 << 42;
+
+/// A response body: in memory, or `/big`'s bytes made as they are sent.
+pub enum TargetBody {
+    /// A body held in memory.
+    Full(Full<Bytes>),
+    /// `left` more bytes of `x`; `sized`: with a known length (`Content-Length`).
+    Repeat {
+        /// Bytes still to send.
+        left: u64,
+        /// Whether the length is announced (else the body goes chunked).
+        sized: bool,
+    },
+}
+
+/// What `/big` sends, one frame at a time.
+static BIG_CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
+
+impl hyper::body::Body for TargetBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            TargetBody::Full(f) => std::pin::Pin::new(f).poll_frame(cx),
+            TargetBody::Repeat { left, .. } => {
+                if *left == 0 {
+                    return std::task::Poll::Ready(None);
+                }
+                let n = (*left).min(BIG_CHUNK.len() as u64) as usize;
+                *left -= n as u64;
+                let chunk = Bytes::from_static(&BIG_CHUNK[..n]);
+                std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(chunk))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            TargetBody::Full(f) => f.is_end_stream(),
+            TargetBody::Repeat { left, .. } => *left == 0,
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            TargetBody::Full(f) => f.size_hint(),
+            TargetBody::Repeat { left, sized: true } => hyper::body::SizeHint::with_exact(*left),
+            TargetBody::Repeat { .. } => hyper::body::SizeHint::default(),
+        }
+    }
+}
+
+impl From<Full<Bytes>> for TargetBody {
+    fn from(f: Full<Bytes>) -> Self {
+        TargetBody::Full(f)
+    }
+}
 
 /// A target running on a background task, for tests: its address and request count.
 pub struct Target {
@@ -175,7 +241,7 @@ async fn handle(
     req: Request<Incoming>,
     served: Arc<AtomicU64>,
     paths: Arc<PathCounts>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<TargetBody>, Infallible> {
     if req.uri().path() == "/_camut/stats" {
         let body = format!(
             "{{\"requests\": {}, \"paths\": {}}}\n",
@@ -184,13 +250,30 @@ async fn handle(
         );
         return Ok(Response::builder()
             .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body)))
+            .body(Full::new(Bytes::from(body)).into())
             .expect("static response is valid"));
     }
     if endpoints::is_endpoint(req.uri().path()) {
         served.fetch_add(1, Ordering::Relaxed);
         paths.count(req.uri().path());
-        return Ok(endpoints::handle(req, &paths).await);
+        return Ok(endpoints::handle(req, &paths).await.map(Into::into));
+    }
+    if req.uri().path() == "/big" {
+        served.fetch_add(1, Ordering::Relaxed);
+        paths.count("/big");
+        let query = req.uri().query().unwrap_or("");
+        let param = |name: &str| {
+            query
+                .split('&')
+                .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        let left = param("bytes").unwrap_or(0).min(MAX_BIG);
+        let sized = param("chunked") != Some(1);
+        return Ok(Response::builder()
+            .header("content-type", "application/octet-stream")
+            .body(TargetBody::Repeat { left, sized })
+            .expect("response parts are valid"));
     }
     let mut status = StatusCode::OK;
     let mut delay = None;
@@ -223,6 +306,6 @@ async fn handle(
     Ok(Response::builder()
         .status(status)
         .header("content-type", "text/plain")
-        .body(Full::new(body))
+        .body(Full::new(body).into())
         .expect("response parts are valid"))
 }

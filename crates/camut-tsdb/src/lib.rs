@@ -21,6 +21,8 @@ mod config;
 mod connector;
 mod encode;
 mod point;
+#[cfg(test)]
+mod proptests;
 mod queue;
 mod transport;
 #[cfg(feature = "wire")]

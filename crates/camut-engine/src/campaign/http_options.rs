@@ -7,9 +7,15 @@ use serde_json::{Map, Value};
 use super::options::invalid;
 use super::CampaignError;
 use crate::http::tls::{TlsSettings, TlsVersion};
+use crate::http::BodyPolicy;
 
 /// Most redirects a call may follow.
 pub const MAX_REDIRECTS: u32 = 20;
+/// Default `maxResponseBytes`: 16 MiB, more than any page or API answer, little enough
+/// that a thousand VUs each holding one stay within a drone's memory.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 16 << 20;
+/// Highest `maxResponseBytes`: 1 GiB (bigger downloads: `discardResponseBodies`).
+pub const MAX_RESPONSE_BYTES: u64 = 1 << 30;
 
 /// HTTP defaults of every `camut.http` call of a campaign.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -24,6 +30,10 @@ pub struct HttpDefaults {
     pub compressed: bool,
     /// Reuse connections across calls (`keepAlive`, default true).
     pub keep_alive: bool,
+    /// Largest response body kept, in bytes (`maxResponseBytes`, default 16 MiB).
+    pub max_response_bytes: u64,
+    /// Read response bodies and drop them (`discardResponseBodies`, default false).
+    pub discard_response_bodies: bool,
 }
 
 impl Default for HttpDefaults {
@@ -34,6 +44,8 @@ impl Default for HttpDefaults {
             follow_redirects: 0,
             compressed: false,
             keep_alive: true,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            discard_response_bodies: false,
         }
     }
 }
@@ -45,6 +57,8 @@ pub(crate) const KEYS: &[&str] = &[
     "followRedirects",
     "compressed",
     "keepAlive",
+    "maxResponseBytes",
+    "discardResponseBodies",
 ];
 
 const TLS_KEYS: &[&str] = &[
@@ -70,6 +84,13 @@ impl HttpDefaults {
         if let Some(v) = obj.get("keepAlive") {
             d.keep_alive = boolean(v, "keepAlive")?;
         }
+        if let Some(v) = obj.get("discardResponseBodies") {
+            d.discard_response_bodies = boolean(v, "discardResponseBodies")?;
+        }
+        if let Some(v) = obj.get("maxResponseBytes") {
+            d.max_response_bytes =
+                response_bytes(v).map_err(|e| invalid("maxResponseBytes", &e))?;
+        }
         if let Some(v) = obj.get("followRedirects") {
             d.follow_redirects = match v.as_f64() {
                 Some(n) if n.fract() == 0.0 && (0.0..=MAX_REDIRECTS as f64).contains(&n) => {
@@ -94,6 +115,30 @@ impl HttpDefaults {
             }
         }
         Ok(d)
+    }
+}
+
+impl HttpDefaults {
+    /// What becomes of response bodies unless a call says otherwise.
+    pub(crate) fn response_body(&self) -> BodyPolicy {
+        if self.discard_response_bodies {
+            BodyPolicy::Discard
+        } else {
+            BodyPolicy::Keep(self.max_response_bytes)
+        }
+    }
+}
+
+/// A `maxResponseBytes` value: a whole number of bytes from 1 to [`MAX_RESPONSE_BYTES`].
+pub(crate) fn response_bytes(v: &Value) -> Result<u64, String> {
+    match v.as_f64() {
+        Some(n) if n.fract() == 0.0 && (1.0..=MAX_RESPONSE_BYTES as f64).contains(&n) => {
+            Ok(n as u64)
+        }
+        _ => Err(format!(
+            "must be a whole number of bytes from 1 to {MAX_RESPONSE_BYTES} (1 GiB); \
+             for bigger downloads set discardResponseBodies: true"
+        )),
     }
 }
 

@@ -198,6 +198,10 @@ pub struct CampaignOptions {
     /// Distinct operation tags recorded per drone (and per campaign on the server);
     /// calls past them are counted under one overflow operation.
     pub max_operations: u32,
+    /// A drone whose statistics the server has not acknowledged for this long (or that
+    /// has heard nothing from it) stops its run by itself (`cutOffTimeout`).
+    #[serde(with = "secs")]
+    pub cut_off_timeout: Duration,
 }
 
 const KEYS: &[&str] = &[
@@ -217,6 +221,7 @@ const KEYS: &[&str] = &[
     "tsdb",
     "thresholds",
     "maxOperations",
+    "cutOffTimeout",
 ];
 
 /// Lowest `arrivalRate`: one iteration a million seconds.
@@ -226,6 +231,9 @@ pub const MAX_ARRIVAL_RATE: f64 = 10_000_000.0;
 
 /// Default `iterationTimeout`, as in DESIGN: 60 s.
 pub const DEFAULT_ITERATION_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default `cutOffTimeout`: 30 s.
+pub const DEFAULT_CUT_OFF_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Default worker runtime memory limit: 1 GiB.
 pub const DEFAULT_MEMORY_LIMIT_MB: u64 = 1024;
 
@@ -370,6 +378,13 @@ impl CampaignOptions {
             1,
             camut_stats::cap::MAX_MAX_OPERATIONS.into(),
         )? as u32;
+        let cut_off_timeout = match obj.get("cutOffTimeout") {
+            None => DEFAULT_CUT_OFF_TIMEOUT,
+            Some(v) => duration(v, "cutOffTimeout")?,
+        };
+        if cut_off_timeout < Duration::from_secs(1) {
+            return Err(invalid("cutOffTimeout", "must be at least 1 second"));
+        }
         Ok(CampaignOptions {
             id,
             drones,
@@ -387,6 +402,7 @@ impl CampaignOptions {
             thresholds,
             http,
             max_operations,
+            cut_off_timeout,
         })
     }
 }
@@ -634,3 +650,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod proptests;

@@ -6,8 +6,6 @@ use base64::Engine as _;
 
 /// `Accept-Encoding` sent when a call asks for `compressed: true`.
 pub(crate) const ACCEPT_ENCODING: &str = "gzip, deflate, br";
-/// Largest decoded body accepted, so that a small "zip bomb" cannot exhaust memory.
-pub(crate) const MAX_DECODED: u64 = 256 << 20;
 
 /// `application/x-www-form-urlencoded` of `pairs`.
 pub(crate) fn form_urlencoded(pairs: &[(String, String)]) -> String {
@@ -49,8 +47,10 @@ pub(crate) fn basic_auth(user_password: &str) -> String {
 }
 
 /// Decodes `body` by its `Content-Encoding` (gzip, deflate, br; `identity` or none:
-/// unchanged). Unknown encodings are an error, as is a body that does not decode.
-pub(crate) fn decode(encoding: &str, body: &[u8]) -> Result<Vec<u8>, String> {
+/// unchanged). Unknown encodings are an error, as is a body that does not decode, or one
+/// that decodes past `limit` bytes (`maxResponseBytes`: a small "zip bomb" cannot
+/// exhaust memory).
+pub(crate) fn decode(encoding: &str, body: &[u8], limit: u64) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     let mut data = body.to_vec();
     // Encodings are listed in the order they were applied: undo them from the last.
@@ -59,25 +59,28 @@ pub(crate) fn decode(encoding: &str, body: &[u8]) -> Result<Vec<u8>, String> {
         let r = match coding.as_str() {
             "" | "identity" => continue,
             "gzip" | "x-gzip" => flate2::read::MultiGzDecoder::new(&data[..])
-                .take(MAX_DECODED + 1)
+                .take(limit + 1)
                 .read_to_end(&mut out),
             // "deflate" is zlib-wrapped by the standard, raw deflate by some servers.
             "deflate" if data.first().is_some_and(|b| b & 0x0f == 8) => {
                 flate2::read::ZlibDecoder::new(&data[..])
-                    .take(MAX_DECODED + 1)
+                    .take(limit + 1)
                     .read_to_end(&mut out)
             }
             "deflate" => flate2::read::DeflateDecoder::new(&data[..])
-                .take(MAX_DECODED + 1)
+                .take(limit + 1)
                 .read_to_end(&mut out),
             "br" => brotli_decompressor::Decompressor::new(&data[..], 4096)
-                .take(MAX_DECODED + 1)
+                .take(limit + 1)
                 .read_to_end(&mut out),
             other => return Err(format!("unsupported content-encoding '{other}'")),
         };
         r.map_err(|e| format!("cannot decode the {coding} body: {e}"))?;
-        if out.len() as u64 > MAX_DECODED {
-            return Err(format!("decoded body larger than {} MB", MAX_DECODED >> 20));
+        if out.len() as u64 > limit {
+            return Err(format!(
+                "decoded {}",
+                super::too_large(out.len() as u64, limit)
+            ));
         }
         std::mem::swap(&mut data, &mut out);
     }
@@ -108,12 +111,17 @@ mod tests {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(&text).unwrap();
         let gz = gz.finish().unwrap();
-        assert_eq!(decode("gzip", &gz).unwrap(), text);
+        assert_eq!(decode("gzip", &gz, 1 << 20).unwrap(), text);
         let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
         z.write_all(&text).unwrap();
-        assert_eq!(decode("deflate", &z.finish().unwrap()).unwrap(), text);
-        assert_eq!(decode("identity", b"x").unwrap(), b"x");
-        assert!(decode("gzip", b"not gzip").is_err());
-        assert!(decode("zstd", b"x").unwrap_err().contains("unsupported"));
+        assert_eq!(
+            decode("deflate", &z.finish().unwrap(), 1 << 20).unwrap(),
+            text
+        );
+        assert_eq!(decode("identity", b"x", 10).unwrap(), b"x");
+        assert!(decode("gzip", b"not gzip", 10).is_err());
+        assert!(decode("zstd", b"x", 10)
+            .unwrap_err()
+            .contains("unsupported"));
     }
 }

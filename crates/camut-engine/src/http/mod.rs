@@ -8,6 +8,8 @@
 
 pub(crate) mod body;
 pub(crate) mod cookies;
+#[cfg(test)]
+mod proptests;
 mod stream;
 pub mod tls;
 mod wire;
@@ -43,6 +45,29 @@ pub(crate) struct HttpRequest {
     /// Whether the connection may be kept for later calls (`keepAlive: false` sends
     /// `Connection: close` and opens a connection per call).
     pub keep_alive: bool,
+    /// What becomes of the response body: kept up to a size, or read and dropped.
+    pub response_body: BodyPolicy,
+}
+
+/// What becomes of a response body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyPolicy {
+    /// Kept for the test, up to this many bytes (`maxResponseBytes`); a larger body
+    /// fails the call and closes its connection.
+    Keep(u64),
+    /// Read off the wire and dropped as it comes (`discardResponseBodies`,
+    /// `responseType: 'none'`): memory stays flat whatever the size; the bytes still
+    /// count in `http.received`.
+    Discard,
+}
+
+/// The error of a call whose response body is past `maxResponseBytes`.
+pub(crate) fn too_large(size: u64, limit: u64) -> String {
+    format!(
+        "response body of {size} bytes or more is larger than maxResponseBytes ({limit} bytes): \
+         raise maxResponseBytes (in the call or the campaign), or set discardResponseBodies / \
+         responseType: 'none' if the body is not needed"
+    )
 }
 
 /// What happened to a call.
@@ -256,7 +281,14 @@ impl HttpClient {
         let idempotent = !matches!(req.method, Method::POST | Method::PATCH);
         match tokio::time::timeout_at(
             deadline.into(),
-            self.exchange(&target, &wire, is_head, idempotent, start, deadline),
+            self.exchange(
+                &target,
+                &wire,
+                (is_head, req.response_body),
+                idempotent,
+                start,
+                deadline,
+            ),
         )
         .await
         {
@@ -280,7 +312,7 @@ impl HttpClient {
         &self,
         target: &Target<'_>,
         wire: &[u8],
-        is_head: bool,
+        (is_head, policy): (bool, BodyPolicy),
         idempotent: bool,
         start: Instant,
         deadline: Instant,
@@ -313,7 +345,7 @@ impl HttpClient {
                 }
                 return Err(io_message(&e));
             }
-            match read_response(&mut conn, is_head, start).await {
+            match read_response(&mut conn, is_head, policy, start).await {
                 Ok((mut x, keep_alive)) => {
                     x.transmitted = wire.len() as u64;
                     x.tls_handshake = handshake.map(|h| h.duration);
@@ -425,6 +457,7 @@ struct Handshake {
 async fn read_response(
     conn: &mut Conn,
     is_head: bool,
+    policy: BodyPolicy,
     start: Instant,
 ) -> Result<(Exchanged, bool), ReadError> {
     let mut read_total = conn.buf.len() as u64;
@@ -443,31 +476,7 @@ async fn read_response(
     };
     let begin = start.elapsed();
     conn.buf.advance(head.len);
-    let body = match head.framing {
-        Framing::Empty => Bytes::new(),
-        Framing::Length(n) => {
-            while conn.buf.len() < n {
-                if read_more(conn, &mut read_total).await? == 0 {
-                    return Err(ReadError::Closed { early: false });
-                }
-            }
-            conn.buf.split_to(n).freeze()
-        }
-        Framing::Chunked => {
-            let mut body = Vec::new();
-            let mut state = ChunkState::Size;
-            while !decode_chunks(&mut conn.buf, &mut body, &mut state).map_err(ReadError::Other)? {
-                if read_more(conn, &mut read_total).await? == 0 {
-                    return Err(ReadError::Closed { early: false });
-                }
-            }
-            Bytes::from(body)
-        }
-        Framing::UntilClose => {
-            while read_more(conn, &mut read_total).await? > 0 {}
-            conn.buf.split().freeze()
-        }
-    };
+    let body = read_body(conn, head.framing, policy, &mut read_total).await?;
     let received = read_total - conn.buf.len() as u64;
     let x = Exchanged {
         status: head.status,
@@ -479,6 +488,83 @@ async fn read_response(
         tls_handshake: None,
     };
     Ok((x, head.keep_alive))
+}
+
+/// Reads a body framed by `framing`: kept up to its limit, or dropped as it comes.
+async fn read_body(
+    conn: &mut Conn,
+    framing: Framing,
+    policy: BodyPolicy,
+    read_total: &mut u64,
+) -> Result<Bytes, ReadError> {
+    let limit = match policy {
+        BodyPolicy::Keep(limit) => Some(limit),
+        BodyPolicy::Discard => None,
+    };
+    let over = |size: u64| limit.is_some_and(|l| size > l);
+    match framing {
+        Framing::Empty => Ok(Bytes::new()),
+        Framing::Length(n) => {
+            if over(n as u64) {
+                // Refused before reading it: the connection is dropped with the rest.
+                return Err(ReadError::Other(too_large(n as u64, limit.unwrap_or(0))));
+            }
+            let mut left = n;
+            while limit.is_none() && left > 0 {
+                let take = left.min(conn.buf.len());
+                conn.buf.advance(take);
+                left -= take;
+                if left > 0 && read_more(conn, read_total).await? == 0 {
+                    return Err(ReadError::Closed { early: false });
+                }
+            }
+            while conn.buf.len() < left {
+                if read_more(conn, read_total).await? == 0 {
+                    return Err(ReadError::Closed { early: false });
+                }
+            }
+            Ok(conn.buf.split_to(left).freeze())
+        }
+        Framing::Chunked => {
+            let mut body = Vec::new();
+            let mut size = 0u64;
+            let mut state = ChunkState::Size;
+            loop {
+                let before = body.len();
+                let done = decode_chunks(&mut conn.buf, &mut body, &mut state)
+                    .map_err(ReadError::Other)?;
+                size += (body.len() - before) as u64;
+                if over(size) {
+                    return Err(ReadError::Other(too_large(size, limit.unwrap_or(0))));
+                }
+                if limit.is_none() {
+                    body.clear();
+                }
+                if done {
+                    return Ok(Bytes::from(body));
+                }
+                if read_more(conn, read_total).await? == 0 {
+                    return Err(ReadError::Closed { early: false });
+                }
+            }
+        }
+        Framing::UntilClose => {
+            let mut size = conn.buf.len() as u64;
+            loop {
+                if over(size) {
+                    return Err(ReadError::Other(too_large(size, limit.unwrap_or(0))));
+                }
+                if limit.is_none() {
+                    conn.buf.clear();
+                }
+                let n = read_more(conn, read_total).await?;
+                if n == 0 {
+                    return Ok(conn.buf.split().freeze());
+                }
+                size += n as u64;
+            }
+        }
+    }
 }
 
 async fn read_more(conn: &mut Conn, total: &mut u64) -> Result<usize, ReadError> {
@@ -561,6 +647,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             tls: 0,
             keep_alive: true,
+            response_body: BodyPolicy::Keep(1 << 20),
         }
     }
 
@@ -649,6 +736,63 @@ mod tests {
             let err = r.error.expect("the server closed the connection");
             assert!(err.starts_with("ECONNRESET"), "{err}");
         });
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn a_body_past_its_limit_fails_the_call_and_closes_the_connection() {
+        let huge = "HTTP/1.1 200 OK\r\nContent-Length: 4000000000\r\n\r\nxx";
+        let chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n";
+        let ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        let (addr, h) = raw_server(vec![vec![huge], vec![chunked], vec![ok]]);
+        let client = HttpClient::new(TlsSettings::default(), Arc::default());
+        block_on(async {
+            let mut req = request(Method::GET, &addr);
+            req.response_body = BodyPolicy::Keep(1000);
+            let r = client.send(req.clone()).await;
+            let err = r.error.expect("4 GB is past 1000 bytes");
+            assert!(
+                err.contains("4000000000") && err.contains("maxResponseBytes (1000 bytes)"),
+                "{err}"
+            );
+            // The connection is not kept: nothing of it is open any more.
+            assert_eq!(client.open_connections(), 0);
+            req.response_body = BodyPolicy::Keep(10);
+            let r = client.send(req.clone()).await;
+            let err = r.error.expect("16 chunked bytes are past 10");
+            assert!(err.contains("maxResponseBytes (10 bytes)"), "{err}");
+            assert_eq!(client.open_connections(), 0);
+            let r = client.send(req).await;
+            assert_eq!((r.status, &r.body[..]), (Some(200), &b"ok"[..]));
+        });
+        assert_eq!(client.take_connections().opened, 3);
+        drop(client);
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn discarded_bodies_are_counted_not_kept() {
+        let length = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789";
+        let chunked =
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+        let ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        let (addr, h) = raw_server(vec![vec![length, chunked, ok]]);
+        let client = HttpClient::new(TlsSettings::default(), Arc::default());
+        block_on(async {
+            let mut req = request(Method::GET, &addr);
+            req.response_body = BodyPolicy::Discard;
+            let a = client.send(req.clone()).await;
+            assert_eq!((a.status, a.body.len()), (Some(200), 0));
+            assert_eq!(a.received, length.len() as u64);
+            let b = client.send(req).await;
+            assert_eq!((b.status, b.body.len()), (Some(200), 0));
+            assert_eq!(b.received, chunked.len() as u64);
+            // The same connection served all three: each body was read to its end.
+            let c = client.send(request(Method::GET, &addr)).await;
+            assert_eq!(&c.body[..], b"ok");
+        });
+        assert_eq!(client.take_connections().opened, 1);
+        drop(client);
         h.join().unwrap();
     }
 }

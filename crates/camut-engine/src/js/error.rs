@@ -61,6 +61,27 @@ impl ScriptError {
     }
 }
 
+impl ScriptError {
+    /// The error of an allocation past the runtime's `memoryLimit`, said so with the
+    /// option's name. QuickJS throws `InternalError: out of memory`, or `null` when even
+    /// that error cannot be made; a test may throw `null` itself, so that one is said
+    /// with the doubt.
+    pub(crate) fn explain_out_of_memory(mut self, limit_bytes: usize) -> Self {
+        let hint = format!(
+            "the JavaScript memory of a worker thread, shared by its VUs, is full \
+             (memoryLimit: {} MB): raise memoryLimit, or keep less in memory",
+            limit_bytes >> 20
+        );
+        if self.message == "InternalError: out of memory" {
+            self.message = format!("out of memory: {hint}");
+        } else if self.message == "thrown null" {
+            self.message =
+                format!("thrown null: out of memory unless the test threw null itself; {hint}");
+        }
+        self
+    }
+}
+
 impl fmt::Display for ScriptError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)?;
@@ -72,3 +93,21 @@ impl fmt::Display for ScriptError {
 }
 
 impl std::error::Error for ScriptError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_memory_names_memory_limit() {
+        for thrown in ["InternalError: out of memory", "thrown null"] {
+            let e = ScriptError::new(thrown).explain_out_of_memory(16 << 20);
+            assert!(
+                e.message.contains("out of memory") && e.message.contains("memoryLimit: 16 MB"),
+                "{e}"
+            );
+        }
+        let other = ScriptError::new("TypeError: x is undefined").explain_out_of_memory(1 << 20);
+        assert_eq!(other.message, "TypeError: x is undefined");
+    }
+}

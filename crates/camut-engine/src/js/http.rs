@@ -7,11 +7,11 @@ use http::header::{HeaderName, HeaderValue, ACCEPT_ENCODING, AUTHORIZATION, CONT
 use http::{Method, Uri};
 use rquickjs::{Ctx, Exception, Object, TypedArray, Value};
 
-use crate::campaign::http_options::MAX_REDIRECTS;
+use crate::campaign::http_options::{response_bytes, MAX_REDIRECTS};
 use crate::campaign::HttpDefaults;
 use crate::http::body;
 use crate::http::tls::TlsVersion;
-use crate::http::{HttpClient, HttpOutcome, HttpRequest};
+use crate::http::{BodyPolicy, HttpClient, HttpOutcome, HttpRequest};
 use crate::run::worker::MAX_TIMER_MS;
 
 /// Default `timeout` of a call, as k6 and node users expect: 60 s.
@@ -43,7 +43,8 @@ const TLS_FIELDS: &[&str] = &[
 
 /// Reads `camut.http` options: a URL string, or node http.request options plus `url`,
 /// `body`, `form`, `timeout` (ms), `operation`, `followRedirects`, `compressed`,
-/// `keepAlive`, `responseType` and the TLS fields.
+/// `keepAlive`, `responseType` (`text`, `bytes`, `none`), `maxResponseBytes` and the
+/// TLS fields.
 pub(crate) fn parse_call<'js>(
     ctx: &Ctx<'js>,
     options: &Value<'js>,
@@ -223,12 +224,27 @@ pub(crate) fn parse_call<'js>(
             }
         },
     };
+    let mut response_body = defaults.response_body();
+    let max: Value = obj.get("maxResponseBytes").map_err(|e| e.to_string())?;
+    if !max.is_undefined() && !max.is_null() {
+        let n = max.as_number().map(serde_json::Value::from);
+        let limit = n
+            .as_ref()
+            .ok_or_else(|| "must be a number".to_string())
+            .and_then(response_bytes)
+            .map_err(|e| format!("camut.http: `maxResponseBytes` {e}"))?;
+        response_body = BodyPolicy::Keep(limit);
+    }
     let bytes = match get_str("responseType")?.as_deref() {
         None | Some("text") => false,
         Some("bytes") | Some("arraybuffer") => true,
+        Some("none") => {
+            response_body = BodyPolicy::Discard;
+            false
+        }
         Some(other) => {
             return Err(format!(
-                "camut.http: `responseType` '{other}' is not 'text' or 'bytes'"
+                "camut.http: `responseType` '{other}' is not 'text', 'bytes' or 'none'"
             ))
         }
     };
@@ -262,6 +278,7 @@ pub(crate) fn parse_call<'js>(
     if let Some(k) = get_bool("keepAlive")? {
         request.keep_alive = k;
     }
+    request.response_body = response_body;
     Ok(Call {
         request,
         operation: get_str("operation")?,
@@ -328,6 +345,7 @@ pub(crate) fn build(
         timeout,
         tls,
         keep_alive: defaults.keep_alive,
+        response_body: defaults.response_body(),
     })
 }
 

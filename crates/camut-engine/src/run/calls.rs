@@ -45,6 +45,8 @@ pub(crate) struct PendingCall {
     hop_uri: Uri,
     hop_operation: String,
     bytes: bool,
+    /// Largest decoded body kept (`maxResponseBytes`).
+    limit: u64,
     reply: Reply,
     hop_started: Instant,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -122,6 +124,10 @@ impl Worker {
             hop_uri: Uri::default(),
             hop_operation: String::new(),
             bytes: call.bytes,
+            limit: match call.request.response_body {
+                crate::http::BodyPolicy::Keep(limit) => limit,
+                crate::http::BodyPolicy::Discard => 0,
+            },
             reply,
             hop_started: Instant::now(),
             task: None,
@@ -313,12 +319,16 @@ impl Worker {
             url,
             bytes,
             reply,
+            limit: pending_limit,
             ..
         } = pending;
+        if self.is_cut() {
+            return; // the stop's grace period is over: the test's code runs no more
+        }
         // `data` is the decoded body; `http.received` counted the bytes on the wire.
         if let Some((_, enc)) = out.headers.iter().find(|(k, _)| k == "content-encoding") {
             if !out.body.is_empty() {
-                match body::decode(enc, &out.body) {
+                match body::decode(enc, &out.body, pending_limit) {
                     Ok(b) => out.body = Bytes::from(b),
                     Err(e) => {
                         self.stats.borrow_mut().error(&e, None);

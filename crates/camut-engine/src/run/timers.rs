@@ -99,6 +99,16 @@ impl Timers {
         Some(out)
     }
 
+    /// Drops the timers of VU `vu`.
+    pub fn clear_vu(&mut self, vu: u32) {
+        self.timers.retain(|_, t| t.vu != vu);
+    }
+
+    /// Drops every JS timer; scheduled VU starts stay.
+    pub fn clear_timers(&mut self) {
+        self.timers.clear();
+    }
+
     /// Drops every JS timer (their values must go before the runtime).
     pub fn clear_all(&mut self) {
         self.timers.clear();

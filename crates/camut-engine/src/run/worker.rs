@@ -47,6 +47,8 @@ enum End {
 pub(crate) struct SliceClock {
     armed: Cell<bool>,
     deadline: Cell<Option<Instant>>,
+    /// When the interrupt handler first saw the run's stop.
+    stop_seen: Cell<Option<Instant>>,
 }
 
 impl SliceClock {
@@ -57,6 +59,27 @@ impl SliceClock {
 
     pub(crate) fn end(&self) {
         self.armed.set(false);
+    }
+
+    /// Whether a stop was asked for more than `grace` ago: then no JS may go on, so
+    /// that a stop takes effect within its grace period whatever the test does.
+    fn past_stop_grace(&self, stop: &super::StopHandle, grace: Duration) -> bool {
+        if !stop.is_stopped() {
+            return false;
+        }
+        let seen = self.stop_seen.get().unwrap_or_else(|| {
+            let now = Instant::now();
+            self.stop_seen.set(Some(now));
+            now
+        });
+        seen.elapsed() > grace
+    }
+
+    /// The worker's loop took the stop at `at` (JS running meanwhile may see it later).
+    fn stop_taken(&self, at: Instant) {
+        if self.stop_seen.get().is_none() {
+            self.stop_seen.set(Some(at));
+        }
     }
 
     fn expired(&self, slice: Duration) -> bool {
@@ -119,6 +142,10 @@ pub(crate) struct Worker {
     active_vus: Cell<usize>,
     pending_starts: Cell<usize>,
     stopping: Cell<bool>,
+    /// When the grace period of the stop (asked for, or the end of the duration) ends.
+    grace_end: Cell<Option<Instant>>,
+    /// The grace period is over: nothing of the test runs any more.
+    cut: Cell<bool>,
     pub(crate) next_call_id: Cell<u64>,
     /// The VU whose JS is running: host functions are shared by all VUs of the worker.
     pub(crate) current: Cell<u32>,
@@ -202,7 +229,10 @@ impl Worker {
         let slice = shared.campaign.options.iteration_timeout.min(MAX_SLICE);
         let slice_clock = Rc::new(SliceClock::default());
         let clock = slice_clock.clone();
-        rt.set_interrupt_handler(Some(Box::new(move || clock.expired(slice))));
+        let (stop, grace) = (shared.stop.clone(), shared.config.stop_grace);
+        rt.set_interrupt_handler(Some(Box::new(move || {
+            clock.expired(slice) || clock.past_stop_grace(&stop, grace)
+        })));
         let worker = Rc::new(Worker {
             index,
             shared: shared.clone(),
@@ -222,6 +252,8 @@ impl Worker {
             active_vus: Cell::new(0),
             pending_starts: Cell::new(0),
             stopping: Cell::new(false),
+            grace_end: Cell::new(None),
+            cut: Cell::new(false),
             next_call_id: Cell::new(index as u64),
             current: Cell::new(0),
             shared_scope: RefCell::new(None),
@@ -303,6 +335,11 @@ impl Worker {
         Ok(worker)
     }
 
+    /// Whether the stop's grace period is over: no more of the test's code runs.
+    pub(crate) fn is_cut(&self) -> bool {
+        self.cut.get()
+    }
+
     pub(crate) fn weak(&self) -> Weak<Worker> {
         self.self_ref.borrow().clone()
     }
@@ -373,25 +410,13 @@ impl Worker {
             {
                 self.begin_stop(now);
             }
-            let mut handled = 0;
-            while handled < BATCH {
-                let due = self.timers.borrow_mut().pop_due(now);
-                let Some((at, due)) = due else { break };
-                handled += 1;
-                match due {
-                    Due::VuStart(slot) => {
-                        self.pending_starts.set(self.pending_starts.get() - 1);
-                        self.start_iteration(slot, at);
-                    }
-                    Due::Timer(id) => self.fire_timer(id, now),
-                }
-            }
+            // Each source has a budget of its own per round, so that none starves the
+            // others: iteration ends are served even while timers are always due.
+            let mut handled = self.start_ready(BATCH);
+            handled += self.fire_due(now, BATCH);
             handled += self.arrive(now);
-            while handled < BATCH {
-                let next = self.ready.borrow_mut().pop_front();
-                let Some(slot) = next else { break };
-                handled += 1;
-                self.start_iteration(slot, Instant::now());
+            if self.grace_end.get().is_some_and(|g| now >= g) {
+                self.cut_at_grace_end();
             }
             if now >= next_sweep {
                 self.sweep_timeouts(now);
@@ -418,12 +443,67 @@ impl Worker {
             if let Some(e) = end_at.filter(|_| !self.stopping.get()) {
                 wake_at = wake_at.min(e);
             }
+            if let Some(g) = self.grace_end.get() {
+                wake_at = wake_at.min(g);
+            }
             tokio::select! {
                 _ = tokio::time::sleep_until(wake_at.into()) => {}
                 _ = self.wake.notified() => {}
             }
         }
         probe.abort();
+    }
+
+    /// Starts up to `budget` iterations of VUs whose previous one ended.
+    fn start_ready(&self, budget: usize) -> usize {
+        let mut n = 0;
+        while n < budget {
+            let next = self.ready.borrow_mut().pop_front();
+            let Some(slot) = next else { break };
+            n += 1;
+            self.start_iteration(slot, Instant::now());
+        }
+        n
+    }
+
+    /// Fires up to `budget` timers and VU starts due by `now`.
+    fn fire_due(&self, now: Instant, budget: usize) -> usize {
+        let mut n = 0;
+        while n < budget {
+            let due = self.timers.borrow_mut().pop_due(now);
+            let Some((at, due)) = due else { break };
+            n += 1;
+            match due {
+                // A VU start still queued after a stop: that VU was finished by the stop.
+                Due::VuStart(_) if self.stopping.get() => {}
+                Due::VuStart(slot) => {
+                    self.pending_starts.set(self.pending_starts.get() - 1);
+                    self.start_iteration(slot, at);
+                }
+                Due::Timer(id) => self.fire_timer(id, now),
+            }
+        }
+        n
+    }
+
+    /// The stop's grace period is over: open iterations end; what is left of the test
+    /// (timers, calls in flight, whose callbacks no longer run) goes, so the run ends.
+    fn cut_at_grace_end(&self) {
+        self.grace_end.set(None);
+        self.cut.set(true);
+        self.sweep_timeouts(Instant::now());
+        self.timers.borrow_mut().clear_timers();
+        let calls: Vec<u64> = self.calls.borrow().keys().copied().collect();
+        if !calls.is_empty() {
+            tracing::warn!(
+                worker = self.index,
+                calls = calls.len(),
+                "stop grace period over: aborting the calls still in flight"
+            );
+        }
+        for id in calls {
+            self.http_abort(id);
+        }
     }
 
     fn finished(&self) -> bool {
@@ -447,6 +527,10 @@ impl Worker {
     fn begin_stop(&self, now: Instant) {
         self.stopping.set(true);
         let grace = now + self.shared.config.stop_grace;
+        self.grace_end.set(Some(grace));
+        if self.shared.stop.is_stopped() {
+            self.slice_clock.stop_taken(now);
+        }
         for vu in self.vus.borrow_mut().iter_mut() {
             if let Some(o) = vu.open.as_mut() {
                 o.deadline = o.deadline.min(grace);
@@ -523,6 +607,8 @@ impl Worker {
             if closed && (stopping || vu.remaining == 0) {
                 vu.finished = true;
                 self.active_vus.set(self.active_vus.get() - 1);
+                // Nothing of a VU that runs no more iterations may keep the worker busy.
+                self.timers.borrow_mut().clear_vu(slot);
                 return;
             }
             if closed && vu.remaining != u64::MAX {
@@ -642,6 +728,7 @@ impl Worker {
 
     /// An exception in code of iteration `seq`: counted; ends that iteration if still open.
     pub(crate) fn script_error(&self, slot: u32, seq: u64, err: ScriptError) {
+        let err = err.explain_out_of_memory(self.shared.campaign.options.memory_limit);
         if !self.end_iteration(slot, seq, End::Failed(err.clone())) {
             // The iteration had already ended (paced tests): still an error.
             self.stats
