@@ -10,7 +10,13 @@ fn the_browser_example_signs_in_through_the_form_and_follows_the_link() {
     let json = std::env::temp_dir().join(format!("camut-browser-{}.json", std::process::id()));
     let out = target.run(
         &example,
-        &["--threads", "2", "--quiet", "--summary-json", json.to_str().unwrap()],
+        &[
+            "--threads",
+            "2",
+            "--quiet",
+            "--summary-json",
+            json.to_str().unwrap(),
+        ],
     );
     let text = std::fs::read_to_string(&json).unwrap_or_default();
     let _ = std::fs::remove_file(&json);
