@@ -468,6 +468,17 @@ fn standalone_deployer(dir: &Path, name: &str, body: &str) -> (Killed, String) {
     (Killed(child), url)
 }
 
+/// A client of the deployer serving at `url`.
+async fn connect(url: String) -> DeployerClient<tonic::transport::Channel> {
+    DeployerClient::new(
+        tonic::transport::Endpoint::from_shared(url)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    )
+}
+
 /// A CA certificate as the server hands it to deployers (only carried, never parsed).
 const CA_PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBtest\n-----END CERTIFICATE-----\n";
 
@@ -498,15 +509,6 @@ fn configure_reports_each_instance_and_refuses_unknown_host_keys() {
         standalone_deployer(&dir, "strict", &settings(&empty_known_hosts));
     let (good_process, good_url) = standalone_deployer(&dir, "good", &settings(&sshd.known_hosts));
     rt().block_on(async {
-        let connect = |url: String| async move {
-            DeployerClient::new(
-                tonic::transport::Endpoint::from_shared(url)
-                    .unwrap()
-                    .connect()
-                    .await
-                    .unwrap(),
-            )
-        };
         let mut strict = connect(strict_url).await;
         let mut good = connect(good_url).await;
         let made = good
@@ -855,15 +857,6 @@ fn ssh_failures_are_quick_and_name_their_cause() {
         &settings(&me, "no-such-sudo-xyz systemctl restart camut-drone"),
     );
     rt().block_on(async {
-        let connect = |url: String| async move {
-            DeployerClient::new(
-                tonic::transport::Endpoint::from_shared(url)
-                    .unwrap()
-                    .connect()
-                    .await
-                    .unwrap(),
-            )
-        };
         let mut wrong_user = connect(wrong_user).await;
         let mut attached = connect(attached).await;
         let mut missing = connect(missing).await;
