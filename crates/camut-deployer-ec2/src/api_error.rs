@@ -134,12 +134,12 @@ where
                 ApiErrorKind::Unreachable
             },
             code: String::new(),
-            message: short(&source_chain(e)),
+            message: short(&crate::ssh::error_chain(e)),
         },
         SdkError::ConstructionFailure(_) => ApiFailure {
             kind: ApiErrorKind::BadParameter,
             code: String::new(),
-            message: short(&source_chain(e)),
+            message: short(&crate::ssh::error_chain(e)),
         },
         _ => {
             let code = e.code().unwrap_or_default().to_owned();
@@ -162,21 +162,6 @@ where
             }
         }
     }
-}
-
-/// An error's causes, joined by `: ` (the SDK's own Display says only "dispatch failure").
-fn source_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let s = c.to_string();
-        if !s.is_empty() && !text.contains(&s) {
-            text.push_str(": ");
-            text.push_str(&s);
-        }
-        cause = c.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -414,7 +414,7 @@ async fn run(
 }
 
 /// An error and its causes (ssh's own words are in the cause), joined by `: `.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
