@@ -299,6 +299,7 @@ pub struct ServerProcess {
     pub banner: Vec<String>,
     /// Its data dir.
     pub data_dir: PathBuf,
+    log_path: PathBuf,
     config: Option<PathBuf>,
     env: Vec<(String, String)>,
     args: Vec<String>,
@@ -337,11 +338,36 @@ impl ServerProcess {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let args = args.iter().map(|a| a.to_string()).collect();
-        Self::launch(data_dir, config, "127.0.0.1:0", env, args)
+        let log = data_dir.join("server.log");
+        Self::launch(data_dir, log, config, "127.0.0.1:0", env, args)
+    }
+
+    /// Starts a server whose store is in `data_dir` (made by the caller, such as a
+    /// small tmpfs), with an optional camut.toml body; its log and config are kept
+    /// apart, in a fresh directory named after `name`.
+    pub fn start_in(name: &str, data_dir: &Path, config: Option<&str>) -> ServerProcess {
+        let own = std::env::temp_dir().join(format!("camut-server-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&own);
+        std::fs::create_dir_all(&own).unwrap();
+        let config = config.map(|body| {
+            let p = own.join("camut.toml");
+            std::fs::write(&p, body).unwrap();
+            p
+        });
+        let log = own.join("server.log");
+        Self::launch(
+            data_dir.to_path_buf(),
+            log,
+            config,
+            "127.0.0.1:0",
+            Vec::new(),
+            Vec::new(),
+        )
     }
 
     fn launch(
         data_dir: PathBuf,
+        log_path: PathBuf,
         config: Option<PathBuf>,
         listen: &str,
         env: Vec<(String, String)>,
@@ -361,7 +387,7 @@ impl ServerProcess {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(data_dir.join("server.log"))
+            .open(&log_path)
             .unwrap();
         let mut child = cmd
             .env("CAMUT_LOG", "info")
@@ -385,7 +411,7 @@ impl ServerProcess {
             if line.is_empty() {
                 panic!(
                     "the server ended before listening; printed {banner:?}; log: {}",
-                    std::fs::read_to_string(data_dir.join("server.log")).unwrap_or_default()
+                    std::fs::read_to_string(&log_path).unwrap_or_default()
                 );
             }
             banner.push(line.trim_end().to_string());
@@ -401,6 +427,7 @@ impl ServerProcess {
             url,
             banner,
             data_dir,
+            log_path,
             config,
             env,
             args,
@@ -421,6 +448,7 @@ impl ServerProcess {
         std::thread::sleep(down);
         let mut fresh = Self::launch(
             self.data_dir.clone(),
+            self.log_path.clone(),
             self.config.clone(),
             &self.addr.clone(),
             self.env.clone(),
@@ -444,7 +472,7 @@ impl ServerProcess {
 
     /// The server's log so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.data_dir.join("server.log")).unwrap_or_default()
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
     /// `camut -s URL ARGS…`.

@@ -125,6 +125,10 @@ pub(crate) struct Live {
     /// Lost drones that came back and delivered every delta of their run: what they
     /// measured is whole in the results.
     pub returned: HashSet<String>,
+    /// Drones whose statistics the store refused, with the first refused sequence
+    /// number and the error; cleared for a drone once a later delta of it is stored
+    /// (it resends in order, so the refused ones were stored first).
+    pub refused: BTreeMap<String, (u64, String)>,
     pub started: Option<Instant>,
     /// Why the run was stopped, when it was.
     pub stopped: Option<String>,
@@ -151,6 +155,7 @@ impl Live {
         self.finished.clear();
         self.lost.clear();
         self.returned.clear();
+        self.refused.clear();
         self.started = None;
         self.stopped = None;
         self.history.clear();

@@ -297,12 +297,14 @@ impl Core {
         let total = self.store.drones(&campaign)?.len() as u32;
         ctx.update(|j| j.progress_total = total).await;
         let mut cancelled = false;
+        let mut store_failing = false;
         loop {
             let notified = self.changed.notified();
             let (done, lost) = self.with_live(&campaign, |l| {
                 (l.finished.len() as u32, l.lost.len() as u32)
             });
             ctx.update(|j| j.progress_done = done + lost).await;
+            store_failing = self.report_store(ctx, store_failing).await;
             if done + lost >= total {
                 break;
             }
@@ -317,6 +319,14 @@ impl Core {
             }
         }
         let summary = self.finalize(&campaign).await?;
+        if store_failing {
+            ctx.log(format!(
+                "the store can be written again: the results are stored ({} writes had \
+                 failed)",
+                self.store.health().failed_writes()
+            ))
+            .await;
+        }
         let stopped = self.with_live(&campaign, |l| l.stopped.clone());
         if cancelled {
             return Err(JobEnd::Cancelled);
@@ -343,6 +353,33 @@ impl Core {
         ))
         .await;
         Ok(())
+    }
+
+    /// Says in the job's log when the store starts and stops failing (`was_failing`:
+    /// what was said last); returns whether it fails now.
+    async fn report_store(&self, ctx: &JobCtx, was_failing: bool) -> bool {
+        let health = self.store.health();
+        match (health.failing(), was_failing) {
+            (Some(e), false) => {
+                ctx.log(format!(
+                    "the store cannot be written ({e}): statistics are not acknowledged \
+                     meanwhile; the drones keep them and send them again"
+                ))
+                .await;
+                true
+            }
+            (None, true) => {
+                ctx.log(format!(
+                    "the store can be written again: no write failed for {} s ({} writes \
+                     had failed)",
+                    crate::store::RECOVERY_WINDOW.as_secs(),
+                    health.failed_writes()
+                ))
+                .await;
+                false
+            }
+            (now, _) => now.is_some(),
+        }
     }
 
     async fn run_stop(&self, ctx: &JobCtx) -> Result<(), JobEnd> {

@@ -345,11 +345,20 @@ impl Core {
             .insert_stats(campaign, drone, s.seq, delta.encode_to_vec())
             .await
             .inspect_err(|e| {
+                self.with_live(campaign, |l| {
+                    l.refused
+                        .entry(drone.to_string())
+                        .or_insert_with(|| (s.seq, e.to_string()));
+                });
                 self.logs.push(
                     "error",
                     "server",
                     campaign,
-                    format!("cannot store stats #{} of {drone}: {e}", s.seq),
+                    format!(
+                        "cannot store stats #{} of {drone}: {e}; not acknowledged, the \
+                         drone keeps them and sends them again",
+                        s.seq
+                    ),
                 );
             })?;
         // Merged once, after the commit, straight from the wire form: a second's burst
@@ -362,6 +371,7 @@ impl Core {
             };
             let held = l.acked.entry(drone.to_string()).or_default();
             *held = (*held).max(s.seq);
+            l.refused.remove(drone);
             merged
         });
         if let Err(e) = merged {

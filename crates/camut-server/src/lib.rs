@@ -84,6 +84,41 @@ fn metrics_route(core: Arc<Core>, token: ApiToken) -> axum::routing::MethodRoute
     })
 }
 
+/// How long `/healthz` waits for its probe write before it says the store is stuck.
+const HEALTH_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `GET /healthz`: 200 `ok` when a probe row can be written to the store now, 503 with
+/// the store's error otherwise (a full disk, an I/O error, a writer that is stuck).
+fn healthz_route(core: Arc<Core>) -> axum::routing::MethodRouter {
+    use axum::http::{header, StatusCode};
+    axum::routing::get(move || {
+        let core = core.clone();
+        async move {
+            let probe = tokio::time::timeout(HEALTH_PROBE_TIMEOUT, core.store.probe()).await;
+            let failure = match probe {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(format!("store: cannot write: {e}")),
+                Err(_) => Some(format!(
+                    "store: a write did not commit within {} s",
+                    HEALTH_PROBE_TIMEOUT.as_secs()
+                )),
+            };
+            let text = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
+            match failure {
+                None => (StatusCode::OK, text, "ok\n".to_string()),
+                Some(why) => {
+                    let failed = core.store.health().failed_writes();
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        text,
+                        format!("{why} ({failed} writes failed since the server started)\n"),
+                    )
+                }
+            }
+        }
+    })
+}
+
 /// Checks the bearer token of a control call (when the server has one).
 fn check_token(token: ApiToken) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone {
     move |req: Request<()>| {
@@ -169,7 +204,7 @@ pub async fn serve_with(
     let routes = builder.routes();
     let router = routes
         .into_axum_router()
-        .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+        .route("/healthz", healthz_route(core.clone()))
         .route("/metrics", metrics_route(core.clone(), token.clone()))
         .layer(axum::middleware::map_response(
             undecodable_is_invalid_argument,

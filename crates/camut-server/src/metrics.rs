@@ -226,6 +226,29 @@ pub fn render(core: &Core) -> String {
         &[],
         core.store.size_bytes().unwrap_or(0) as f64,
     );
+    let health = core.store.health();
+    f.head(
+        "camut_store_write_errors",
+        "counter",
+        None,
+        "Store writes that failed for a storage reason (disk full, I/O error).",
+    );
+    f.sample(
+        "camut_store_write_errors_total",
+        &[],
+        health.failed_writes() as f64,
+    );
+    f.head(
+        "camut_store_writable",
+        "gauge",
+        None,
+        "0 while store writes fail (one failed in the last 10 s), else 1.",
+    );
+    f.sample(
+        "camut_store_writable",
+        &[],
+        if health.failing().is_some() { 0.0 } else { 1.0 },
+    );
     out.push_str("# EOF\n");
     out
 }

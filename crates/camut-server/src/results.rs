@@ -30,6 +30,9 @@ struct RunFigures {
     lost: BTreeMap<String, String>,
     /// Lost drones that came back with all their statistics.
     returned: std::collections::HashSet<String>,
+    /// Drones whose statistics the store refused and that have not delivered them
+    /// since: first refused number and the error.
+    refused: BTreeMap<String, (u64, String)>,
 }
 
 impl Core {
@@ -43,6 +46,7 @@ impl Core {
                 duration_s: l.elapsed_s(),
                 lost: l.lost.clone(),
                 returned: l.returned.clone(),
+                refused: l.refused.clone(),
             })
         });
         if let Some(f) = live {
@@ -54,6 +58,7 @@ impl Core {
             duration_s: 0.0,
             lost: BTreeMap::new(),
             returned: Default::default(),
+            refused: BTreeMap::new(),
         };
         let max_operations = self.info(&self.campaign_row(campaign)?)?.max_operations;
         let mut ops = OperationCap::new(max_operations);
@@ -206,7 +211,8 @@ impl Core {
                 .collect(),
             summary: Some(camut::summary::to_wire(&summary)),
             // A lost drone that came back with all its statistics leaves nothing out.
-            degraded: figures.lost.keys().any(|d| !figures.returned.contains(d)),
+            degraded: figures.lost.keys().any(|d| !figures.returned.contains(d))
+                || !figures.refused.is_empty(),
             run: row.run,
             finished: false,
             runs: Vec::new(),
@@ -219,6 +225,12 @@ impl Core {
                     ),
                     false => format!("{d}: {why}"),
                 })
+                .chain(figures.refused.iter().map(|(d, (seq, why))| {
+                    format!(
+                        "{d}: its statistics from #{seq} on are not counted: the store \
+                         refused them ({why})"
+                    )
+                }))
                 .collect(),
             drones,
         };

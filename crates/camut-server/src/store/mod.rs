@@ -18,6 +18,7 @@ pub use camut_stats::clock::now_ms;
 use crate::error::ServerError;
 use crate::state::{CampaignState, Command, DroneState, JobState};
 use writer::Writer;
+pub use writer::{StoreHealth, RECOVERY_WINDOW};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -188,6 +189,13 @@ INSERT INTO series_by_run (campaign, run, time_ms, point)
 DROP TABLE series;
 ALTER TABLE series_by_run RENAME TO series
 "#,
+    // One row that `/healthz` rewrites: the store answers only when it can be written.
+    r#"
+CREATE TABLE probe (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    written_ms INTEGER NOT NULL
+)
+"#,
 ];
 
 /// A campaign's saved results.
@@ -335,6 +343,23 @@ impl Store {
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, ServerError> {
         self.writer.write(f).await
+    }
+
+    /// Whether the store could be written, as the writer's last transactions found.
+    pub fn health(&self) -> &StoreHealth {
+        self.writer.health()
+    }
+
+    /// Writes and commits one row: fails when the store cannot be written now (disk
+    /// full, I/O error, read-only file).
+    pub async fn probe(&self) -> Result<(), ServerError> {
+        let now = now_ms();
+        self.write(move |db| {
+            db.prepare_cached("INSERT OR REPLACE INTO probe (id, written_ms) VALUES (1, ?1)")?
+                .execute([now])?;
+            Ok(())
+        })
+        .await
     }
 
     /// Inserts a campaign; false when the id exists.
@@ -1038,6 +1063,30 @@ mod tests {
         assert!(s.series("c", 1, u32::MAX).unwrap().is_empty());
         assert_eq!(s.series_cursor("c").unwrap(), None);
         assert_eq!(s.series("other", 1, u32::MAX).unwrap(), [vec![9]]);
+    }
+
+    #[tokio::test]
+    async fn a_store_that_cannot_be_written_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        s.probe().await.unwrap();
+        // A refused constraint is no storage error.
+        assert!(s
+            .write(|db| db.execute_batch("INSERT INTO probe (id, written_ms) VALUES (2, 0)"))
+            .await
+            .is_err());
+        assert_eq!(s.health().failing(), None);
+        assert_eq!(s.health().failed_writes(), 0);
+        // A read-only connection fails every write the way a full disk does: with a
+        // storage error. (The full disk itself: integration/tests/disk_full.rs.)
+        s.write(|db| db.execute_batch("PRAGMA query_only = ON"))
+            .await
+            .unwrap();
+        let e = s.probe().await.unwrap_err().to_string();
+        assert!(e.contains("readonly"), "{e}");
+        assert!(s.insert_campaign(&row("c")).await.is_err());
+        assert!(s.health().failing().unwrap().contains("readonly"));
+        assert_eq!(s.health().failed_writes(), 2);
     }
 
     #[tokio::test]
