@@ -86,60 +86,95 @@ pub fn counters(d: &v1::StatsDelta) -> Counters {
     }
 }
 
-/// Adds a wire delta into `into`, as [`StatsSet::merge`] would add its decoded set: each
-/// histogram is merged straight from its encoded counts, at the cost of the values it
-/// holds. Every histogram is checked first, so a delta that fails merges nothing.
-/// Operations past `ops`' bound are merged under its overflow operation.
-pub fn merge_wire(
-    into: &mut StatsSet,
-    d: &v1::StatsDelta,
-    ops: &mut OperationCap,
-) -> Result<(), CodecError> {
+/// A wire delta whose histogram payloads have all been checked (header, layout and every
+/// entry, without allocating): it merges without checking again and cannot fail half-way.
+pub struct CheckedDelta<'a> {
+    delta: &'a v1::StatsDelta,
+    /// Per call series: response time, time to first byte, service time, received,
+    /// transmitted, TLS handshake time.
+    calls: Vec<[Encoded<'a>; 6]>,
+    duration: Encoded<'a>,
+}
+
+/// Checks every histogram of a wire delta; what a drone sends is checked so on arrival,
+/// before it is stored.
+pub fn check_wire(d: &v1::StatsDelta) -> Result<CheckedDelta<'_>, CodecError> {
     let calls = d
         .calls
         .iter()
         .map(|c| {
-            Ok((
-                c,
-                [
-                    Encoded::parse(&c.response_time)?,
-                    Encoded::parse(&c.response_begin_time)?,
-                    Encoded::parse(&c.service_time)?,
-                    Encoded::parse(&c.received)?,
-                    Encoded::parse(&c.transmitted)?,
-                    Encoded::parse(&c.tls_handshake_time)?,
-                ],
-            ))
+            Ok([
+                Encoded::parse(&c.response_time)?,
+                Encoded::parse(&c.response_begin_time)?,
+                Encoded::parse(&c.service_time)?,
+                Encoded::parse(&c.received)?,
+                Encoded::parse(&c.transmitted)?,
+                Encoded::parse(&c.tls_handshake_time)?,
+            ])
         })
         .collect::<Result<Vec<_>, CodecError>>()?;
     let duration = match &d.iterations {
         Some(it) => Encoded::parse(&it.duration)?,
         None => Encoded::parse(&[])?,
     };
-    for (c, [rt, rbt, st, rx, tx, tls]) in calls {
-        let s = into.call(&CallKey {
-            operation: ops.admit(&c.operation).to_string(),
-            status_class: c.status_class as u16,
-        });
-        s.requests = s.requests.saturating_add(c.requests);
-        s.errors = s.errors.saturating_add(c.errors);
-        rt.add_to_lazy(&mut s.response_time)?;
-        rbt.add_to_lazy(&mut s.response_begin_time)?;
-        st.add_to_lazy(&mut s.service_time)?;
-        rx.add_to_lazy(&mut s.received)?;
-        tx.add_to_lazy(&mut s.transmitted)?;
-        tls.add_to_lazy(&mut s.tls_handshake_time)?;
+    Ok(CheckedDelta {
+        delta: d,
+        calls,
+        duration,
+    })
+}
+
+impl CheckedDelta<'_> {
+    /// The delta itself.
+    pub fn delta(&self) -> &v1::StatsDelta {
+        self.delta
     }
-    into.add_counters(&counters(d));
-    duration.add_to_lazy(&mut into.iterations.duration)?;
-    for e in &d.errors {
-        into.add_error(
-            &e.message,
-            e.count,
-            (!e.stack.is_empty()).then_some(&*e.stack),
-        );
+
+    /// Adds the delta into `into`, as [`StatsSet::merge`] would add its decoded set: each
+    /// histogram is merged straight from its encoded counts, at the cost of the values
+    /// it holds. Operations past `ops`' bound are merged under its overflow operation.
+    /// (Recording a value checked by [`check_wire`] does not fail with an auto-resizing
+    /// histogram; the error is passed on all the same.)
+    pub fn merge_into(
+        &self,
+        into: &mut StatsSet,
+        ops: &mut OperationCap,
+    ) -> Result<(), CodecError> {
+        for (c, [rt, rbt, st, rx, tx, tls]) in self.delta.calls.iter().zip(&self.calls) {
+            let s = into.call(&CallKey {
+                operation: ops.admit(&c.operation).to_string(),
+                status_class: c.status_class as u16,
+            });
+            s.requests = s.requests.saturating_add(c.requests);
+            s.errors = s.errors.saturating_add(c.errors);
+            rt.add_to_lazy(&mut s.response_time)?;
+            rbt.add_to_lazy(&mut s.response_begin_time)?;
+            st.add_to_lazy(&mut s.service_time)?;
+            rx.add_to_lazy(&mut s.received)?;
+            tx.add_to_lazy(&mut s.transmitted)?;
+            tls.add_to_lazy(&mut s.tls_handshake_time)?;
+        }
+        into.add_counters(&counters(self.delta));
+        self.duration.add_to_lazy(&mut into.iterations.duration)?;
+        for e in &self.delta.errors {
+            into.add_error(
+                &e.message,
+                e.count,
+                (!e.stack.is_empty()).then_some(&*e.stack),
+            );
+        }
+        Ok(())
     }
-    Ok(())
+}
+
+/// Checks a wire delta, then adds it into `into` ([`CheckedDelta::merge_into`]); a delta
+/// that fails the check merges nothing.
+pub fn merge_wire(
+    into: &mut StatsSet,
+    d: &v1::StatsDelta,
+    ops: &mut OperationCap,
+) -> Result<(), CodecError> {
+    check_wire(d)?.merge_into(into, ops)
 }
 
 #[cfg(test)]

@@ -129,6 +129,9 @@ pub(crate) struct Live {
     /// number and the error; cleared for a drone once a later delta of it is stored
     /// (it resends in order, so the refused ones were stored first).
     pub refused: BTreeMap<String, (u64, String)>,
+    /// Drones that sent deltas whose histograms do not check: how many, the first one's
+    /// number and why. Such deltas are neither stored nor counted.
+    pub invalid: BTreeMap<String, (u64, u64, String)>,
     pub started: Option<Instant>,
     /// Why the run was stopped, when it was.
     pub stopped: Option<String>,
@@ -156,6 +159,7 @@ impl Live {
         self.lost.clear();
         self.returned.clear();
         self.refused.clear();
+        self.invalid.clear();
         self.started = None;
         self.stopped = None;
         self.history.clear();
@@ -165,10 +169,14 @@ impl Live {
     /// Merges a stored delta of `drone` into this tick's interval (nothing when it does
     /// not decode). Each delta is merged once, straight from its wire form; the interval
     /// joins the totals once a tick.
-    pub fn merge(&mut self, drone: &str, delta: &v1::StatsDelta) -> Result<(), CodecError> {
-        camut::stats::merge_wire(&mut self.interval, delta, &mut self.operations)?;
+    pub fn merge(
+        &mut self,
+        drone: &str,
+        delta: &camut::stats::CheckedDelta<'_>,
+    ) -> Result<(), CodecError> {
+        delta.merge_into(&mut self.interval, &mut self.operations)?;
         let counts = self.per_drone.entry(drone.to_string()).or_default();
-        counts.add(delta);
+        counts.add(delta.delta());
         // A drone's row shows what it stored: no separate progress message is needed.
         if let Some(s) = self.sessions.get_mut(drone) {
             s.iterations_done = s.iterations_done.max(counts.iterations);
@@ -401,15 +409,18 @@ mod tests {
     #[test]
     fn totals_are_exact_between_ticks_and_intervals_fold_once() {
         let mut l = Live::default();
-        l.merge("a", &delta(3, 100)).unwrap();
-        l.merge("b", &delta(4, 900)).unwrap();
+        l.merge("a", &camut::stats::check_wire(&delta(3, 100)).unwrap())
+            .unwrap();
+        l.merge("b", &camut::stats::check_wire(&delta(4, 900)).unwrap())
+            .unwrap();
         // Before any tick the totals already hold both deltas.
         assert_eq!(l.totals().request_totals(), (7, 0));
         assert_eq!(l.iterations_done(), 7);
         let first = l.take_interval();
         assert_eq!(first.request_totals(), (7, 0));
         assert_eq!(l.totals().request_totals(), (7, 0), "folded, not lost");
-        l.merge("a", &delta(2, 50)).unwrap();
+        l.merge("a", &camut::stats::check_wire(&delta(2, 50)).unwrap())
+            .unwrap();
         assert_eq!(l.totals().request_totals(), (9, 0));
         let second = l.take_interval();
         assert_eq!(
@@ -440,7 +451,9 @@ mod tests {
             });
             c.requests = 10;
             c.response_time.record(100).unwrap();
-            l.merge(drone, &camut::stats::to_wire(&s)).unwrap();
+            let wire = camut::stats::to_wire(&s);
+            l.merge(drone, &camut::stats::check_wire(&wire).unwrap())
+                .unwrap();
         }
         l.take_interval();
         let totals = l.totals();
@@ -465,12 +478,9 @@ mod tests {
     }
 
     #[test]
-    fn an_undecodable_delta_changes_nothing() {
-        let mut l = Live::default();
+    fn an_undecodable_delta_does_not_check() {
         let mut bad = delta(1, 10);
         bad.calls[0].response_time = vec![0; 41].into();
-        assert!(l.merge("a", &bad).is_err());
-        assert!(l.no_stats());
-        assert!(l.per_drone.is_empty());
+        assert!(camut::stats::check_wire(&bad).is_err());
     }
 }

@@ -340,6 +340,34 @@ impl Core {
         let Some(delta) = s.delta else {
             return Ok(acked);
         };
+        // Checked on arrival, before anything is stored or allocated for it: a delta that
+        // does not check is refused — never stored, never counted, reported — and
+        // acknowledged, since sending it again cannot make it valid.
+        let checked = match camut::stats::check_wire(&delta) {
+            Ok(c) => c,
+            Err(e) => {
+                self.logs.push(
+                    "error",
+                    "server",
+                    campaign,
+                    format!(
+                        "drone {drone} sent invalid statistics #{}: {e}; refused (invalid \
+                         argument): not stored, not counted",
+                        s.seq
+                    ),
+                );
+                self.with_live(campaign, |l| {
+                    let entry = l
+                        .invalid
+                        .entry(drone.to_string())
+                        .or_insert_with(|| (0, s.seq, e.to_string()));
+                    entry.0 += 1;
+                    let held = l.acked.entry(drone.to_string()).or_default();
+                    *held = (*held).max(s.seq);
+                });
+                return Ok(s.seq);
+            }
+        };
         let stored = self
             .store
             .insert_stats(campaign, drone, s.seq, delta.encode_to_vec())
@@ -365,7 +393,7 @@ impl Core {
         // of deltas waits for the commit as a few KB each, not as histogram sets.
         let merged = self.with_live(campaign, |l| {
             let merged = if stored {
-                l.merge(drone, &delta)
+                l.merge(drone, &checked)
             } else {
                 Ok(())
             };
@@ -726,4 +754,64 @@ fn take_point(l: &mut Live) -> Option<TakenPoint> {
         stats,
         covered: l.acked.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use camut::v1;
+    use camut_stats::{CallKey, StatsSet};
+
+    use crate::testing::core_with;
+
+    fn stats(seq: u64, requests: u64) -> v1::Stats {
+        let mut set = StatsSet::default();
+        let call = set.call(&CallKey {
+            operation: "GET /".into(),
+            status_class: 200,
+        });
+        call.requests = requests;
+        call.response_time.record(1_000).unwrap();
+        v1::Stats {
+            seq,
+            delta: Some(camut::stats::to_wire(&set)),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_crafted_histogram_is_refused_before_it_is_stored_and_the_results_say_so() {
+        let (core, _dir) = core_with(1);
+        core.create("c.js", "c 1", &Default::default())
+            .await
+            .unwrap();
+        assert_eq!(core.ingest("c", "d1", stats(1, 3)).await.unwrap(), 1);
+        // A V2 header announcing 2·10⁹ payload bytes it does not carry: what a hostile
+        // drone sends to make the server allocate.
+        let mut bad = stats(2, 5);
+        let mut crafted = vec![0u8; 40];
+        crafted[..4].copy_from_slice(&0x1c84_9313u32.to_be_bytes());
+        crafted[4..8].copy_from_slice(&2_000_000_000u32.to_be_bytes());
+        bad.delta.as_mut().unwrap().calls[0].response_time = crafted.into();
+        // Refused, yet acknowledged: sending it again cannot make it valid.
+        assert_eq!(core.ingest("c", "d1", bad).await.unwrap(), 2);
+        assert_eq!(core.ingest("c", "d1", stats(3, 4)).await.unwrap(), 3);
+        let stored: Vec<u64> = core
+            .store
+            .stats("c")
+            .unwrap()
+            .iter()
+            .map(|(_, seq, _)| *seq)
+            .collect();
+        assert_eq!(stored, [1, 3], "the invalid delta is not stored");
+        let (summary, results) = core.build_results("c").unwrap();
+        assert_eq!(summary.requests, 7, "only the valid deltas are counted");
+        assert!(results.degraded);
+        assert_eq!(results.lost.len(), 1, "{:?}", results.lost);
+        assert!(
+            results.lost[0].starts_with("d1: 1 statistics deltas were invalid")
+                && results.lost[0].contains("#2")
+                && results.lost[0].contains("announces 2000000000 payload bytes"),
+            "{:?}",
+            results.lost
+        );
+    }
 }

@@ -303,7 +303,9 @@ impl Core {
         for (i, batch) in [older, newer].into_iter().enumerate() {
             for (drone, _, bytes) in batch {
                 if let Some(d) = decode(&bytes) {
-                    let _ = live.merge(&drone, &d);
+                    if let Ok(checked) = camut::stats::check_wire(&d) {
+                        let _ = live.merge(&drone, &checked);
+                    }
                 }
             }
             if i == 0 {

@@ -33,6 +33,8 @@ struct RunFigures {
     /// Drones whose statistics the store refused and that have not delivered them
     /// since: first refused number and the error.
     refused: BTreeMap<String, (u64, String)>,
+    /// Drones that sent deltas that did not check: how many, the first's number, why.
+    invalid: BTreeMap<String, (u64, u64, String)>,
 }
 
 impl Core {
@@ -47,6 +49,7 @@ impl Core {
                 lost: l.lost.clone(),
                 returned: l.returned.clone(),
                 refused: l.refused.clone(),
+                invalid: l.invalid.clone(),
             })
         });
         if let Some(f) = live {
@@ -59,6 +62,7 @@ impl Core {
             lost: BTreeMap::new(),
             returned: Default::default(),
             refused: BTreeMap::new(),
+            invalid: BTreeMap::new(),
         };
         let max_operations = self.info(&self.campaign_row(campaign)?)?.max_operations;
         let mut ops = OperationCap::new(max_operations);
@@ -212,7 +216,8 @@ impl Core {
             summary: Some(camut::summary::to_wire(&summary)),
             // A lost drone that came back with all its statistics leaves nothing out.
             degraded: figures.lost.keys().any(|d| !figures.returned.contains(d))
-                || !figures.refused.is_empty(),
+                || !figures.refused.is_empty()
+                || !figures.invalid.is_empty(),
             run: row.run,
             finished: false,
             runs: Vec::new(),
@@ -229,6 +234,12 @@ impl Core {
                     format!(
                         "{d}: its statistics from #{seq} on are not counted: the store \
                          refused them ({why})"
+                    )
+                }))
+                .chain(figures.invalid.iter().map(|(d, (n, seq, why))| {
+                    format!(
+                        "{d}: {n} statistics deltas were invalid and are not counted \
+                         (first: #{seq}, {why})"
                     )
                 }))
                 .collect(),
@@ -377,7 +388,8 @@ mod tests {
                 .insert_stats("c", drone, seq, bytes)
                 .await
                 .unwrap());
-            core.with_live("c", |l| l.merge(drone, &wire)).unwrap();
+            let checked = camut::stats::check_wire(&wire).unwrap();
+            core.with_live("c", |l| l.merge(drone, &checked)).unwrap();
         }
         let (live, _) = core.build_results("c").unwrap();
         assert_eq!((live.requests, live.iterations.completed), (12, 12));
