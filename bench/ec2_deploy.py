@@ -209,6 +209,7 @@ def main():
     ap.add_argument("--instances", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--json", help="also write the figures as JSON here")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory (logs) and print its path")
     args = ap.parse_args()
     camut = find_camut(args.camut)
     if not os.access(camut, os.X_OK):
@@ -237,7 +238,10 @@ def main():
                     rows[u].append((took, sent, gz))
     finally:
         subprocess.run(["pkill", "-KILL", "-f", f"{work}/remote-"], check=False)
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            log(f"logs kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     result = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "instances": args.instances,

@@ -1,6 +1,7 @@
 //! The control flows a job carries out against a deployer and the drones: spawn,
 //! deploy, start (and following the run to its end), stop and kill.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -174,15 +175,60 @@ impl Core {
             join_token: row.join_token.clone(),
             ..Default::default()
         };
-        let out = tokio::select! {
-            r = deployer.configure_instances(Request::new(req)) => r.map_err(|s| deployer_error(&name, s))?.into_inner(),
-            _ = ctx.cancel.cancelled() => return Err(JobEnd::Cancelled),
+        // Drones that dial in from now on belong to this deployment; those still
+        // connected from an earlier one do not count.
+        let since = self.next_generation.load(Ordering::Relaxed);
+        let mut call = tokio::spawn({
+            let deployer = deployer.clone();
+            async move { deployer.configure_instances(Request::new(req)).await }
+        });
+        // The deployment is done once every instance's drone has dialled in and is ready,
+        // whatever the deployer still waits for (an ssh session, a start command's
+        // early-exit watch); its answer is then only logged.
+        let out = loop {
+            let notified = self.changed.notified();
+            if self.fresh_ready(&campaign, since) >= wanted {
+                let (campaign, name, logs) = (campaign.clone(), name.clone(), self.logs.clone());
+                tokio::spawn(async move {
+                    let failed = match call.await {
+                        Ok(Ok(r)) => r.into_inner().failed,
+                        Ok(Err(s)) => [("*".to_string(), s.message().to_string())].into(),
+                        Err(e) => [("*".to_string(), e.to_string())].into(),
+                    };
+                    for (id, why) in failed {
+                        logs.push(
+                            "warn",
+                            "server",
+                            &campaign,
+                            format!("deployer '{name}' reported instance {id} after its drone was ready: {why}"),
+                        );
+                    }
+                });
+                break None;
+            }
+            tokio::select! {
+                r = &mut call => {
+                    let r = r.map_err(|e| JobEnd::Failed(format!("deployer '{name}' call failed: {e}")))?;
+                    break Some(r.map_err(|s| deployer_error(&name, s))?.into_inner());
+                }
+                _ = notified => {}
+                _ = tokio::time::sleep(POLL) => {}
+                _ = ctx.cancel.cancelled() => {
+                    call.abort();
+                    return Err(JobEnd::Cancelled);
+                }
+            }
         };
-        for (id, why) in &out.failed {
-            ctx.log(format!("instance {id} could not be configured: {why}"))
-                .await;
-        }
-        let configured = out.configured.len() as u32;
+        let configured = match &out {
+            Some(out) => {
+                for (id, why) in &out.failed {
+                    ctx.log(format!("instance {id} could not be configured: {why}"))
+                        .await;
+                }
+                out.configured.len() as u32
+            }
+            None => wanted,
+        };
         if configured < info.min_drones {
             return Err(JobEnd::Failed(format!(
                 "only {configured} drones configured, fewer than minDrones {}",
@@ -220,6 +266,16 @@ impl Core {
         ctx.log("every drone is ready".to_string()).await;
         self.set_state(&campaign, CampaignState::Deployed, "").await;
         Ok(())
+    }
+
+    /// Ready drones of a campaign that dialled in as generation `since` or later.
+    fn fresh_ready(&self, campaign: &str, since: u64) -> u32 {
+        self.with_live(campaign, |l| {
+            l.sessions
+                .values()
+                .filter(|s| s.state == DroneState::Ready && s.generation >= since)
+                .count() as u32
+        })
     }
 
     /// (ready drones, the first compile error) of a campaign.
