@@ -9,7 +9,7 @@ use std::process::Command;
 use crate::cloud::free_port;
 use crate::wait_for;
 
-/// An nginx with four HTTPS servers.
+/// An nginx with five HTTPS servers.
 pub struct Nginx {
     dir: PathBuf,
     /// Certificate signed by `ca_pem`, valid for localhost and 127.0.0.1.
@@ -20,6 +20,8 @@ pub struct Nginx {
     pub unknown_ca_port: u16,
     /// Like `valid_port`, but asks for a client certificate (`ssl_verify_client on`).
     pub mtls_port: u16,
+    /// Certificate signed by `ca_pem` for localhost and 127.0.0.1, expired in 2020.
+    pub expired_port: u16,
     /// The test CA, PEM.
     pub ca_pem: String,
     /// A client certificate signed by the client CA nginx trusts, PEM.
@@ -73,30 +75,7 @@ pub fn certificate(dir: &Path, name: &str, ca: Option<&str>, san: &str) {
             ],
         ),
         Some(ca) => {
-            let csr = format!("{name}.csr");
-            let ext = format!("{name}.ext");
-            std::fs::write(
-                dir.join(&ext),
-                format!("subjectAltName={san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n"),
-            )
-            .unwrap();
-            openssl(
-                dir,
-                &[
-                    "req",
-                    "-newkey",
-                    "ec",
-                    "-pkeyopt",
-                    "ec_paramgen_curve:P-256",
-                    "-nodes",
-                    "-keyout",
-                    &key,
-                    "-out",
-                    &csr,
-                    "-subj",
-                    &format!("/CN={name}"),
-                ],
-            );
+            let (csr, ext) = request(dir, name, san);
             openssl(
                 dir,
                 &[
@@ -121,9 +100,84 @@ pub fn certificate(dir: &Path, name: &str, ca: Option<&str>, san: &str) {
     }
 }
 
+/// Makes `name.key` and the signing request `name.csr` for the subject alternative
+/// names `san`, with the extensions file `name.ext`; their file names.
+fn request(dir: &Path, name: &str, san: &str) -> (String, String) {
+    let key = format!("{name}.key");
+    let csr = format!("{name}.csr");
+    let ext = format!("{name}.ext");
+    std::fs::write(
+        dir.join(&ext),
+        format!("subjectAltName={san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n"),
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            &format!("/CN={name}"),
+        ],
+    );
+    (csr, ext)
+}
+
+/// Makes `name.key` and `name.pem` in `dir`, signed by the CA `ca` for `san`, valid
+/// only on 1 January 2020: expired. (`openssl x509 -req` cannot date a certificate
+/// back; `openssl ca` can.)
+pub fn expired_certificate(dir: &Path, name: &str, ca: &str, san: &str) {
+    let (csr, ext) = request(dir, name, san);
+    let db = format!("{name}-index.txt");
+    let serial = format!("{name}-serial");
+    let conf = format!("{name}-ca.cnf");
+    std::fs::write(dir.join(&db), "").unwrap();
+    std::fs::write(dir.join(&serial), "01\n").unwrap();
+    std::fs::write(
+        dir.join(&conf),
+        format!(
+            "[ca]\ndefault_ca = d\n[d]\ndatabase = {db}\nnew_certs_dir = .\nserial = {serial}\n\
+             default_md = sha256\npolicy = p\n[p]\ncommonName = supplied\n"
+        ),
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "ca",
+            "-batch",
+            "-notext",
+            "-config",
+            &conf,
+            "-cert",
+            &format!("{ca}.pem"),
+            "-keyfile",
+            &format!("{ca}.key"),
+            "-in",
+            &csr,
+            "-out",
+            &format!("{name}.pem"),
+            "-startdate",
+            "20200101000000Z",
+            "-enddate",
+            "20200102000000Z",
+            "-extfile",
+            &ext,
+        ],
+    );
+}
+
 impl Nginx {
     /// Makes the certificates and the config in a fresh directory named after `name`,
-    /// starts nginx and waits until its four ports accept connections.
+    /// starts nginx and waits until its five ports accept connections.
     pub fn start(name: &str) -> Nginx {
         let dir = std::env::temp_dir().join(format!("camut-nginx-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -140,7 +194,8 @@ impl Nginx {
         );
         certificate(&dir, "client-ca", None, "");
         certificate(&dir, "client", Some("client-ca"), "DNS:client.test");
-        let ports = [free_port(), free_port(), free_port(), free_port()];
+        expired_certificate(&dir, "expired", "ca", "DNS:localhost,IP:127.0.0.1");
+        let ports: [u16; 5] = std::array::from_fn(|_| free_port());
         let d = dir.display();
         let server = |port: u16, cert: &str, extra: &str| {
             format!(
@@ -155,7 +210,7 @@ impl Nginx {
              events {{ worker_connections 1024; }}\n\
              http {{\n client_body_temp_path {d}/tmp/body;\n proxy_temp_path {d}/tmp/proxy;\n \
              fastcgi_temp_path {d}/tmp/fastcgi;\n uwsgi_temp_path {d}/tmp/uwsgi;\n \
-             scgi_temp_path {d}/tmp/scgi;\n default_type text/plain;\n{}{}{}{}}}\n",
+             scgi_temp_path {d}/tmp/scgi;\n default_type text/plain;\n{}{}{}{}{}}}\n",
             server(ports[0], "server", ""),
             server(ports[1], "other", ""),
             server(ports[2], "stranger", ""),
@@ -164,6 +219,7 @@ impl Nginx {
                 "server",
                 &format!("ssl_verify_client on;\n ssl_client_certificate {d}/client-ca.pem;"),
             ),
+            server(ports[4], "expired", ""),
         );
         std::fs::write(dir.join("nginx.conf"), config).unwrap();
         let out = Command::new("nginx")
@@ -188,6 +244,7 @@ impl Nginx {
             mismatch_port: ports[1],
             unknown_ca_port: ports[2],
             mtls_port: ports[3],
+            expired_port: ports[4],
             ca_pem: read("ca.pem"),
             client_cert_pem: read("client.pem"),
             client_key_pem: read("client.key"),

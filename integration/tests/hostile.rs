@@ -412,3 +412,172 @@ fn an_upload_that_is_not_utf8_is_an_invalid_argument() {
     // The server goes on serving.
     assert!(wait_for(5, || server.camut(&["list"]).status.success()));
 }
+
+/// One second of a drone's statistics: `requests` calls and iterations, histograms empty.
+fn plain_delta(requests: u64) -> camut::v1::StatsDelta {
+    camut::v1::StatsDelta {
+        calls: vec![camut::v1::CallSeries {
+            operation: "GET /".into(),
+            status_class: 200,
+            requests,
+            ..Default::default()
+        }],
+        iterations: Some(camut::v1::IterationCounts {
+            started: requests,
+            completed: requests,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The next command the server sends a drone (20 s at most).
+async fn next_cmd(
+    inbound: &mut tonic::Streaming<camut::v1::ServerCommand>,
+) -> camut::v1::server_command::Cmd {
+    tokio::time::timeout(Duration::from_secs(20), inbound.message())
+        .await
+        .expect("the server answers within 20 s")
+        .unwrap()
+        .and_then(|c| c.cmd)
+        .expect("a command")
+}
+
+/// Resident memory of a process, KB.
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A drone speaking the protocol by hand sends a forty-byte histogram header that claims
+/// 2·10⁹ payload bytes between two valid deltas: the server refuses it on arrival
+/// (never stored, never allocated for), counts the valid ones, and says in the results
+/// what it refused.
+#[test]
+fn a_crafted_histogram_from_a_drone_is_refused_and_reported() {
+    use camut::v1::{drone_message::Msg, server_command::Cmd, DroneMessage};
+    use camut_integration::pids_with;
+
+    let server = ServerProcess::start("crafted", None);
+    let source = "exports.campaign = { id: 'crafted', drones: 1, users: 1, iterations: 1, \
+                  deploy: { deployer: 'local' } };\n\
+                  exports.test = function (done) { done(); };\n";
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = camut::Client::connect(&server.addr, None).await.unwrap();
+        c.create("crafted.js", source).await.unwrap();
+        for job in [
+            c.spawn("crafted").await.unwrap(),
+            c.deploy("crafted").await.unwrap(),
+        ] {
+            let job = c.wait_job(job.id).await.unwrap();
+            assert_eq!(job.state().label(), "complete", "{job:?}\n{}", server.log());
+        }
+        // The local deployer's drone holds the campaign's join token on its command
+        // line: this test takes its token and its seat.
+        let id = "local-crafted-0";
+        let pid = *pids_with(&["drone", id])
+            .first()
+            .expect("the local drone runs");
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let token = args[args.iter().position(|a| a == "--token").unwrap() + 1].clone();
+        // SAFETY: kills the drone process this test's server started.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+
+        let (tx, rx) = tokio::sync::mpsc::channel::<DroneMessage>(16);
+        let send = |m: Msg| {
+            let tx = tx.clone();
+            async move { tx.send(DroneMessage { msg: Some(m) }).await.unwrap() }
+        };
+        send(Msg::Hello(camut::v1::Hello {
+            protocol: 1,
+            drone_id: id.into(),
+            token,
+            ..Default::default()
+        }))
+        .await;
+        let channel = tonic::transport::Endpoint::from_shared(server.url.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut drones = camut::v1::drones_client::DronesClient::new(channel);
+        let mut inbound = drones
+            .connect(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        // Welcome, then Configure: the drone says it is ready, and the run can start
+        // once the server has seen that.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !matches!(next_cmd(&mut inbound).await, Cmd::Configure(_)) {
+            assert!(tokio::time::Instant::now() < deadline, "no Configure");
+        }
+        send(Msg::Ready(camut::v1::Ready {})).await;
+        let started = loop {
+            match c.start("crafted").await {
+                Ok(job) => break job,
+                Err(e) => {
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "start refused: {e}\n{}",
+                        server.log()
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        };
+        while !matches!(next_cmd(&mut inbound).await, Cmd::Start(_)) {}
+        let mut crafted = vec![0u8; 40];
+        crafted[..4].copy_from_slice(&0x1c84_9313u32.to_be_bytes());
+        crafted[4..8].copy_from_slice(&2_000_000_000u32.to_be_bytes());
+        let mut bad = plain_delta(5);
+        bad.calls[0].response_time = crafted.into();
+        for (seq, delta) in [(1, plain_delta(3)), (2, bad), (3, plain_delta(4))] {
+            send(Msg::Stats(camut::v1::Stats {
+                seq,
+                delta: Some(delta),
+            }))
+            .await;
+            loop {
+                if let Cmd::Ack(a) = next_cmd(&mut inbound).await {
+                    assert_eq!(
+                        a.seq, seq,
+                        "each delta is acknowledged, the invalid one too"
+                    );
+                    break;
+                }
+            }
+        }
+        send(Msg::Finished(camut::v1::Finished {
+            last_seq: 3,
+            summary: None,
+        }))
+        .await;
+        let job = c.wait_job(started.id).await.unwrap();
+        assert_eq!(job.state().label(), "complete", "{job:?}\n{}", server.log());
+        let r = c.results("crafted").await.unwrap();
+        assert_eq!(r.run_summary().requests, 7, "the valid deltas only");
+        assert!(r.degraded, "{r:?}");
+        assert!(
+            r.lost.iter().any(|l| l.starts_with(
+                "local-crafted-0: 1 statistics deltas were invalid and are not counted (first: #2"
+            ) && l.contains("announces 2000000000 payload bytes")),
+            "{:?}",
+            r.lost
+        );
+        let rss = rss_kb(server.pid());
+        assert!(rss < 200_000, "the server holds {rss} KB");
+    });
+}

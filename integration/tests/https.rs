@@ -98,10 +98,12 @@ fn nginx_certificates_are_verified_and_failures_say_why() {
         "{rx}"
     );
 
-    // Unknown issuer, name mismatch: counted errors saying why; nginx served nothing.
+    // Unknown issuer, name mismatch, expired: counted errors saying why; nginx served
+    // nothing.
     for (port, why) in [
         (nginx.unknown_ca_port, "unknown issuer"),
         (nginx.mismatch_port, "name mismatch"),
+        (nginx.expired_port, "certificate expired"),
     ] {
         let file = temp_file(
             "bad.js",
