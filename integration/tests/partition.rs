@@ -235,6 +235,88 @@ fn a_frozen_drone_is_told_to_stop_when_it_wakes_and_its_late_calls_are_counted()
     });
 }
 
+#[test]
+fn a_drone_restarted_mid_run_is_lost_and_the_run_ends_without_it() {
+    let target = TargetProcess::start();
+    let server = ServerProcess::start("restarted", None);
+    let source = campaign("restarted", "", &target.url);
+    rt().block_on(async {
+        let c = Client::connect(&server.addr, None).await.unwrap();
+        deploy_and_start(&c, &server, "restarted", &source).await;
+        // Under way, with statistics stored.
+        let mut stored = 0;
+        for _ in 0..100 {
+            stored = c.results("restarted").await.unwrap().run_summary().requests;
+            if stored > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(stored > 0, "no statistics stored:\n{}", server.log());
+        // The drone's process dies and the same command line starts again at once,
+        // as a supervisor would: the new process does not hold the run.
+        let pid = pids_with(&["drone", "--id", "local-restarted-0"]);
+        assert_eq!(pid.len(), 1);
+        let read = |f: &str| std::fs::read(format!("/proc/{}/{f}", pid[0])).unwrap();
+        let split = |b: Vec<u8>| -> Vec<String> {
+            b.split(|c| *c == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect()
+        };
+        let argv = split(read("cmdline"));
+        let env = split(read("environ"));
+        // SAFETY: kills the drone process this test's server started.
+        unsafe { libc::kill(pid[0] as libc::pid_t, libc::SIGKILL) };
+        let killed = settled(&target, Duration::from_secs(1), Duration::from_secs(10));
+        let mut again = Command::new(&argv[0])
+            .args(&argv[1..])
+            .env_clear()
+            .envs(env.iter().filter_map(|kv| kv.split_once('=')))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // The run, its only drone lost, ends well before its 60 s.
+        let mut over = false;
+        for _ in 0..100 {
+            if c.get("restarted").await.unwrap().state().label() != "running" {
+                over = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let _ = again.kill();
+        let _ = again.wait();
+        assert!(
+            over,
+            "the run ended without the restarted drone:\n{}",
+            server.log()
+        );
+        let r = c.results("restarted").await.unwrap();
+        assert!(r.degraded, "{r:?}");
+        assert!(
+            r.lost
+                .iter()
+                .any(|l| l.contains("local-restarted-0") && l.contains("new process")),
+            "{:?}",
+            r.lost
+        );
+        // Counted: what the drone stored before it died; never more than served.
+        let merged = r.run_summary().requests;
+        assert!(
+            merged > 0 && merged <= killed,
+            "{merged} merged, {killed} served"
+        );
+        assert_eq!(
+            target.served(),
+            killed,
+            "the new process did not load the target"
+        );
+        let _ = c.kill("restarted").await;
+    });
+}
+
 /// The server's log lines about a campaign.
 async fn log_lines(c: &Client, campaign: &str) -> Vec<String> {
     let mut stream = c

@@ -73,6 +73,30 @@ pub async fn connect(
     // A drone that says it runs this campaign's run goes on only if the run does and
     // the drone was not declared lost meanwhile: never silently.
     let said_running = hello.running_campaign == campaign.id;
+    // A drone of the running run that comes back without it (a new process: restarted,
+    // its host rebooted) cannot deliver what the old process measured after its last
+    // stored delta, nor finish the run: it is lost, so that the run ends without it and
+    // the results say so, instead of waiting for a Finished that never comes.
+    let restarted = !said_running
+        && campaign.state == CampaignState::Running
+        && core.with_live(&campaign.id, |l| {
+            !l.finished.contains(&drone)
+                && !l.lost.contains_key(&drone)
+                && (l.disconnected.contains_key(&drone)
+                    || l.sessions
+                        .get(&drone)
+                        .is_some_and(|s| s.state == DroneState::Running))
+        });
+    if restarted {
+        core.lose(
+            &campaign.id,
+            &drone,
+            "it came back as a new process without its run (restarted): what it measured \
+             after its last stored statistics is lost"
+                .into(),
+        )
+        .await;
+    }
     let (lost, delivered) = core.with_live(&campaign.id, |l| {
         (l.lost.get(&drone).cloned(), l.finished.contains(&drone))
     });
