@@ -7,9 +7,9 @@ What it does (only 127.0.0.1 is contacted; the run has a time limit):
 
 * starts two `camut target`s, A and B, and one `camut server` (local deployer);
 * runs a campaign of two drones, open model (`arrivalRate` per drone), for
-  `--minutes`; drone #0 loads target A, drone #1 target B, so that what each
-  target served is what one drone made;
-* at `--kill-at` (fraction of the run, default 1/3) SIGKILLs drone #0 and starts it
+  `--minutes`; the drone in seat 0 (`camut.drone.index`) loads target A, the other
+  target B, so that what each target served is what one drone made;
+* at `--kill-at` (fraction of the run, default 1/3) SIGKILLs drone local-soak-0 and starts it
   again with the same command line: the server declares it lost, the new process
   dials in and is told the run is over for it;
 * at `--flap-at` (default 2/3) drops the server's port with an nftables rule for
@@ -61,7 +61,7 @@ def rss_kb(pid):
 
 
 def drone_pid(index):
-    """The pid of the local drone #index of the campaign, or None."""
+    """The pid of the campaign's local drone `local-soak-INDEX`, or None."""
     out = subprocess.run(["pgrep", "-f", "--", f"--id local-{CAMPAIGN}-{index}"],
                          capture_output=True, text=True)
     pids = [int(p) for p in out.stdout.split()]
@@ -126,7 +126,7 @@ def main():
     ap.add_argument("--camut", help="the camut binary (default: the release build)")
     ap.add_argument("--minutes", type=float, default=30)
     ap.add_argument("--rate", type=float, default=100, help="iterations started per second per drone")
-    ap.add_argument("--kill-at", type=float, default=1 / 3, help="fraction of the run when drone #0 is SIGKILLed")
+    ap.add_argument("--kill-at", type=float, default=1 / 3, help="fraction of the run when local-soak-0 is SIGKILLed")
     ap.add_argument("--flap-at", type=float, default=2 / 3, help="fraction of the run when the network flaps")
     ap.add_argument("--flap-s", type=float, default=5)
     ap.add_argument("--no-flap", action="store_true")
@@ -185,11 +185,13 @@ def main():
             if restarted is None and now >= kill_at:
                 pid = drone_pid(0)
                 if pid is None:
-                    raise BenchError("drone #0 is not running at the kill")
-                served = targets[0].requests()
+                    raise BenchError(f"local-{CAMPAIGN}-0 is not running at the kill")
+                served = [t.requests() for t in targets]
                 restarted = restart_drone(pid, os.path.join(work, "drone-0-restarted.log"))
-                events.append({"t_s": round(now - began), "event": f"drone #0 (pid {pid}) SIGKILLed at "
-                               f"{served} requests served, started again as pid {restarted.pid}"})
+                events.append({"t_s": round(now - began),
+                               "event": f"local-{CAMPAIGN}-0 (pid {pid}) SIGKILLed with {served[0]} + "
+                                        f"{served[1]} requests served (A + B), started again as pid "
+                                        f"{restarted.pid}"})
                 log(events[-1]["event"])
             if flap_at is not None and now >= flap_at:
                 flap_at = None
@@ -218,19 +220,23 @@ def main():
             raise BenchError(f"the run did not finish within {seconds + 120} s")
         # Every request the drones made has been answered by now.
         time.sleep(2)
-        served = [t.requests() for t in targets]
+        served_by_target = [t.requests() for t in targets]
         r = json.loads(cli(camut, url, "results", CAMPAIGN, "--json"))
-        rows = {d["index"]: d for d in (r["summary"] or {}).get("drones", [])}
-        merged = [rows.get(i, {}).get("requests", 0) for i in (0, 1)]
+        # Seats (camut.drone.index) go in the order drones join, so drone local-soak-N
+        # loads the target of its seat, whatever N.
+        rows = {d["id"]: d for d in (r["summary"] or {}).get("drones", [])}
+        ids = [f"local-{CAMPAIGN}-{i}" for i in (0, 1)]
+        served = [served_by_target[rows[i]["index"]] if i in rows else 0 for i in ids]
+        merged = [rows.get(i, {}).get("requests", 0) for i in ids]
         lost_lines = r["lost"]
         survivor_ok = merged[1] == served[1]
-        checks.append(("drone #1 (never killed): merged == served", survivor_ok,
+        checks.append((f"{ids[1]} (never killed): merged == served", survivor_ok,
                        f"{merged[1]} merged, {served[1]} served"))
         checks.append(("no double count", merged[0] <= served[0] and merged[1] <= served[1],
                        f"merged {merged}, served {served}"))
         shortfall = served[0] - merged[0]
-        reported = r["degraded"] and any(f"local-{CAMPAIGN}-0" in x for x in lost_lines)
-        checks.append(("drone #0's shortfall reported", shortfall == 0 or reported,
+        reported = r["degraded"] and any(ids[0] in x for x in lost_lines)
+        checks.append((f"{ids[0]} (killed): shortfall reported", shortfall == 0 or reported,
                        f"{shortfall} requests short; degraded={r['degraded']}; lost={lost_lines}"))
         summary_total = (r["summary"] or {}).get("requests", 0)
         checks.append(("total merged == sum of drones", summary_total == sum(merged),
@@ -257,7 +263,7 @@ def main():
           f"{datetime.date.today().isoformat()}\n")
     for e in events:
         print(f"- at {e['t_s']} s: {e['event']}")
-    print("\n| minute | server RSS MB | drone #0 RSS MB | drone #1 RSS MB | served A | served B |")
+    print(f"\n| minute | server RSS MB | {CAMPAIGN}-0 RSS MB | {CAMPAIGN}-1 RSS MB | served A | served B |")
     print("|---:|---:|---:|---:|---:|---:|")
     per_minute = {}
     for s in samples:
@@ -265,8 +271,8 @@ def main():
     for minute, s in sorted(per_minute.items()):
         print(f"| {minute} | {s['server_kb'] / 1024:.1f} | {s['drone0_kb'] / 1024:.1f} | "
               f"{s['drone1_kb'] / 1024:.1f} | {s['served_a']} | {s['served_b']} |")
-    print(f"\nserved A {served[0]}, B {served[1]}; merged #0 {merged[0]}, #1 {merged[1]}; "
-          f"drone #0 short by {shortfall} (reported: {reported})")
+    print(f"\nlocal-{CAMPAIGN}-0: served {served[0]}, merged {merged[0]} (short by {shortfall}, "
+          f"reported: {reported}); local-{CAMPAIGN}-1: served {served[1]}, merged {merged[1]}")
     for name, ok, detail in checks:
         print(f"- {'ok  ' if ok else 'FAIL'} {name}: {detail}")
     if args.json:
