@@ -78,9 +78,10 @@ def keygen(path):
 class Peers:
     """moto_server and a throw-away sshd on free loopback ports, in `work`."""
 
-    def __init__(self, work):
+    def __init__(self, work, no_gzip=False):
         self.work = work
         self.procs = []
+        self.no_gzip = no_gzip
 
     def __enter__(self):
         try:
@@ -102,6 +103,17 @@ class Peers:
                         f"AuthorizedKeysFile {ssh}/authorized_keys\nPasswordAuthentication no\n"
                         "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
                         f"PidFile {ssh}/sshd.pid\nMaxSessions 64\nMaxStartups 64\n")
+                if self.no_gzip:
+                    # The "instances" find no gzip: their PATH is a directory of links to
+                    # every command but gzip, so the deployer uploads uncompressed.
+                    path = os.path.join(ssh, "bin")
+                    os.makedirs(path)
+                    for d in ("/usr/local/bin", "/usr/bin", "/bin"):
+                        for name in os.listdir(d) if os.path.isdir(d) else []:
+                            link = os.path.join(path, name)
+                            if name != "gzip" and not os.path.lexists(link):
+                                os.symlink(os.path.join(d, name), link)
+                    f.write(f"SetEnv PATH={path}\n")
             self.known_hosts = os.path.join(ssh, "known_hosts")
             with open(ssh + "/host_key.pub") as pub, open(self.known_hosts, "w") as f:
                 f.write(f"[127.0.0.1]:{self.ssh_port} {pub.read()}")
@@ -208,6 +220,8 @@ def main():
                     help="a binary to upload as the drones' camut (repeatable; default: release, and profiling)")
     ap.add_argument("--instances", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--no-gzip", action="store_true",
+                    help="instances without gzip: every upload goes uncompressed (as before compression)")
     ap.add_argument("--json", help="also write the figures as JSON here")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs) and print its path")
     args = ap.parse_args()
@@ -227,7 +241,7 @@ def main():
     work = tempfile.mkdtemp(prefix="camut-ec2-bench-")
     rows = {u: [] for u in uploads}
     try:
-        with Peers(work) as peers:
+        with Peers(work, args.no_gzip) as peers:
             n = 0
             for r in range(args.rounds):
                 for u in uploads:
