@@ -129,6 +129,9 @@ class Peers:
     def __exit__(self, *exc):
         for p in self.procs:
             stop(p)
+        # The deployer's ssh master connections outlive a server killed mid-way.
+        if hasattr(self, "ssh_port"):
+            subprocess.run(["pkill", "-KILL", "-f", f"ssh -E .* -p {self.ssh_port} "], check=False)
         return False
 
 

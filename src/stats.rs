@@ -1,7 +1,9 @@
 //! Statistics sets to and from their wire form ([`v1::StatsDelta`]).
 
-use camut_stats::codec::{encode_histogram, CodecError, Encoded};
-use camut_stats::{CallKey, Counters, OperationCap, StatsSet};
+use std::collections::HashMap;
+
+use camut_stats::codec::{encode_histogram, CodecError, Encoded, FlatCounts};
+use camut_stats::{CallKey, CallStats, Counters, LazyHistogram, OperationCap, StatsSet};
 
 use crate::v1;
 
@@ -140,22 +142,53 @@ impl CheckedDelta<'_> {
         into: &mut StatsSet,
         ops: &mut OperationCap,
     ) -> Result<(), CodecError> {
-        for (c, [rt, rbt, st, rx, tx, tls]) in self.delta.calls.iter().zip(&self.calls) {
-            let s = into.call(&CallKey {
+        self.merge(into, None, ops)
+    }
+
+    /// As [`CheckedDelta::merge_into`], except that histograms of the standard layout
+    /// are added by index into `flat` (their series and counters still go into `into`);
+    /// [`FlatSet::drain_into`] records them into `into` later, once for many deltas.
+    pub fn merge_into_flat(
+        &self,
+        into: &mut StatsSet,
+        flat: &mut FlatSet,
+        ops: &mut OperationCap,
+    ) -> Result<(), CodecError> {
+        self.merge(into, Some(flat), ops)
+    }
+
+    fn merge(
+        &self,
+        into: &mut StatsSet,
+        mut flat: Option<&mut FlatSet>,
+        ops: &mut OperationCap,
+    ) -> Result<(), CodecError> {
+        for (c, encoded) in self.delta.calls.iter().zip(&self.calls) {
+            let key = CallKey {
                 operation: ops.admit(&c.operation).to_string(),
                 status_class: c.status_class as u16,
-            });
+            };
+            let s = into.call(&key);
             s.requests = s.requests.saturating_add(c.requests);
             s.errors = s.errors.saturating_add(c.errors);
-            rt.add_to_lazy(&mut s.response_time)?;
-            rbt.add_to_lazy(&mut s.response_begin_time)?;
-            st.add_to_lazy(&mut s.service_time)?;
-            rx.add_to_lazy(&mut s.received)?;
-            tx.add_to_lazy(&mut s.transmitted)?;
-            tls.add_to_lazy(&mut s.tls_handshake_time)?;
+            let mut counts = flat
+                .as_deref_mut()
+                .map(|f| f.calls.entry(key).or_default().iter_mut());
+            for (e, h) in encoded.iter().zip(histograms(s)) {
+                let added = counts
+                    .as_mut()
+                    .and_then(|c| c.next())
+                    .is_some_and(|c| c.add(e));
+                if !added {
+                    e.add_to_lazy(h)?;
+                }
+            }
         }
         into.add_counters(&counters(self.delta));
-        self.duration.add_to_lazy(&mut into.iterations.duration)?;
+        let duration_added = flat.is_some_and(|f| f.duration.add(&self.duration));
+        if !duration_added {
+            self.duration.add_to_lazy(&mut into.iterations.duration)?;
+        }
         for e in &self.delta.errors {
             into.add_error(
                 &e.message,
@@ -164,6 +197,57 @@ impl CheckedDelta<'_> {
             );
         }
         Ok(())
+    }
+}
+
+/// A call series' histograms, in the order of [`CheckedDelta`]'s encoded ones.
+fn histograms(s: &mut CallStats) -> [&mut LazyHistogram; 6] {
+    [
+        &mut s.response_time,
+        &mut s.response_begin_time,
+        &mut s.service_time,
+        &mut s.received,
+        &mut s.transmitted,
+        &mut s.tls_handshake_time,
+    ]
+}
+
+/// Histogram counts of many deltas added by index ([`FlatCounts`]), waiting to be
+/// recorded into a [`StatsSet`]: a server merging thousands of deltas a second records
+/// each distinct value once a tick instead of once per delta.
+#[derive(Debug, Default, Clone)]
+pub struct FlatSet {
+    calls: HashMap<CallKey, [FlatCounts; 6]>,
+    duration: FlatCounts,
+}
+
+impl FlatSet {
+    /// Whether no counts wait.
+    pub fn is_empty(&self) -> bool {
+        self.duration.is_empty()
+            && self
+                .calls
+                .values()
+                .all(|c| c.iter().all(FlatCounts::is_empty))
+    }
+
+    /// Records every waiting count into `into`, leaving the counts where they are.
+    pub fn record_into(&self, into: &mut StatsSet) -> Result<(), CodecError> {
+        for (key, counts) in &self.calls {
+            let s = into.call(key);
+            for (c, h) in counts.iter().zip(histograms(s)) {
+                c.record_into(h)?;
+            }
+        }
+        self.duration.record_into(&mut into.iterations.duration)
+    }
+
+    /// Records every waiting count into `into`, then forgets them (freeing their arrays).
+    pub fn drain_into(&mut self, into: &mut StatsSet) -> Result<(), CodecError> {
+        let recorded = self.record_into(into);
+        self.calls.clear();
+        self.duration.clear();
+        recorded
     }
 }
 
@@ -198,6 +282,107 @@ mod tests {
                 let _ = merge_wire(&mut into, &d, &mut ops);
                 let _ = from_wire(&d);
                 let _ = into.request_totals();
+            }
+        }
+    }
+
+    /// Every histogram of a set, with its name, for comparisons.
+    fn all_histograms(s: &StatsSet) -> Vec<(String, &LazyHistogram)> {
+        let mut out: Vec<(String, &LazyHistogram)> = s
+            .calls
+            .iter()
+            .flat_map(|(k, c)| {
+                [
+                    ("response_time", &c.response_time),
+                    ("response_begin_time", &c.response_begin_time),
+                    ("service_time", &c.service_time),
+                    ("received", &c.received),
+                    ("transmitted", &c.transmitted),
+                    ("tls_handshake_time", &c.tls_handshake_time),
+                ]
+                .map(|(n, h)| (format!("{} {} {n}", k.operation, k.status_class), h))
+            })
+            .collect();
+        out.push(("duration".into(), &s.iterations.duration));
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    #[test]
+    fn merging_by_index_then_draining_equals_merging_each_delta() {
+        // Deltas of two series with values from 1 µs to about 10⁹, a non-standard
+        // layout among them (merged value by value all the same).
+        let mut deltas = Vec::new();
+        for d in 0..40u64 {
+            let mut s = StatsSet::default();
+            for (op, scale) in [("GET /", 1u64), ("POST /login", 997)] {
+                let c = s.call(&CallKey {
+                    operation: op.into(),
+                    status_class: 200,
+                });
+                for i in 1..=200u64 {
+                    let v = (i * i * scale + d * 13) % 1_000_000_007 + 1;
+                    c.requests += 1;
+                    c.response_time.record(v).unwrap();
+                    c.service_time.record(v / 2 + 1).unwrap();
+                    c.received.record(100 + i % 7).unwrap();
+                }
+                if d % 3 == 0 {
+                    c.tls_handshake_time.record(5_000 + d).unwrap();
+                }
+            }
+            s.iterations.completed = 200;
+            s.iterations.duration.record(1_000 + d * d).unwrap();
+            deltas.push(to_wire(&s));
+        }
+        let mut odd = StatsSet::default();
+        let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 1 << 40, 2).unwrap();
+        h.record(123_456).unwrap();
+        odd.call(&CallKey {
+            operation: "GET /".into(),
+            status_class: 200,
+        })
+        .response_time = h.into();
+        deltas.push(to_wire(&odd));
+
+        let (mut each, mut by_index, mut flat) =
+            (StatsSet::default(), StatsSet::default(), FlatSet::default());
+        let mut ops = (OperationCap::default(), OperationCap::default());
+        for (i, d) in deltas.iter().enumerate() {
+            let checked = check_wire(d).unwrap();
+            checked.merge_into(&mut each, &mut ops.0).unwrap();
+            checked
+                .merge_into_flat(&mut by_index, &mut flat, &mut ops.1)
+                .unwrap();
+            if i == 20 {
+                // A tick in the middle: what waits is recorded, the rest comes after.
+                flat.drain_into(&mut by_index).unwrap();
+                assert!(flat.is_empty());
+            }
+        }
+        assert!(!flat.is_empty());
+        let mut peek = by_index.clone();
+        flat.record_into(&mut peek).unwrap();
+        flat.drain_into(&mut by_index).unwrap();
+        assert_eq!(each.request_totals(), by_index.request_totals());
+        for set in [&by_index, &peek] {
+            let (a, b) = (all_histograms(&each), all_histograms(set));
+            assert_eq!(a.len(), b.len());
+            for ((name, x), (_, y)) in a.iter().zip(&b) {
+                assert_eq!(x.len(), y.len(), "{name}");
+                assert_eq!((x.min(), x.max()), (y.min(), y.max()), "{name}");
+                for q in [0.0, 0.5, 0.9, 0.99, 0.999, 1.0] {
+                    assert_eq!(x.value_at_quantile(q), y.value_at_quantile(q), "{name} {q}");
+                }
+                assert_eq!(
+                    x.iter_recorded()
+                        .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                        .collect::<Vec<_>>(),
+                    y.iter_recorded()
+                        .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                        .collect::<Vec<_>>(),
+                    "{name}"
+                );
             }
         }
     }

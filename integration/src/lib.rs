@@ -23,7 +23,8 @@ pub fn camut_bin() -> PathBuf {
 }
 
 /// A `camut deployer local` process on a free loopback port, its drones' logs in a
-/// directory of its own; killed, and the logs removed, on drop.
+/// directory of its own; killed with the drones it started (its process group), and
+/// the logs removed, on drop.
 pub struct DeployerProcess {
     child: Child,
     /// `http://127.0.0.1:PORT`.
@@ -36,13 +37,15 @@ impl DeployerProcess {
     /// names the log directory.
     pub fn start(name: &str) -> DeployerProcess {
         let logs = std::env::temp_dir().join(format!("camut-{name}-{}", std::process::id()));
-        let mut child = Command::new(camut_bin())
-            .args(["deployer", "local", "--listen", "127.0.0.1:0", "--log-dir"])
+        let mut cmd = Command::new(camut_bin());
+        cmd.args(["deployer", "local", "--listen", "127.0.0.1:0", "--log-dir"])
             .arg(&logs)
             .env_remove("CAMUT_CA")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("camut deployer starts");
+            .stdout(Stdio::piped());
+        // Its drones outlive it by design (instances are not the deployer's process):
+        // a group of its own lets the test end them with it.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let mut child = cmd.spawn().expect("camut deployer starts");
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("piped stdout"))
             .read_line(&mut line)
@@ -58,6 +61,10 @@ impl DeployerProcess {
 
 impl Drop for DeployerProcess {
     fn drop(&mut self) {
+        // SAFETY: kill(2) with a negative pid signals the process group made at start.
+        unsafe {
+            libc::kill(-(self.child.id() as libc::pid_t), libc::SIGKILL);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.logs);
