@@ -115,7 +115,9 @@ def restart_drone(pid, log_path):
         env = dict(kv.decode().split("=", 1) for kv in f.read().split(b"\0") if b"=" in kv)
     cwd = os.readlink(f"/proc/{pid}/cwd")
     os.kill(pid, signal.SIGKILL)
-    time.sleep(1)
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.05)
     out = open(log_path, "wb")
     return subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
                             stderr=subprocess.STDOUT, start_new_session=True)
@@ -218,8 +220,7 @@ def main():
             time.sleep(1)
         if not finished:
             raise BenchError(f"the run did not finish within {seconds + 120} s")
-        # Every request the drones made has been answered by now.
-        time.sleep(2)
+        # Finished: every request the drones made was answered, so the targets counted it.
         served_by_target = [t.requests() for t in targets]
         r = json.loads(cli(camut, url, "results", CAMPAIGN, "--json"))
         # Seats (camut.drone.index) go in the order drones join, so drone local-soak-N

@@ -171,15 +171,9 @@ impl CheckedDelta<'_> {
             let s = into.call(&key);
             s.requests = s.requests.saturating_add(c.requests);
             s.errors = s.errors.saturating_add(c.errors);
-            let mut counts = flat
-                .as_deref_mut()
-                .map(|f| f.calls.entry(key).or_default().iter_mut());
-            for (e, h) in encoded.iter().zip(histograms(s)) {
-                let added = counts
-                    .as_mut()
-                    .and_then(|c| c.next())
-                    .is_some_and(|c| c.add(e));
-                if !added {
+            let mut by_index = flat.as_deref_mut().map(|f| f.calls.entry(key).or_default());
+            for (i, (e, h)) in encoded.iter().zip(histograms(s)).enumerate() {
+                if !by_index.as_mut().is_some_and(|counts| counts[i].add(e)) {
                     e.add_to_lazy(h)?;
                 }
             }

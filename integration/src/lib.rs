@@ -526,6 +526,17 @@ pub fn pids_with(needles: &[&str]) -> Vec<u32> {
     out
 }
 
+/// The NUL-separated strings of a process's `/proc` file (`cmdline`: its arguments,
+/// `environ`: its `KEY=value` environment).
+pub fn proc_strings(pid: u32, file: &str) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/{file}"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/{file}: {e}"))
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
 /// Polls `f` every 50 ms until it is true or `secs` pass; says whether it became true.
 pub fn wait_for(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);

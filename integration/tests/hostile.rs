@@ -460,7 +460,7 @@ fn rss_kb(pid: u32) -> u64 {
 #[test]
 fn a_crafted_histogram_from_a_drone_is_refused_and_reported() {
     use camut::v1::{drone_message::Msg, server_command::Cmd, DroneMessage};
-    use camut_integration::pids_with;
+    use camut_integration::{pids_with, proc_strings};
 
     let server = ServerProcess::start("crafted", None);
     let source = "exports.campaign = { id: 'crafted', drones: 1, users: 1, iterations: 1, \
@@ -486,11 +486,7 @@ fn a_crafted_histogram_from_a_drone_is_refused_and_reported() {
         let pid = *pids_with(&["drone", id])
             .first()
             .expect("the local drone runs");
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
-        let args: Vec<String> = cmdline
-            .split(|b| *b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
+        let args = proc_strings(pid, "cmdline");
         let token = args[args.iter().position(|a| a == "--token").unwrap() + 1].clone();
         // SAFETY: kills the drone process this test's server started.
         unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };

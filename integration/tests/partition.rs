@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use camut::Client;
-use camut_integration::{pids_with, wait_for, ServerProcess, TargetProcess};
+use camut_integration::{pids_with, proc_strings, wait_for, ServerProcess, TargetProcess};
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -92,6 +92,18 @@ fn settled(target: &TargetProcess, quiet: Duration, within: Duration) -> u64 {
         }
     }
     panic!("the target was still being loaded after {within:?} ({last} requests)");
+}
+
+/// Waits up to 20 s for campaign `id` to leave the running state; says whether it did.
+async fn run_ends(c: &Client, id: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if c.get(id).await.unwrap().state().label() != "running" {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
 }
 
 /// Waits until the campaign's results count what the target served, and returns them.
@@ -198,14 +210,7 @@ fn a_frozen_drone_is_told_to_stop_when_it_wakes_and_its_late_calls_are_counted()
         signal("-STOP");
         let frozen = settled(&target, Duration::from_secs(1), Duration::from_secs(10));
         // Lost after 3 s of silence; the run, its only drone lost, is over.
-        let mut lost = false;
-        for _ in 0..100 {
-            if c.get("frozen").await.unwrap().state().label() != "running" {
-                lost = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let lost = run_ends(&c, "frozen").await;
         signal("-CONT");
         assert!(
             lost,
@@ -257,15 +262,8 @@ fn a_drone_restarted_mid_run_is_lost_and_the_run_ends_without_it() {
         // as a supervisor would: the new process does not hold the run.
         let pid = pids_with(&["drone", "--id", "local-restarted-0"]);
         assert_eq!(pid.len(), 1);
-        let read = |f: &str| std::fs::read(format!("/proc/{}/{f}", pid[0])).unwrap();
-        let split = |b: Vec<u8>| -> Vec<String> {
-            b.split(|c| *c == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect()
-        };
-        let argv = split(read("cmdline"));
-        let env = split(read("environ"));
+        let argv = proc_strings(pid[0], "cmdline");
+        let env = proc_strings(pid[0], "environ");
         // SAFETY: kills the drone process this test's server started.
         unsafe { libc::kill(pid[0] as libc::pid_t, libc::SIGKILL) };
         let killed = settled(&target, Duration::from_secs(1), Duration::from_secs(10));
@@ -278,14 +276,7 @@ fn a_drone_restarted_mid_run_is_lost_and_the_run_ends_without_it() {
             .spawn()
             .unwrap();
         // The run, its only drone lost, ends well before its 60 s.
-        let mut over = false;
-        for _ in 0..100 {
-            if c.get("restarted").await.unwrap().state().label() != "running" {
-                over = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let over = run_ends(&c, "restarted").await;
         let _ = again.kill();
         let _ = again.wait();
         assert!(

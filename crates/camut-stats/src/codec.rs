@@ -81,6 +81,12 @@ impl Layout {
         })
     }
 
+    /// The lowest value counted at `index`, or an error naming it past the largest u64.
+    fn checked_value_at(&self, index: u64) -> Result<u64, CodecError> {
+        self.value_at(index)
+            .ok_or_else(|| CodecError(format!("entry {index} lies beyond the largest value")))
+    }
+
     /// The lowest value counted at `index`, or `None` past the largest u64.
     fn value_at(&self, index: u64) -> Option<u64> {
         let half = 1u64 << self.sub_bucket_half_count_magnitude;
@@ -162,12 +168,7 @@ impl<'a> Encoded<'a> {
         })?;
         e.total = total;
         e.last = match last {
-            Some((index, count)) => {
-                let value = e.layout.value_at(index).ok_or_else(|| {
-                    CodecError(format!("entry {index} lies beyond the largest value"))
-                })?;
-                Some((index, value, count))
-            }
+            Some((index, count)) => Some((index, e.layout.checked_value_at(index)?, count)),
             None => None,
         };
         Ok(e)
@@ -187,10 +188,6 @@ impl<'a> Encoded<'a> {
     pub fn add_to(&self, into: &mut Histogram<u64>) -> Result<(), CodecError> {
         let Some((last, max, count)) = self.last else {
             return Ok(());
-        };
-        let record = |h: &mut Histogram<u64>, value: u64, count: u64| {
-            h.record_n(value, count)
-                .map_err(|e| CodecError(format!("cannot record {value}: {e:?}")))
         };
         // The largest first, so that the counts array grows at most once.
         record(into, max, count)?;
@@ -242,20 +239,14 @@ impl<'a> Encoded<'a> {
         let layout = self.layout;
         let mut failed = None;
         self.walk_indexes(|index, count| {
-            if failed.is_some() {
-                return;
-            }
-            match layout.value_at(index) {
-                Some(value) => f(index, value, count),
-                None => failed = Some(index),
+            if failed.is_none() {
+                match layout.checked_value_at(index) {
+                    Ok(value) => f(index, value, count),
+                    Err(e) => failed = Some(e),
+                }
             }
         })?;
-        match failed {
-            Some(index) => Err(CodecError(format!(
-                "entry {index} lies beyond the largest value"
-            ))),
-            None => Ok(()),
-        }
+        failed.map_or(Ok(()), Err)
     }
 }
 
@@ -285,7 +276,7 @@ impl FlatCounts {
         let Some((last, _, _)) = e.last else {
             return true;
         };
-        if e.layout != standard_layout() {
+        if e.layout != STANDARD {
             return false;
         }
         // `parse` checked that the last index maps to a value: it is below 56,320.
@@ -308,19 +299,13 @@ impl FlatCounts {
         let Some(last) = self.counts.iter().rposition(|c| *c > 0) else {
             return Ok(());
         };
-        let layout = standard_layout();
         let h = into.get_mut();
-        let mut record = |index: usize, count: u64| {
-            let value = layout.value_at(index as u64).ok_or_else(|| {
-                CodecError(format!("entry {index} lies beyond the largest value"))
-            })?;
-            h.record_n(value, count)
-                .map_err(|e| CodecError(format!("cannot record {value}: {e:?}")))
-        };
-        record(last, self.counts[last])?;
+        let mut record_at =
+            |index: usize, count| record(h, STANDARD.checked_value_at(index as u64)?, count);
+        record_at(last, self.counts[last])?;
         for (index, &count) in self.counts[..last].iter().enumerate() {
             if count > 0 {
-                record(index, count)?;
+                record_at(index, count)?;
             }
         }
         Ok(())
@@ -332,9 +317,18 @@ impl FlatCounts {
     }
 }
 
-/// The layout of [`crate::histogram`]: 3 significant figures, lowest value 1.
-fn standard_layout() -> Layout {
-    Layout::new(3, 1).expect("3 significant figures from 1 is a valid layout")
+/// The layout of [`crate::histogram`]: 3 significant figures (2,048 sub-buckets), lowest
+/// value 1 (`Layout::new(3, 1)`, checked by a test).
+const STANDARD: Layout = Layout {
+    sub_bucket_count_magnitude: 11,
+    sub_bucket_half_count_magnitude: 10,
+    unit_magnitude: 0,
+};
+
+/// Records `count` values `value` into `h`.
+fn record(h: &mut Histogram<u64>, value: u64, count: u64) -> Result<(), CodecError> {
+    h.record_n(value, count)
+        .map_err(|e| CodecError(format!("cannot record {value}: {e:?}")))
 }
 
 /// Reads one LEB128 number of at most 9 bytes (the 9th byte carries 8 bits); returns it
@@ -354,6 +348,15 @@ fn read_varint(b: &[u8]) -> Option<(u64, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_standard_layout_is_that_of_new_histograms() {
+        assert_eq!(STANDARD, Layout::new(3, 1).unwrap());
+        let mut h = crate::histogram();
+        h.record(1).unwrap();
+        let bytes = encode_histogram(&h);
+        assert_eq!(Encoded::parse(&bytes).unwrap().layout, STANDARD);
+    }
 
     #[test]
     fn round_trip_is_exact_and_mergeable() {
