@@ -142,27 +142,47 @@ impl CheckedDelta<'_> {
         into: &mut StatsSet,
         ops: &mut OperationCap,
     ) -> Result<(), CodecError> {
-        self.merge(into, None, ops)
+        self.merge(into, false, ops).map(drop)
     }
 
-    /// As [`CheckedDelta::merge_into`], except that histograms of the standard layout
-    /// are added by index into `flat` (their series and counters still go into `into`);
-    /// [`FlatSet::drain_into`] records them into `into` later, once for many deltas.
-    pub fn merge_into_flat(
+    /// The first half of a merge by index: as [`CheckedDelta::merge_into`], except that
+    /// histograms of the standard layout are left out (every other one still goes into
+    /// `into`). Returns the key of each call series, for [`CheckedDelta::add_counts`],
+    /// which adds the rest by index into a [`FlatSet`] — possibly later and under
+    /// another lock; [`FlatSet::drain_into`] records them into `into` once for many
+    /// deltas.
+    pub fn merge_counters(
         &self,
         into: &mut StatsSet,
-        flat: &mut FlatSet,
         ops: &mut OperationCap,
-    ) -> Result<(), CodecError> {
-        self.merge(into, Some(flat), ops)
+    ) -> Result<Vec<CallKey>, CodecError> {
+        self.merge(into, true, ops)
+    }
+
+    /// The second half of a merge by index: the counts of the standard-layout
+    /// histograms, under the keys [`CheckedDelta::merge_counters`] gave.
+    pub fn add_counts(&self, keys: &[CallKey], flat: &mut FlatSet) {
+        for (key, encoded) in keys.iter().zip(&self.calls) {
+            let counts = match flat.calls.get_mut(key) {
+                Some(counts) => counts,
+                None => flat.calls.entry(key.clone()).or_default(),
+            };
+            for (e, c) in encoded.iter().zip(counts.iter_mut()) {
+                // `false` for another layout, which `merge_counters` merged.
+                c.add(e);
+            }
+        }
+        flat.duration.add(&self.duration);
     }
 
     fn merge(
         &self,
         into: &mut StatsSet,
-        mut flat: Option<&mut FlatSet>,
+        by_index: bool,
         ops: &mut OperationCap,
-    ) -> Result<(), CodecError> {
+    ) -> Result<Vec<CallKey>, CodecError> {
+        let left_out = |e: &Encoded<'_>| by_index && e.is_standard();
+        let mut keys = Vec::with_capacity(if by_index { self.calls.len() } else { 0 });
         for (c, encoded) in self.delta.calls.iter().zip(&self.calls) {
             let key = CallKey {
                 operation: ops.admit(&c.operation).to_string(),
@@ -171,16 +191,17 @@ impl CheckedDelta<'_> {
             let s = into.call(&key);
             s.requests = s.requests.saturating_add(c.requests);
             s.errors = s.errors.saturating_add(c.errors);
-            let mut by_index = flat.as_deref_mut().map(|f| f.calls.entry(key).or_default());
-            for (i, (e, h)) in encoded.iter().zip(histograms(s)).enumerate() {
-                if !by_index.as_mut().is_some_and(|counts| counts[i].add(e)) {
+            for (e, h) in encoded.iter().zip(histograms(s)) {
+                if !left_out(e) {
                     e.add_to_lazy(h)?;
                 }
             }
+            if by_index {
+                keys.push(key);
+            }
         }
         into.add_counters(&counters(self.delta));
-        let duration_added = flat.is_some_and(|f| f.duration.add(&self.duration));
-        if !duration_added {
+        if !left_out(&self.duration) {
             self.duration.add_to_lazy(&mut into.iterations.duration)?;
         }
         for e in &self.delta.errors {
@@ -190,7 +211,7 @@ impl CheckedDelta<'_> {
                 (!e.stack.is_empty()).then_some(&*e.stack),
             );
         }
-        Ok(())
+        Ok(keys)
     }
 }
 
@@ -345,9 +366,8 @@ mod tests {
         for (i, d) in deltas.iter().enumerate() {
             let checked = check_wire(d).unwrap();
             checked.merge_into(&mut each, &mut ops.0).unwrap();
-            checked
-                .merge_into_flat(&mut by_index, &mut flat, &mut ops.1)
-                .unwrap();
+            let keys = checked.merge_counters(&mut by_index, &mut ops.1).unwrap();
+            checked.add_counts(&keys, &mut flat);
             if i == 20 {
                 // A tick in the middle: what waits is recorded, the rest comes after.
                 flat.drain_into(&mut by_index).unwrap();

@@ -34,6 +34,7 @@ use crate::campaign::{CampaignInfo, Inspector};
 use crate::error::ServerError;
 use crate::jobs::JobRegistry;
 use crate::logs::LogBuffer;
+use crate::pending::{Pending, PendingAdd};
 use crate::state::{CampaignState, DroneState};
 use crate::store::{now_ms, CampaignRow, Store};
 
@@ -119,8 +120,8 @@ pub(crate) struct Live {
     interval: StatsSet,
     /// The histogram counts of this tick's deltas, added by index: each distinct value
     /// is recorded once a tick instead of once per delta (at 10,000 drones, most of the
-    /// merging cost).
-    pending: camut::stats::FlatSet,
+    /// merging cost). Added outside this lock (see [`crate::pending`]).
+    pending: Arc<Pending>,
     /// Per-drone counts of the run so far.
     pub per_drone: BTreeMap<String, DroneCounts>,
     /// Highest sequence number stored per drone.
@@ -180,15 +181,35 @@ impl Live {
         drone: &str,
         delta: &camut::stats::CheckedDelta<'_>,
     ) -> Result<(), CodecError> {
-        delta.merge_into_flat(&mut self.interval, &mut self.pending, &mut self.operations)?;
-        let counts = self.per_drone.entry(drone.to_string()).or_default();
+        self.merge_counters(drone, delta)?.add(delta);
+        Ok(())
+    }
+
+    /// The first half of [`Live::merge`], under the campaign's lock: counters, series
+    /// and per-drone counts. The histogram counts are added by the returned
+    /// [`PendingAdd`], once the lock is released. (A tick between the halves counts the
+    /// delta's calls in one second and their histograms in the next; totals are exact
+    /// either way.)
+    pub fn merge_counters(
+        &mut self,
+        drone: &str,
+        delta: &camut::stats::CheckedDelta<'_>,
+    ) -> Result<PendingAdd, CodecError> {
+        let keys = delta.merge_counters(&mut self.interval, &mut self.operations)?;
+        let counts = match self.per_drone.get_mut(drone) {
+            Some(counts) => counts,
+            None => self.per_drone.entry(drone.to_string()).or_default(),
+        };
         counts.add(delta.delta());
         // A drone's row shows what it stored: no separate progress message is needed.
         if let Some(s) = self.sessions.get_mut(drone) {
             s.iterations_done = s.iterations_done.max(counts.iterations);
             s.errors = s.errors.max(counts.errors);
         }
-        Ok(())
+        Ok(PendingAdd {
+            keys,
+            into: self.pending.clone(),
+        })
     }
 
     /// The statistics of this tick so far, folded into the totals as they are taken.

@@ -416,17 +416,24 @@ impl Core {
         // Merged once, after the commit, straight from the wire form: a second's burst
         // of deltas waits for the commit as a few KB each, not as histogram sets.
         let merged = self.with_live(campaign, |l| {
-            let merged = if stored {
-                l.merge(drone, &checked)
-            } else {
-                Ok(())
-            };
-            let held = l.acked.entry(drone.to_string()).or_default();
-            *held = (*held).max(s.seq);
-            l.refused.remove(drone);
+            let merged = stored
+                .then(|| l.merge_counters(drone, &checked))
+                .transpose();
+            match l.acked.get_mut(drone) {
+                Some(held) => *held = (*held).max(s.seq),
+                None => {
+                    l.acked.insert(drone.to_string(), s.seq);
+                }
+            }
+            if !l.refused.is_empty() {
+                l.refused.remove(drone);
+            }
             merged
         });
-        if let Err(e) = merged {
+        // The histogram counts are added outside the campaign's lock.
+        if let Ok(Some(rest)) = merged {
+            rest.add(&checked);
+        } else if let Err(e) = merged {
             self.logs.push(
                 "warn",
                 "server",

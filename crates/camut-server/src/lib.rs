@@ -27,6 +27,7 @@ pub mod instances;
 pub mod jobs;
 pub mod logs;
 pub mod metrics;
+mod pending;
 pub mod results;
 pub mod state;
 pub mod store;

@@ -174,6 +174,11 @@ impl<'a> Encoded<'a> {
         Ok(e)
     }
 
+    /// Whether its layout is that of [`crate::histogram`], the one [`FlatCounts`] adds.
+    pub fn is_standard(&self) -> bool {
+        self.layout == STANDARD
+    }
+
     /// Values counted.
     pub fn len(&self) -> u64 {
         self.total
@@ -276,7 +281,7 @@ impl FlatCounts {
         let Some((last, _, _)) = e.last else {
             return true;
         };
-        if e.layout != STANDARD {
+        if !e.is_standard() {
             return false;
         }
         // `parse` checked that the last index maps to a value: it is below 56,320.
@@ -333,7 +338,14 @@ fn record(h: &mut Histogram<u64>, value: u64, count: u64) -> Result<(), CodecErr
 
 /// Reads one LEB128 number of at most 9 bytes (the 9th byte carries 8 bits); returns it
 /// and the bytes it took, or `None` when `b` ends first.
+#[inline]
 fn read_varint(b: &[u8]) -> Option<(u64, usize)> {
+    // Most entries of a delta are small counts or short runs of zeros: one byte.
+    match b.first() {
+        Some(&byte) if byte & 0x80 == 0 => return Some((u64::from(byte), 1)),
+        None => return None,
+        Some(_) => {}
+    }
     let mut value = 0u64;
     for i in 0..8 {
         let byte = *b.get(i)?;
