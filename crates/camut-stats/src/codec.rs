@@ -238,18 +238,6 @@ impl<'a> Encoded<'a> {
             Ok(())
         };
         while at < payload.len() {
-            // Most entries are small counts or short runs of zeros, one byte each: eight
-            // of them are read at once when no byte of the next eight continues.
-            if let Some(word) = payload.get(at..at + 8) {
-                let word = u64::from_le_bytes(word.try_into().expect("8 bytes"));
-                if word & 0x8080_8080_8080_8080 == 0 {
-                    for k in 0..8 {
-                        entry((word >> (8 * k)) & 0x7f, &mut index)?;
-                    }
-                    at += 8;
-                    continue;
-                }
-            }
             let (raw, used) = read_varint(&payload[at..]).ok_or_else(|| {
                 CodecError(format!("the payload ends inside a number at byte {at}"))
             })?;
@@ -380,48 +368,6 @@ fn read_varint(b: &[u8]) -> Option<(u64, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The entries of a payload read one number at a time, as the format defines them.
-    fn walk_plainly(payload: &[u8]) -> Result<Vec<(u64, u64)>, ()> {
-        let (mut at, mut index, mut out) = (0, 0u64, Vec::new());
-        while at < payload.len() {
-            let (raw, used) = read_varint(&payload[at..]).ok_or(())?;
-            at += used;
-            let n = ((raw >> 1) as i64) ^ -((raw & 1) as i64);
-            if n < 0 {
-                index = index.checked_add(n.unsigned_abs()).ok_or(())?;
-                continue;
-            }
-            if n > 0 {
-                out.push((index, n as u64));
-            }
-            index = index.checked_add(1).ok_or(())?;
-        }
-        Ok(out)
-    }
-
-    proptest::proptest! {
-        /// Reading eight one-byte entries at once finds what reading them one by one does,
-        /// on any payload (mostly small bytes, as real ones are, with a few longer numbers).
-        #[test]
-        fn the_word_at_a_time_walk_equals_the_plain_one(
-            payload in proptest::collection::vec(
-                proptest::prop_oneof![8 => 0u8..0x80, 1 => proptest::prelude::any::<u8>()],
-                0..80,
-            ),
-        ) {
-            let e = Encoded { layout: STANDARD, payload: &payload, last: None, total: 0 };
-            let mut fast = Vec::new();
-            let walked = e.walk_indexes(|i, c| fast.push((i, c)));
-            match walk_plainly(&payload) {
-                Ok(plain) => {
-                    proptest::prop_assert!(walked.is_ok());
-                    proptest::prop_assert_eq!(fast, plain);
-                }
-                Err(()) => proptest::prop_assert!(walked.is_err()),
-            }
-        }
-    }
 
     #[test]
     fn the_standard_layout_is_that_of_new_histograms() {
