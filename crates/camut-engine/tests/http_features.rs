@@ -308,3 +308,33 @@ fn abort_ends_a_call_with_a_counted_error() {
         "abort does not wait for the answer"
     );
 }
+
+/// A response's headers are made on first read; before and after, the response shows
+/// the same four fields (JSON, own keys once read), and its headers can be replaced.
+#[test]
+fn the_response_object_keeps_its_shape_with_headers_made_on_first_read() {
+    let env = Env::new();
+    let src = "exports.campaign = { id: 't', users: 2, iterations: 3 };\n\
+               var seen = {};\n\
+               exports.test = function (done) {\n\
+                 var req = camut.http(camut.env.TARGET + '/?bytes=3', function (err, data, res) {\n\
+                   if (err) throw err;\n\
+                   var json = JSON.parse(JSON.stringify(res));\n\
+                   if (Object.keys(json).join() !== 'statusCode,url,headers,body') throw new Error('json keys ' + Object.keys(json));\n\
+                   if (json.statusCode !== 200 || json.body !== data || json.headers['content-length'] !== '3') throw new Error('json ' + JSON.stringify(json));\n\
+                   var h = res.headers;\n\
+                   if (h !== res.headers || h['content-type'] !== 'text/plain') throw new Error('headers ' + JSON.stringify(h));\n\
+                   if (Object.keys(res).sort().join() !== 'body,headers,statusCode,url') throw new Error('own keys ' + Object.keys(res));\n\
+                   res.headers = { replaced: true };\n\
+                   if (res.headers.replaced !== true) throw new Error('assignment');\n\
+                   if (seen[req.callId]) throw new Error('callId seen twice: ' + req.callId);\n\
+                   seen[req.callId] = true;\n\
+                   if (typeof req.callId !== 'number' || typeof req.abort !== 'function') throw new Error('request');\n\
+                   done();\n\
+                 });\n\
+               };\n";
+    let (r, _) = env.run(src, 1);
+    let s = &r.summary;
+    assert_eq!(s.iterations.completed, 6, "{:?}", errors(&r));
+    assert_eq!((s.requests, s.errors), (6, 0));
+}

@@ -367,25 +367,6 @@ pub(crate) fn value_text<'js>(ctx: &Ctx<'js>, v: &Value<'js>) -> String {
         .unwrap_or_else(|| format!("[{}]", v.type_name()))
 }
 
-/// The `response` object handed to callbacks: `{ statusCode, headers, body, url }`.
-pub(crate) fn response_object<'js>(
-    ctx: &Ctx<'js>,
-    out: &HttpOutcome,
-    body: &Value<'js>,
-    url: &str,
-) -> rquickjs::Result<Object<'js>> {
-    let r = Object::new(ctx.clone())?;
-    r.set("statusCode", out.status.map(i32::from))?;
-    r.set("url", url)?;
-    let h = Object::new(ctx.clone())?;
-    for (k, v) in &out.headers {
-        h.set(k.as_str(), v.as_str())?;
-    }
-    r.set("headers", h)?;
-    r.set("body", body.clone())?;
-    Ok(r)
-}
-
 /// The error handed to callbacks (or the rejection), or None for a success.
 pub(crate) fn error_value<'js>(
     ctx: &Ctx<'js>,

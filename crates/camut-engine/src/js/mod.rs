@@ -1,6 +1,7 @@
 //! Everything that touches QuickJS: the module, the VU scope and its host functions.
 
 pub(crate) mod browser;
+pub(crate) mod call_objects;
 pub(crate) mod error;
 pub(crate) mod http;
 pub(crate) mod module;

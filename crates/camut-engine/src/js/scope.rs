@@ -33,6 +33,11 @@ pub(crate) struct SharedScope {
     camut: Vec<(&'static str, Persistent<Value<'static>>)>,
     /// `abort()` of the request objects `camut.http` returns (reads `this.callId`).
     pub abort: Persistent<Function<'static>>,
+    /// The prototype of the request handles of the callback form
+    /// ([`super::call_objects`]).
+    pub request_proto: Persistent<Object<'static>>,
+    /// The prototype of responses ([`super::call_objects`]).
+    pub response_proto: Persistent<Object<'static>>,
 }
 
 /// Installs the VU scope into the globals of `ctx`.
@@ -115,6 +120,11 @@ fn make_shared<'js>(
         }
     })?
     .with_name("abort")?;
+    let request_proto = Persistent::save(
+        ctx,
+        super::call_objects::request_prototype(ctx, abort.clone())?,
+    );
+    let response_proto = Persistent::save(ctx, super::call_objects::response_prototype(ctx)?);
     let abort = Persistent::save(ctx, abort);
     camut.push(("cookies", save(freeze(cookies_object(ctx, worker)?)?)));
     let wk = worker.clone();
@@ -203,6 +213,8 @@ fn make_shared<'js>(
         globals,
         camut,
         abort,
+        request_proto,
+        response_proto,
     })
 }
 

@@ -17,7 +17,9 @@ use super::CallPoint;
 use crate::http::body;
 use crate::http::cookies::{Cookie, CookieJar, Site};
 use crate::http::{HttpOutcome, HttpRequest};
-use crate::js::http::{error_value, parse_call, response_object};
+use crate::js::call_objects;
+use crate::js::http::{error_value, parse_call};
+use crate::js::scope::SharedScope;
 use crate::js::ScriptError;
 
 /// Where a reply to an HTTP call goes.
@@ -68,6 +70,9 @@ impl Worker {
         let defaults = &self.shared.campaign.options.http;
         let call = parse_call(ctx, &options, defaults, &self.http)
             .map_err(|m| rquickjs::Exception::throw_type(ctx, &m))?;
+        let call_id = self.next_call_id.get() + 1;
+        let step = self.shared.threads as u64;
+        self.next_call_id.set(self.next_call_id.get() + step);
         let (reply, handle) = match cb.filter(|v| !v.is_undefined() && !v.is_null()) {
             Some(f) => {
                 let f = f.into_function().ok_or_else(|| {
@@ -76,32 +81,29 @@ impl Worker {
                         "camut.http: the callback must be a function",
                     )
                 })?;
-                (
-                    Reply::Callback(Persistent::save(ctx, f)),
-                    Object::new(ctx.clone())?,
-                )
+                let proto = self.shared_object(ctx, |s| &s.request_proto)?;
+                let handle = call_objects::request_handle(proto, call_id)?;
+                (Reply::Callback(Persistent::save(ctx, f)), handle)
             }
             None => {
                 let (promise, resolve, reject) = ctx.promise()?;
+                let handle = promise
+                    .into_value()
+                    .into_object()
+                    .expect("a promise is an object");
+                handle.set("callId", call_id as f64)?;
+                if let Some(abort) = self.abort_function(ctx) {
+                    handle.set("abort", abort)?;
+                }
                 (
                     Reply::Promise {
                         resolve: Persistent::save(ctx, resolve),
                         reject: Persistent::save(ctx, reject),
                     },
-                    promise
-                        .into_value()
-                        .into_object()
-                        .expect("a promise is an object"),
+                    handle,
                 )
             }
         };
-        let call_id = self.next_call_id.get() + 1;
-        let step = self.shared.threads as u64;
-        self.next_call_id.set(self.next_call_id.get() + step);
-        handle.set("callId", call_id as f64)?;
-        if let Some(abort) = self.abort_function(ctx) {
-            handle.set("abort", abort)?;
-        }
         let (seq, delay_us) = {
             let mut vus = self.vus.borrow_mut();
             let vu = &mut vus[slot as usize];
@@ -140,6 +142,22 @@ impl Worker {
     fn abort_function<'js>(&self, ctx: &Ctx<'js>) -> Option<Function<'js>> {
         let scope = self.shared_scope.borrow();
         scope.as_ref()?.abort.clone().restore(ctx).ok()
+    }
+
+    /// One of the worker's shared prototypes, in `ctx` (made when the first VU was).
+    fn shared_object<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        which: impl Fn(&SharedScope) -> &Persistent<Object<'static>>,
+    ) -> rquickjs::Result<Object<'js>> {
+        let scope = self.shared_scope.borrow();
+        match scope.as_ref() {
+            Some(scope) => which(scope).clone().restore(ctx),
+            None => Err(rquickjs::Exception::throw_internal(
+                ctx,
+                "camut.http: the worker is shutting down",
+            )),
+        }
     }
 
     /// Sends one hop of call `call_id` on a task of the worker.
@@ -349,7 +367,10 @@ impl Worker {
                     rquickjs::String::from_str(ctx.clone(), &String::from_utf8_lossy(&out.body))?
                         .into_value()
                 };
-                let response = response_object(&ctx, &out, &body, &url)?;
+                let headers = std::mem::take(&mut out.headers);
+                let proto = self.shared_object(&ctx, |s| &s.response_proto)?;
+                let response =
+                    call_objects::response(proto, out.status, &url, headers, body.clone())?;
                 let err = error_value(&ctx, &out, &response)?;
                 self.slice_clock.begin();
                 let r = match reply {
