@@ -15,7 +15,9 @@
 //! a campaign's sessions and totals, which a short `std` mutex gives without a round
 //! trip through a channel; no lock is ever held across an `.await`, and campaigns never
 //! wait on each other. The registry of campaigns has a lock of its own that is held only
-//! to find or add a campaign.
+//! to find or add a campaign. One part of a campaign's state lives outside its lock: the
+//! histogram counts of the current second, added by the runtime's threads side by side
+//! ([`crate::pending`]), which was most of the time that lock was held at 10,000 drones.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
