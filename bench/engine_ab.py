@@ -3,91 +3,58 @@
 
     python3 bench/engine_ab.py [--rounds 3] [--iterations 8000] CAMUT [CAMUT ...]
 
-Starts one `camut target` (the first binary's) on 127.0.0.1 pinned to CPU 0, then per
-round runs each binary's `camut run bench/campaigns/get.js --threads 1` (50 VUs, the
-given iterations per VU) and `wrk -t1 -c50 -d5s`, each pinned to CPU 1. Requests are
-counted by the target (`/_camut/stats`), CPU time is the generator's user + sys from
-wait4. Prints requests per CPU-second per run, the means, and each mean's ratio to
-wrk's. Every run is bounded (iterations, or wrk's 5 s); the target is stopped at the end.
+The plain-HTTP row of bench/engine.py alone, with its plumbing: one `camut target`
+(the first binary's) pinned to CPU 0; per round, each binary's `camut run
+bench/campaigns/get.js --threads 1` (50 VUs, the given iterations per VU) and
+`wrk -t1 -c50 -d5s`, each pinned to CPU 1. Requests are counted by the target, CPU
+time is the generator's user + sys from wait4. Prints requests per CPU-second per run,
+the means, and each mean's ratio to wrk's. Every run is bounded; the target is stopped
+at the end.
 """
 
 import argparse
-import json
 import os
-import socket
-import subprocess
-import time
-import urllib.request
+import shutil
+import sys
+import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from engine import BenchError, Target, bench_camut_throughput, bench_wrk, log, pinned  # noqa: E402
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def served(url):
-    with urllib.request.urlopen(url + "/_camut/stats", timeout=5) as r:
-        return json.load(r)["requests"]
-
-
-def measure(cmd, url, timeout_s):
-    before = served(url)
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + timeout_s
-    while True:
-        pid, status, ru = os.wait4(p.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.monotonic() > deadline:
-            p.kill()
-            raise SystemExit(f"timed out: {' '.join(cmd)}")
-        time.sleep(0.05)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed ({status}): {' '.join(cmd)}")
-    return served(url) - before, ru.ru_utime + ru.ru_stime
+WRK_SECONDS = 5
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("camut", nargs="+")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--iterations", type=int, default=8000)
+    ap.add_argument("--iterations", type=int, default=8000, help="iterations per VU of each camut run")
     a = ap.parse_args()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    target = subprocess.Popen(["taskset", "-c", "0", a.camut[0], "target", "--listen",
-                               f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            try:
-                served(url)
-                break
-            except OSError:
-                time.sleep(0.1)
-        campaign = os.path.join(HERE, "campaigns", "get.js")
-        rates = {}
-        for _ in range(a.rounds):
-            for name in a.camut + ["wrk"]:
-                if name == "wrk":
-                    cmd = ["taskset", "-c", "1", "wrk", "-t1", "-c50", "-d5s", url + "/"]
-                else:
-                    cmd = ["taskset", "-c", "1", name, "run", campaign, "--threads", "1", "-q",
-                           "--iterations", str(a.iterations), "--env", "TARGET=" + url]
-                n, cpu = measure(cmd, url, 120)
-                rates.setdefault(name, []).append(n / cpu)
-                print(f"{name}: {n:,} requests, {cpu:.2f} CPU-s, {n / cpu:,.0f} per CPU-second",
-                      flush=True)
-        wrk = sum(rates["wrk"]) / len(rates["wrk"])
-        for name, r in rates.items():
-            mean = sum(r) / len(r)
-            print(f"{name}: mean {mean:,.0f} requests per CPU-second, {mean / wrk:.3f} x wrk")
-    finally:
-        target.terminate()
-        target.wait(timeout=10)
+    wrk = shutil.which("wrk")
+    if not wrk:
+        log("wrk is missing: apt-get install wrk")
+        return 2
+    out_dir = tempfile.mkdtemp(prefix="camut-engine-ab-")
+    rates = {}
+    with Target(pinned(0, [a.camut[0], "target", "--listen", "127.0.0.1:0"]), out_dir) as target:
+        for r in range(a.rounds):
+            for i, camut in enumerate(a.camut):
+                f = bench_camut_throughput(camut, target, out_dir, WRK_SECONDS, a.iterations, 1,
+                                           name=f"camut{i}-round{r}", label=camut)
+                rates.setdefault(camut, []).append(f["requests_per_cpu_s"])
+            f = bench_wrk(wrk, target, out_dir, WRK_SECONDS, 1, name=f"wrk-round{r}")
+            rates.setdefault("wrk", []).append(f["requests_per_cpu_s"])
+    wrk_mean = sum(rates["wrk"]) / len(rates["wrk"])
+    for name, runs in rates.items():
+        mean = sum(runs) / len(runs)
+        print(f"{name}: mean {mean:,.0f} requests per CPU-second, {mean / wrk_mean:.3f} x wrk")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        sys.exit(main())
+    except BenchError as e:
+        log(f"error: {e}")
+        sys.exit(1)

@@ -43,7 +43,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from engine import BenchError, Target, child_env, find_camut, free_port, log  # noqa: E402
-from ec2_deploy import stop, wait_port  # noqa: E402
+from ec2_deploy import cli, stop, wait_port  # noqa: E402
 
 CAMPAIGN = "soak"
 
@@ -66,14 +66,6 @@ def drone_pid(index):
                          capture_output=True, text=True)
     pids = [int(p) for p in out.stdout.split()]
     return pids[0] if pids else None
-
-
-def cli(camut, url, *args, timeout_s=120):
-    out = subprocess.run([camut, "-s", url, *args], capture_output=True, text=True,
-                         env=child_env(), timeout=timeout_s)
-    if out.returncode != 0:
-        raise BenchError(f"camut {' '.join(args)} failed ({out.returncode}): {out.stderr.strip()}")
-    return out.stdout
 
 
 def campaign_source(targets, rate, seconds):

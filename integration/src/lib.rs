@@ -566,6 +566,14 @@ pub fn control_campaign(
     )
 }
 
+/// The runtime a test drives the async client on: one thread, timers and I/O.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime")
+}
+
 /// A campaign's results as the JSON the tests assert on: the typed summary's fields
 /// (as `camut run --summary-json` writes them) plus `drones`, one row per drone.
 pub fn summary_value(r: &camut::v1::CampaignResults) -> serde_json::Value {

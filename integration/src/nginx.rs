@@ -43,6 +43,17 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
+/// `openssl req` arguments for a new P-256 key, unencrypted, written to the file that
+/// follows them.
+const NEW_KEY: &[&str] = &[
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-keyout",
+];
+
 /// Makes `name.key` and `name.pem` in `dir`, signed by `ca` (the name of a CA made
 /// before in `dir`) for the subject alternative names `san` (`DNS:localhost,IP:…`), or
 /// a self-signed CA when `ca` is None.
@@ -53,26 +64,23 @@ pub fn certificate(dir: &Path, name: &str, ca: Option<&str>, san: &str) {
         None => openssl(
             dir,
             &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &key,
-                "-out",
-                &pem,
-                "-days",
-                "2",
-                "-subj",
-                &format!("/CN={name}"),
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ],
+                &["req", "-x509"],
+                NEW_KEY,
+                &[
+                    &key,
+                    "-out",
+                    &pem,
+                    "-days",
+                    "2",
+                    "-subj",
+                    &format!("/CN={name}"),
+                    "-addext",
+                    "basicConstraints=critical,CA:TRUE",
+                    "-addext",
+                    "keyUsage=critical,keyCertSign,cRLSign",
+                ],
+            ]
+            .concat(),
         ),
         Some(ca) => {
             let (csr, ext) = request(dir, name, san);
@@ -114,19 +122,11 @@ fn request(dir: &Path, name: &str, san: &str) -> (String, String) {
     openssl(
         dir,
         &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-            "-subj",
-            &format!("/CN={name}"),
-        ],
+            &["req"],
+            NEW_KEY,
+            &[&key, "-out", &csr, "-subj", &format!("/CN={name}")],
+        ]
+        .concat(),
     );
     (csr, ext)
 }

@@ -3,17 +3,10 @@
 
 use camut::Client;
 use camut_integration::{
-    control_campaign, junit_cases, pids_with, show, temp_file, wait_for, ServerProcess,
+    control_campaign, junit_cases, pids_with, rt, show, temp_file, wait_for, ServerProcess,
     TargetProcess,
 };
 use tonic::Code;
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn summary(r: &camut::v1::CampaignResults) -> serde_json::Value {
     camut_integration::summary_value(r)

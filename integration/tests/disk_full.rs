@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use camut::Client;
 use camut_integration::cloud::temp_dir;
-use camut_integration::{http_request, wait_for, ServerProcess, TargetProcess};
+use camut_integration::{http_request, rt, wait_for, ServerProcess, TargetProcess};
 
 /// A tmpfs of `size` mounted on a fresh directory; unmounted on drop, also on failure.
 struct Tmpfs {
@@ -59,13 +59,6 @@ fn fill(dir: &Path) -> PathBuf {
     }
     let _ = f.sync_all();
     path
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 /// `/metrics`' value of a sample without labels.

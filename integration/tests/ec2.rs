@@ -13,16 +13,9 @@ use camut::v1::{CreateInstancesRequest, DestroyInstancesRequest, ListInstancesRe
 use camut::Client;
 use camut_integration::cloud::{temp_dir, Moto, Sshd, AWS_ENV, MOTO_IMAGE};
 use camut_integration::{
-    camut_bin, control_campaign, pids_with, show, wait_for, ServerProcess, TargetProcess,
+    camut_bin, control_campaign, pids_with, rt, show, wait_for, ServerProcess, TargetProcess,
 };
 use serde_json::Value;
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// The user this test runs as (the sshd accepts the throw-away key for any user).
 fn current_user() -> String {

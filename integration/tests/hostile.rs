@@ -373,10 +373,7 @@ impl tonic::codec::Decoder for RawCodec {
 #[test]
 fn an_upload_that_is_not_utf8_is_an_invalid_argument() {
     let server = ServerProcess::start("utf8", None);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = camut_integration::rt();
     rt.block_on(async {
         let channel = tonic::transport::Endpoint::from_shared(server.url.clone())
             .unwrap()
@@ -466,10 +463,7 @@ fn a_crafted_histogram_from_a_drone_is_refused_and_reported() {
     let source = "exports.campaign = { id: 'crafted', drones: 1, users: 1, iterations: 1, \
                   deploy: { deployer: 'local' } };\n\
                   exports.test = function (done) { done(); };\n";
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = camut_integration::rt();
     rt.block_on(async {
         let c = camut::Client::connect(&server.addr, None).await.unwrap();
         c.create("crafted.js", source).await.unwrap();

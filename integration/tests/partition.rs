@@ -7,14 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use camut::Client;
-use camut_integration::{pids_with, proc_strings, wait_for, ServerProcess, TargetProcess};
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use camut_integration::{pids_with, proc_strings, rt, wait_for, ServerProcess, TargetProcess};
 
 /// An nftables table of this test dropping TCP to one port on this host (loopback
 /// included): the drone cannot reach the server. Removed on drop, also on failure.

@@ -3,15 +3,8 @@
 //! run, and `camut.env` reaches every drone of a server campaign, secrets masked.
 
 use camut::Client;
-use camut_integration::{show, temp_file, ServerProcess, TargetProcess};
+use camut_integration::{rt, show, temp_file, ServerProcess, TargetProcess};
 use serde_json::Value;
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// A campaign whose target comes from `camut.env.TARGET`, and which prints a secret of
 /// its environment once per VU.

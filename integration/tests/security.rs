@@ -9,16 +9,9 @@ use std::process::Command;
 
 use camut::Client;
 use camut_integration::{
-    camut_bin, control_campaign, pids_with, show, wait_for, ServerProcess, TargetProcess,
+    camut_bin, control_campaign, pids_with, rt, show, wait_for, ServerProcess, TargetProcess,
 };
 use tonic::Code;
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// One raw HTTP/1.1 request to `addr` with the given headers: status, head, body.
 fn raw(

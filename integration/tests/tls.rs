@@ -10,16 +10,10 @@ use camut::tls::TlsOptions;
 use camut::Client;
 use camut_integration::nginx::certificate;
 use camut_integration::{
-    camut_bin, control_campaign, https_get, show, temp_file, wait_for, ServerProcess, TargetProcess,
+    camut_bin, control_campaign, https_get, rt, show, temp_file, wait_for, ServerProcess,
+    TargetProcess,
 };
 use tonic::Code;
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// A server with a self-signed certificate, and the CA file it wrote for clients.
 fn tls_server(name: &str) -> (ServerProcess, PathBuf) {

@@ -367,10 +367,7 @@ fn drones_send_aggregates_and_the_results_count_the_points() {
     let extra =
         format!(", tsdb: {{ host: '{host}', port: {port}, precision: 's', interval: 300 }}");
     let source = camut_integration::control_campaign("tsdbd", 2, 3, 5, &extra, &target.url);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = camut_integration::rt();
     rt.block_on(async {
         let c = camut::Client::connect(&server.addr, None).await.unwrap();
         let results = c
@@ -470,10 +467,7 @@ fn metrics_parse_as_openmetrics_with_live_campaign_series() {
     assert_eq!(scrape(&server.addr, Some("wrong")).unwrap_err().0, 401);
 
     let source = camut_integration::control_campaign("prom", 2, 3, 4, "", &target.url);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = camut_integration::rt();
     rt.block_on(async {
         let c = camut::Client::connect(&server.addr, Some("s3cret-api-token-16"))
             .await
@@ -536,10 +530,7 @@ fn the_servers_default_tsdb_serves_campaigns_without_one() {
     let config = format!("[tsdb]\nhost = \"{host}\"\nport = {port}\nprecision = \"s\"\n");
     let server = camut_integration::ServerProcess::start("tsdb-default", Some(&config));
     let source = camut_integration::control_campaign("tsdbdef", 2, 2, 3, "", &target.url);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = camut_integration::rt();
     rt.block_on(async {
         let c = camut::Client::connect(&server.addr, None).await.unwrap();
         let results = c.run_campaign("tsdbdef.js", &source).await.unwrap();

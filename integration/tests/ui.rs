@@ -181,10 +181,7 @@ fn console_in_headless_chromium() {
     );
 
     // What the browser did went through the API: the gRPC view agrees, to the request.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = camut_integration::rt();
     rt.block_on(async {
         let c = Client::connect(&server.addr, Some(TOKEN)).await.unwrap();
         let r = c.results("ui-demo").await.unwrap();

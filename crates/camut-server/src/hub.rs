@@ -425,9 +425,7 @@ impl Core {
                     l.acked.insert(drone.to_string(), s.seq);
                 }
             }
-            if !l.refused.is_empty() {
-                l.refused.remove(drone);
-            }
+            l.refused.remove(drone);
             merged
         });
         // The histogram counts are added outside the campaign's lock.
