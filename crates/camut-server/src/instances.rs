@@ -46,15 +46,6 @@ impl Core {
         let mut found = Vec::new();
         let mut errors = BTreeMap::new();
         let now = now_ms();
-        // Campaigns with a spawn in flight may hold instances the store does not list yet.
-        let mut spawning = HashSet::new();
-        for state in [JobState::Queued, JobState::Active] {
-            for job in self.store.jobs("", Some(state), 10_000)? {
-                if job.kind == Command::Spawn {
-                    spawning.insert(job.campaign);
-                }
-            }
-        }
         for (name, deployer) in &self.deployers {
             let listed = match deployer
                 .list_instances(Request::new(v1::ListInstancesRequest::default()))
@@ -66,6 +57,12 @@ impl Core {
                     continue;
                 }
             };
+            // Read after the listing, then the held instances after this: an instance
+            // listed was made by a spawn that is either still pending here or done, and
+            // a spawn stores what it holds before it is done. Read before the listing, a
+            // spawn that began while the deployer answered made zombies of its own
+            // instances.
+            let spawning = self.spawning()?;
             for instance in listed {
                 let zombie = self.zombie_reason(name, &instance, now, &spawning)?;
                 found.push(v1::ManagedInstance {
@@ -76,6 +73,20 @@ impl Core {
             }
         }
         Ok((found, errors))
+    }
+
+    /// Campaigns with a spawn in flight: they may hold instances the store does not list
+    /// yet.
+    fn spawning(&self) -> Result<HashSet<String>, ServerError> {
+        let mut spawning = HashSet::new();
+        for state in [JobState::Queued, JobState::Active] {
+            for job in self.store.jobs("", Some(state), 10_000)? {
+                if job.kind == Command::Spawn {
+                    spawning.insert(job.campaign);
+                }
+            }
+        }
+        Ok(spawning)
     }
 
     /// Why an instance is a zombie (empty when it is not), and the decision logged.
@@ -323,5 +334,90 @@ impl Instances for Api {
         _request: Request<v1::ReapZombiesRequest>,
     ) -> Result<Response<v1::ReapZombiesResponse>, Status> {
         Ok(Response::new(self.0.reap_zombies().await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{core_at, wait_job};
+    use camut::v1::deployer_server::Deployer;
+    use camut_deployer::dummy::DummyDeployer;
+    use tokio::sync::Notify;
+
+    /// The dummy deployer, with its listing and its creation held until the test lets
+    /// them go (a creation makes its instances first, then waits).
+    #[derive(Default)]
+    struct Held {
+        inner: DummyDeployer,
+        listing: Notify,
+        list_go: Notify,
+        created: Notify,
+        create_go: Notify,
+    }
+
+    #[tonic::async_trait]
+    impl Deployer for Held {
+        async fn create_instances(
+            &self,
+            r: Request<v1::CreateInstancesRequest>,
+        ) -> Result<Response<v1::CreateInstancesResponse>, Status> {
+            let made = self.inner.create_instances(r).await;
+            self.created.notify_one();
+            self.create_go.notified().await;
+            made
+        }
+        async fn configure_instances(
+            &self,
+            r: Request<v1::ConfigureInstancesRequest>,
+        ) -> Result<Response<v1::ConfigureInstancesResponse>, Status> {
+            self.inner.configure_instances(r).await
+        }
+        async fn destroy_instances(
+            &self,
+            r: Request<v1::DestroyInstancesRequest>,
+        ) -> Result<Response<v1::DestroyInstancesResponse>, Status> {
+            self.inner.destroy_instances(r).await
+        }
+        async fn list_instances(
+            &self,
+            r: Request<v1::ListInstancesRequest>,
+        ) -> Result<Response<v1::ListInstancesResponse>, Status> {
+            self.listing.notify_one();
+            self.list_go.notified().await;
+            self.inner.list_instances(r).await
+        }
+        async fn extend_instances(
+            &self,
+            r: Request<v1::ExtendInstancesRequest>,
+        ) -> Result<Response<v1::ExtendInstancesResponse>, Status> {
+            self.inner.extend_instances(r).await
+        }
+    }
+
+    /// A spawn that begins while the deployer is still answering a listing, and whose
+    /// instances that listing then shows, does not make zombies of them.
+    #[tokio::test]
+    async fn instances_of_a_spawn_begun_during_the_listing_are_not_zombies() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = Arc::new(Held::default());
+        let core = core_at(dir.path(), held.clone());
+        core.create("c.js", "c 1", &Default::default())
+            .await
+            .unwrap();
+        let listing = tokio::spawn({
+            let core = core.clone();
+            async move { core.managed_instances().await }
+        });
+        held.listing.notified().await;
+        let spawn = core.submit("c", Command::Spawn).await.unwrap();
+        held.created.notified().await;
+        held.list_go.notify_one();
+        let (found, errors) = listing.await.unwrap().unwrap();
+        held.create_go.notify_one();
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].zombie, "", "{found:?}");
+        assert_eq!(wait_job(&core, spawn.id).await.state, JobState::Complete);
     }
 }

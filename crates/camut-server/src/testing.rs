@@ -41,11 +41,13 @@ impl Inspector for Fake {
 
 /// A core over the store in `dir`, with a dummy deployer of `capacity` instances.
 pub fn reopen(dir: &Path, capacity: u32) -> Arc<Core> {
+    core_at(dir, Arc::new(DummyDeployer::with_capacity(capacity)))
+}
+
+/// A core over the store in `dir`, with `deployer` as its deployer `dummy`.
+pub fn core_at(dir: &Path, deployer: Arc<dyn Deployer>) -> Arc<Core> {
     let mut deployers: BTreeMap<String, Arc<dyn Deployer>> = BTreeMap::new();
-    deployers.insert(
-        "dummy".into(),
-        Arc::new(DummyDeployer::with_capacity(capacity)),
-    );
+    deployers.insert("dummy".into(), deployer);
     Core::new(CoreParts {
         store: Store::open(dir).expect("store opens"),
         deployers,
