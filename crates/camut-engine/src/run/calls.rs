@@ -51,7 +51,7 @@ pub(crate) struct PendingCall {
     limit: u64,
     reply: Reply,
     hop_started: Instant,
-    task: Option<tokio::task::JoinHandle<()>>,
+    abort: Option<futures_util::future::AbortHandle>,
 }
 
 /// The calls of one worker under way, by call id.
@@ -132,7 +132,7 @@ impl Worker {
             },
             reply,
             hop_started: Instant::now(),
-            task: None,
+            abort: None,
         };
         self.calls.borrow_mut().insert(call_id, pending);
         self.send_hop(call_id, call.request);
@@ -184,17 +184,16 @@ impl Worker {
             }
         }
         pending.hop_started = Instant::now();
-        let task = tokio::task::spawn_local(async move {
+        let hop = Box::pin(async move {
             let outcome = me.http.send(request).await;
-            me.hop_done(call_id, outcome);
-            me.wake.notify_one();
+            (call_id, outcome)
         });
-        pending.task = Some(task);
+        pending.abort = Some(self.hops.push(hop));
     }
 
     /// A hop ended: cookies kept, the hop recorded, then a redirect followed or the
     /// response handed over.
-    fn hop_done(&self, call_id: u64, out: HttpOutcome) {
+    pub(super) fn hop_done(&self, call_id: u64, out: HttpOutcome) {
         let Some(mut pending) = self.calls.borrow_mut().remove(&call_id) else {
             return; // aborted meanwhile
         };
@@ -225,8 +224,8 @@ impl Worker {
         let Some(pending) = self.calls.borrow_mut().remove(&call_id) else {
             return; // already answered
         };
-        if let Some(t) = &pending.task {
-            t.abort();
+        if let Some(a) = &pending.abort {
+            a.abort();
         }
         let out = crate::http::failed(pending.hop_started, 0, "aborted".into());
         self.record_hop(&pending, call_id, &out);

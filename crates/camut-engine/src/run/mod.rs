@@ -3,6 +3,7 @@
 
 pub(crate) mod calls;
 mod health;
+mod hops;
 mod timers;
 mod vu;
 pub(crate) mod worker;

@@ -136,6 +136,8 @@ pub(crate) struct Worker {
     pub(crate) http: HttpClient,
     /// `camut.http` calls under way, by call id.
     pub(crate) calls: RefCell<PendingCalls>,
+    /// Their exchanges on the wire, driven by one task.
+    pub(crate) hops: super::hops::Hops,
     pub(crate) wake: Notify,
     pub(crate) inflight: Cell<usize>,
     open_iterations: Cell<usize>,
@@ -245,6 +247,7 @@ impl Worker {
                 shared.campaign.options.http.tls.clone(),
                 shared.open_connections.clone(),
             ),
+            hops: Default::default(),
             calls: RefCell::new(PendingCalls::new()),
             wake: Notify::new(),
             inflight: Cell::new(0),
@@ -398,6 +401,7 @@ impl Worker {
             }
         }
         let probe = tokio::task::spawn_local(lag_probe(self.weak()));
+        let hops = tokio::task::spawn_local(super::hops::drive(self.weak()));
         let interval = self.shared.config.interval;
         let sweep_every = (opts.iteration_timeout / 4)
             .clamp(Duration::from_millis(5), Duration::from_millis(100));
@@ -452,6 +456,7 @@ impl Worker {
             }
         }
         probe.abort();
+        hops.abort();
     }
 
     /// Starts up to `budget` iterations of VUs whose previous one ended.
@@ -978,6 +983,7 @@ impl Worker {
 
     /// Drops every JS value before the runtime goes.
     fn teardown(&self) {
+        self.hops.clear();
         self.timers.borrow_mut().clear_all();
         self.ready.borrow_mut().clear();
         self.shared_scope.borrow_mut().take();
