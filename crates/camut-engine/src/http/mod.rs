@@ -29,6 +29,7 @@ use tokio::net::TcpStream;
 
 use stream::{Counted, Stream};
 use tls::TlsSettings;
+pub(crate) use wire::ResponseHeaders;
 use wire::{decode_chunks, parse_head, request_bytes, ChunkState, Framing};
 
 /// One call to make.
@@ -76,7 +77,7 @@ pub(crate) struct HttpOutcome {
     /// Response status, when a response head arrived.
     pub status: Option<u16>,
     /// Response headers (lowercase names).
-    pub headers: Vec<(String, String)>,
+    pub headers: ResponseHeaders,
     /// Response body.
     pub body: Bytes,
     /// Time to the response head.
@@ -185,7 +186,7 @@ pub(crate) struct HttpClient {
 /// A response read off a connection.
 struct Exchanged {
     status: u16,
-    headers: Vec<(String, String)>,
+    headers: ResponseHeaders,
     body: Bytes,
     begin: Duration,
     received: u64,
@@ -327,7 +328,9 @@ impl HttpClient {
             let (mut conn, reused, handshake) = match checked_out {
                 Some(c) => (c, true, None),
                 None => {
-                    let (c, h) = self.connect(target, deadline).await?;
+                    // Boxed: the connect and handshake state is most of this future's
+                    // size, and only new connections need it.
+                    let (c, h) = Box::pin(self.connect(target, deadline)).await?;
                     (c, false, h)
                 }
             };
@@ -585,7 +588,7 @@ pub(crate) fn failed(start: Instant, transmitted: u64, error: String) -> HttpOut
     let t = start.elapsed();
     HttpOutcome {
         status: None,
-        headers: Vec::new(),
+        headers: ResponseHeaders::default(),
         body: Bytes::new(),
         begin: t,
         total: t,

@@ -90,7 +90,7 @@ proptest! {
                 .send(HttpRequest {
                     method: Method::GET,
                     uri: format!("http://{addr}/").parse().unwrap(),
-                    headers: Vec::new(),
+                    headers: Default::default(),
                     body: Bytes::new(),
                     timeout: Duration::from_secs(5),
                     tls: 0,

@@ -19,6 +19,8 @@ use rquickjs::function::This;
 use rquickjs::object::{Accessor, Property};
 use rquickjs::{Class, Ctx, Function, JsLifetime, Object, Value};
 
+use crate::http::ResponseHeaders;
+
 /// The Rust side of a request handle.
 pub(crate) struct RequestData {
     call_id: u64,
@@ -26,7 +28,7 @@ pub(crate) struct RequestData {
 
 /// The Rust side of a response: its headers until they are read.
 pub(crate) struct ResponseData {
-    headers: RefCell<Vec<(String, String)>>,
+    headers: RefCell<ResponseHeaders>,
 }
 
 macro_rules! plain_class {
@@ -84,7 +86,7 @@ pub(crate) fn response_prototype<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Object
     let proto = Object::new(ctx.clone())?;
     let get = |this: This<Class<'js, ResponseData>>| -> rquickjs::Result<Object<'js>> {
         let headers = Object::new(this.0.ctx().clone())?;
-        for (k, v) in this.0.borrow().headers.take() {
+        for (k, v) in this.0.borrow().headers.take().iter() {
             headers.set(k, v)?;
         }
         own_headers(this.0.as_inner(), headers.clone().into_value())?;
@@ -123,7 +125,7 @@ pub(crate) fn response<'js>(
     proto: Object<'js>,
     status: Option<u16>,
     url: &str,
-    headers: Vec<(String, String)>,
+    headers: ResponseHeaders,
     body: Value<'js>,
 ) -> rquickjs::Result<Object<'js>> {
     let r = Class::instance_proto(

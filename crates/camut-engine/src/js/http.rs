@@ -318,9 +318,7 @@ pub(crate) fn build(
     defaults: &HttpDefaults,
     tls: u32,
 ) -> Result<HttpRequest, String> {
-    let uri: Uri = url
-        .parse()
-        .map_err(|e| format!("camut.http: bad url '{url}': {e}"))?;
+    let uri = parse_uri(url)?;
     match uri.scheme_str() {
         Some("http") | Some("https") => {}
         Some(other) => {
@@ -347,6 +345,41 @@ pub(crate) fn build(
         keep_alive: defaults.keep_alive,
         response_body: defaults.response_body(),
     })
+}
+
+/// URLs longer than this are parsed on every call, not kept in [`URIS`].
+const CACHED_URL_MAX: usize = 256;
+/// Most URLs kept in [`URIS`]; it is emptied when full.
+const CACHED_URLS: usize = 1024;
+
+thread_local! {
+    /// The URLs a worker thread parsed lately: a load test calls the same few URLs
+    /// over and over, and a parsed `Uri` clones by reference counts.
+    static URIS: std::cell::RefCell<std::collections::HashMap<Box<str>, Uri>> =
+        Default::default();
+}
+
+/// `url` parsed, from the thread's cache when it was parsed before.
+fn parse_uri(url: &str) -> Result<Uri, String> {
+    let cacheable = url.len() <= CACHED_URL_MAX;
+    if cacheable {
+        if let Some(uri) = URIS.with(|c| c.borrow().get(url).cloned()) {
+            return Ok(uri);
+        }
+    }
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| format!("camut.http: bad url '{url}': {e}"))?;
+    if cacheable {
+        URIS.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.len() >= CACHED_URLS {
+                c.clear();
+            }
+            c.insert(url.into(), uri.clone());
+        });
+    }
+    Ok(uri)
 }
 
 /// A value as text: strings as they are, anything else as JSON.

@@ -174,7 +174,14 @@ impl Worker {
         }
         pending.hop_operation = match &pending.operation {
             Some(op) => op.clone(),
-            None => format!("{} {}", request.method, request.uri.path()),
+            None => {
+                let (method, path) = (request.method.as_str(), request.uri.path());
+                let mut op = String::with_capacity(method.len() + 1 + path.len());
+                op.push_str(method);
+                op.push(' ');
+                op.push_str(path);
+                op
+            }
         };
         pending.hop_uri = request.uri.clone();
         if self.shared.campaign.options.http.cookies {
@@ -200,7 +207,7 @@ impl Worker {
         if self.shared.campaign.options.http.cookies {
             self.store_cookies(pending.slot, &pending.hop_uri, &out);
         }
-        self.record_hop(&pending, call_id, &out);
+        self.record_hop(&mut pending, call_id, &out);
         pending.delay_us = 0;
         if let Some(next) = redirect(&mut pending, &out) {
             pending.url = next.uri.to_string();
@@ -221,14 +228,14 @@ impl Worker {
 
     /// `request.abort()`: the call ends at once with the error `aborted` (counted).
     pub(crate) fn http_abort(&self, call_id: u64) {
-        let Some(pending) = self.calls.borrow_mut().remove(&call_id) else {
+        let Some(mut pending) = self.calls.borrow_mut().remove(&call_id) else {
             return; // already answered
         };
         if let Some(a) = &pending.abort {
             a.abort();
         }
         let out = crate::http::failed(pending.hop_started, 0, "aborted".into());
-        self.record_hop(&pending, call_id, &out);
+        self.record_hop(&mut pending, call_id, &out);
         let Some(me) = self.weak().upgrade() else {
             return;
         };
@@ -241,11 +248,7 @@ impl Worker {
     }
 
     fn store_cookies(&self, slot: u32, uri: &Uri, out: &HttpOutcome) {
-        let mut set_cookies = out
-            .headers
-            .iter()
-            .filter(|(k, _)| k == "set-cookie")
-            .peekable();
+        let mut set_cookies = out.headers.get_all("set-cookie").peekable();
         if set_cookies.peek().is_none() {
             return;
         }
@@ -253,7 +256,7 @@ impl Worker {
         let jar = vus[slot as usize].jar.get_or_insert_with(Default::default);
         let host = uri.host().unwrap_or("").to_ascii_lowercase();
         let now = SystemTime::now();
-        for (_, v) in set_cookies {
+        for v in set_cookies {
             jar.store(site(uri, &host), v, now);
         }
     }
@@ -282,8 +285,9 @@ impl Worker {
     }
 
     /// Records one hop (a request and its response, or its error).
-    fn record_hop(&self, pending: &PendingCall, call_id: u64, out: &HttpOutcome) {
-        let operation = pending.hop_operation.clone();
+    fn record_hop(&self, pending: &mut PendingCall, call_id: u64, out: &HttpOutcome) {
+        // The next hop, if any, names its own operation.
+        let operation = std::mem::take(&mut pending.hop_operation);
         let failed = out.failed();
         let delay_us = pending.delay_us;
         if self.shared.config.call_points {
@@ -343,7 +347,7 @@ impl Worker {
             return; // the stop's grace period is over: the test's code runs no more
         }
         // `data` is the decoded body; `http.received` counted the bytes on the wire.
-        if let Some((_, enc)) = out.headers.iter().find(|(k, _)| k == "content-encoding") {
+        if let Some(enc) = out.headers.get("content-encoding") {
             if !out.body.is_empty() {
                 match body::decode(enc, &out.body, pending_limit) {
                     Ok(b) => out.body = Bytes::from(b),
@@ -524,12 +528,7 @@ fn redirect(pending: &mut PendingCall, out: &HttpOutcome) -> Option<HttpRequest>
     if pending.redirects_left == 0 || !matches!(out.status, Some(301 | 302 | 303 | 307 | 308)) {
         return None;
     }
-    let location = out
-        .headers
-        .iter()
-        .find(|(k, _)| k == "location")?
-        .1
-        .as_str();
+    let location = out.headers.get("location")?;
     let base = pending.redirect_base.take()?;
     let next_uri = resolve(&base.uri, location)?;
     if !matches!(next_uri.scheme_str(), Some("http" | "https")) {
