@@ -363,7 +363,9 @@ impl HttpClient {
                         x.transmitted = written - written0;
                     }
                     if keep_alive && target.keep_alive && conn.buf.is_empty() {
-                        conn.idle_since = Instant::now();
+                        // The head's arrival: the body follows at once, and an earlier
+                        // mark only makes the pool probe the connection sooner.
+                        conn.idle_since = start + x.begin;
                         let mut idle = self.idle.borrow_mut();
                         let pool = idle.entry(target.pool).or_default();
                         match pool.get_mut(target.authority) {

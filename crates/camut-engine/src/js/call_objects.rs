@@ -17,7 +17,7 @@ use std::cell::RefCell;
 use rquickjs::class::{JsClass, Readable, Trace, Tracer};
 use rquickjs::function::This;
 use rquickjs::object::{Accessor, Property};
-use rquickjs::{Class, Ctx, Function, JsLifetime, Object, Value};
+use rquickjs::{qjs, Class, Ctx, Function, JsLifetime, Object, Value};
 
 use crate::http::ResponseHeaders;
 
@@ -120,9 +120,64 @@ fn own_headers<'js>(response: &Object<'js>, headers: Value<'js>) -> rquickjs::Re
     )
 }
 
+/// The names of a response's own fields as atoms, made once per worker: defining a
+/// property by atom skips the atom lookup of a name and the prototype walk of a set.
+pub(crate) struct ResponseKeys {
+    rt: *mut qjs::JSRuntime,
+    /// `statusCode`, `url`, `body`.
+    atoms: [qjs::JSAtom; 3],
+}
+
+impl ResponseKeys {
+    pub(crate) fn new(ctx: &Ctx<'_>) -> Self {
+        let raw = ctx.as_raw().as_ptr();
+        // SAFETY: `raw` is a live context (we run in it); each atom made here is freed
+        // once, in `drop`, against the same runtime, which outlives the worker's scope.
+        unsafe {
+            let atom = |name: &str| qjs::JS_NewAtomLen(raw, name.as_ptr().cast(), name.len() as _);
+            ResponseKeys {
+                rt: qjs::JS_GetRuntime(raw),
+                atoms: [atom("statusCode"), atom("url"), atom("body")],
+            }
+        }
+    }
+}
+
+impl Drop for ResponseKeys {
+    fn drop(&mut self) {
+        for a in self.atoms {
+            // SAFETY: made by `new` in this runtime, which is still alive (see `new`).
+            unsafe { qjs::JS_FreeAtomRT(self.rt, a) };
+        }
+    }
+}
+
+/// Defines a new own data property (writable, enumerable, configurable) by atom.
+fn define_own<'js>(obj: &Object<'js>, atom: qjs::JSAtom, v: Value<'js>) -> rquickjs::Result<()> {
+    let ctx = obj.ctx().as_raw().as_ptr();
+    // SAFETY: object and value belong to the live context `ctx`; `atom` is alive
+    // (ResponseKeys). The definition takes a reference of its own to the value (the
+    // dup), and `v` drops its own as usual.
+    let r = unsafe {
+        qjs::JS_DefinePropertyValue(
+            ctx,
+            obj.as_raw(),
+            atom,
+            qjs::JS_DupValue(ctx, v.as_raw()),
+            qjs::JS_PROP_C_W_E as _,
+        )
+    };
+    if r < 0 {
+        Err(rquickjs::Error::Exception)
+    } else {
+        Ok(())
+    }
+}
+
 /// A response: `statusCode`, `url`, `body` set, `headers` made when read.
 pub(crate) fn response<'js>(
     proto: Object<'js>,
+    keys: &ResponseKeys,
     status: Option<u16>,
     url: &str,
     headers: ResponseHeaders,
@@ -135,8 +190,18 @@ pub(crate) fn response<'js>(
         proto,
     )?
     .into_inner();
-    r.set("statusCode", status.map(i32::from))?;
-    r.set("url", url)?;
-    r.set("body", body)?;
+    let ctx = r.ctx().clone();
+    let status = match status {
+        Some(s) => Value::new_int(ctx.clone(), i32::from(s)),
+        None => Value::new_undefined(ctx.clone()),
+    };
+    let [k_status, k_url, k_body] = keys.atoms;
+    define_own(&r, k_status, status)?;
+    define_own(
+        &r,
+        k_url,
+        rquickjs::String::from_str(ctx, url)?.into_value(),
+    )?;
+    define_own(&r, k_body, body)?;
     Ok(r)
 }

@@ -355,7 +355,7 @@ const CACHED_URLS: usize = 1024;
 thread_local! {
     /// The URLs a worker thread parsed lately: a load test calls the same few URLs
     /// over and over, and a parsed `Uri` clones by reference counts.
-    static URIS: std::cell::RefCell<std::collections::HashMap<Box<str>, Uri>> =
+    static URIS: std::cell::RefCell<rustc_hash::FxHashMap<Box<str>, Uri>> =
         Default::default();
 }
 

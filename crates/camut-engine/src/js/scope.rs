@@ -38,6 +38,8 @@ pub(crate) struct SharedScope {
     pub request_proto: Persistent<Object<'static>>,
     /// The prototype of responses ([`super::call_objects`]).
     pub response_proto: Persistent<Object<'static>>,
+    /// The names of a response's own fields ([`super::call_objects`]).
+    pub response_keys: super::call_objects::ResponseKeys,
 }
 
 /// Installs the VU scope into the globals of `ctx`.
@@ -215,6 +217,7 @@ fn make_shared<'js>(
         abort,
         request_proto,
         response_proto,
+        response_keys: super::call_objects::ResponseKeys::new(ctx),
     })
 }
 

@@ -2,7 +2,6 @@
 //! following redirects (each hop measured as its own request), aborting, and handing
 //! the final response to the callback or promise.
 
-use std::collections::HashMap;
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
@@ -54,8 +53,8 @@ pub(crate) struct PendingCall {
     abort: Option<futures_util::future::AbortHandle>,
 }
 
-/// The calls of one worker under way, by call id.
-pub(crate) type PendingCalls = HashMap<u64, PendingCall>;
+/// The calls of one worker under way, by call id (a counter: no need for SipHash).
+pub(crate) type PendingCalls = rustc_hash::FxHashMap<u64, PendingCall>;
 
 impl Worker {
     /// `camut.http(options, cb)`: starts the call; returns the request object (callback
@@ -190,7 +189,6 @@ impl Worker {
                 add_cookies(jar, &mut request);
             }
         }
-        pending.hop_started = Instant::now();
         let hop = Box::pin(async move {
             let outcome = me.http.send(request).await;
             (call_id, outcome)
@@ -218,6 +216,7 @@ impl Worker {
             {
                 l.url = std::sync::Arc::from(pending.url.as_str());
             }
+            pending.hop_started = Instant::now();
             self.calls.borrow_mut().insert(call_id, pending);
             self.send_hop(call_id, next);
             return;
@@ -371,9 +370,23 @@ impl Worker {
                         .into_value()
                 };
                 let headers = std::mem::take(&mut out.headers);
-                let proto = self.shared_object(&ctx, |s| &s.response_proto)?;
-                let response =
-                    call_objects::response(proto, out.status, &url, headers, body.clone())?;
+                let response = {
+                    let scope = self.shared_scope.borrow();
+                    let Some(scope) = scope.as_ref() else {
+                        return Err(rquickjs::Exception::throw_internal(
+                            &ctx,
+                            "camut.http: the worker is shutting down",
+                        ));
+                    };
+                    call_objects::response(
+                        scope.response_proto.clone().restore(&ctx)?,
+                        &scope.response_keys,
+                        out.status,
+                        &url,
+                        headers,
+                        body.clone(),
+                    )?
+                };
                 let err = error_value(&ctx, &out, &response)?;
                 self.slice_clock.begin();
                 let r = match reply {

@@ -248,7 +248,7 @@ impl Worker {
                 shared.open_connections.clone(),
             ),
             hops: Default::default(),
-            calls: RefCell::new(PendingCalls::new()),
+            calls: RefCell::new(PendingCalls::default()),
             wake: Notify::new(),
             inflight: Cell::new(0),
             open_iterations: Cell::new(0),
@@ -466,7 +466,7 @@ impl Worker {
             let next = self.ready.borrow_mut().pop_front();
             let Some(slot) = next else { break };
             n += 1;
-            self.start_iteration(slot, Instant::now());
+            self.start_iteration(slot, None);
         }
         n
     }
@@ -483,7 +483,7 @@ impl Worker {
                 Due::VuStart(_) if self.stopping.get() => {}
                 Due::VuStart(slot) => {
                     self.pending_starts.set(self.pending_starts.get() - 1);
-                    self.start_iteration(slot, at);
+                    self.start_iteration(slot, Some(at));
                 }
                 Due::Timer(id) => self.fire_timer(id, now),
             }
@@ -587,7 +587,7 @@ impl Worker {
             };
             n += 1;
             if let Some((slot, at)) = slot {
-                self.start_iteration(slot, at);
+                self.start_iteration(slot, Some(at));
             }
         }
     }
@@ -599,8 +599,10 @@ impl Worker {
         self.slice_clock.end();
     }
 
-    fn start_iteration(&self, slot: u32, intended: Instant) {
+    /// Starts VU `slot`'s next iteration, meant to start at `intended` (now if `None`).
+    fn start_iteration(&self, slot: u32, intended: Option<Instant>) {
         let now = Instant::now();
+        let intended = intended.unwrap_or(now);
         let closed = self.closed_model();
         let stopping = self.stopping.get();
         let (ctx, test, window, vu_obj, seq) = {
