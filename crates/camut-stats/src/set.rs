@@ -94,8 +94,9 @@ const OTHER_ERRORS: &str = "(other error messages)";
 /// Everything one owner records over some time: the unit that is shipped and merged.
 #[derive(Debug, Clone, Default)]
 pub struct StatsSet {
-    /// HTTP call series.
-    pub calls: HashMap<CallKey, CallStats>,
+    /// HTTP call series (FxHash: looked up on every call recorded; the keys are bounded
+    /// by `maxOperations`).
+    pub calls: rustc_hash::FxHashMap<CallKey, CallStats>,
     /// Iterations.
     pub iterations: IterationStats,
     /// New TCP connections opened.

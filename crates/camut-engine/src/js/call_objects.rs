@@ -17,7 +17,7 @@ use std::cell::RefCell;
 use rquickjs::class::{JsClass, Readable, Trace, Tracer};
 use rquickjs::function::This;
 use rquickjs::object::{Accessor, Property};
-use rquickjs::{qjs, Class, Ctx, Function, JsLifetime, Object, Value};
+use rquickjs::{qjs, Class, Ctx, Function, JsLifetime, Object, Persistent, Value};
 
 use crate::http::ResponseHeaders;
 
@@ -122,29 +122,48 @@ fn own_headers<'js>(response: &Object<'js>, headers: Value<'js>) -> rquickjs::Re
 
 /// The names of a response's own fields as atoms, made once per worker: defining a
 /// property by atom skips the atom lookup of a name and the prototype walk of a set.
+/// One response is kept alive with them: QuickJS frees an object shape with the last
+/// object of that shape, and responses live only through their callback, so without
+/// it every response would make its three shapes anew.
 pub(crate) struct ResponseKeys {
     rt: *mut qjs::JSRuntime,
     /// `statusCode`, `url`, `body`.
     atoms: [qjs::JSAtom; 3],
+    _shape: Option<Persistent<Object<'static>>>,
 }
 
 impl ResponseKeys {
-    pub(crate) fn new(ctx: &Ctx<'_>) -> Self {
+    /// The atoms, and a response of prototype `proto` that keeps the shapes.
+    pub(crate) fn new<'js>(ctx: &Ctx<'js>, proto: Object<'js>) -> rquickjs::Result<Self> {
         let raw = ctx.as_raw().as_ptr();
         // SAFETY: `raw` is a live context (we run in it); each atom made here is freed
         // once, in `drop`, against the same runtime, which outlives the worker's scope.
-        unsafe {
+        let mut keys = unsafe {
             let atom = |name: &str| qjs::JS_NewAtomLen(raw, name.as_ptr().cast(), name.len() as _);
             ResponseKeys {
                 rt: qjs::JS_GetRuntime(raw),
                 atoms: [atom("statusCode"), atom("url"), atom("body")],
+                _shape: None,
             }
-        }
+        };
+        let body = Value::new_undefined(ctx.clone());
+        let kept = response(
+            proto,
+            &keys,
+            Some(200),
+            "",
+            ResponseHeaders::default(),
+            body,
+        )?;
+        keys._shape = Some(Persistent::save(ctx, kept));
+        Ok(keys)
     }
 }
 
 impl Drop for ResponseKeys {
     fn drop(&mut self) {
+        // The kept response goes first: it holds the atoms through its shape.
+        self._shape = None;
         for a in self.atoms {
             // SAFETY: made by `new` in this runtime, which is still alive (see `new`).
             unsafe { qjs::JS_FreeAtomRT(self.rt, a) };

@@ -418,3 +418,34 @@ pub(crate) fn error_value<'js>(
     }
     Ok(Some(e.into_value()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cached() -> usize {
+        URIS.with(|c| c.borrow().len())
+    }
+
+    #[test]
+    fn parsed_urls_are_kept_up_to_the_bound() {
+        let a = parse_uri("http://127.0.0.1:1/a?x=1").unwrap();
+        assert_eq!(a.path(), "/a");
+        let before = cached();
+        assert_eq!(parse_uri("http://127.0.0.1:1/a?x=1").unwrap(), a);
+        assert_eq!(cached(), before, "a second parse of a URL is a cache hit");
+        let long = format!("http://127.0.0.1:1/{}", "p".repeat(CACHED_URL_MAX));
+        assert!(parse_uri(&long).is_ok());
+        assert_eq!(
+            cached(),
+            before,
+            "URLs over {CACHED_URL_MAX} bytes are not kept"
+        );
+        for i in 0..CACHED_URLS * 2 + 7 {
+            parse_uri(&format!("http://127.0.0.1:1/{i}")).unwrap();
+            assert!(cached() <= CACHED_URLS);
+        }
+        assert!(parse_uri("http://[::1").is_err());
+        assert!(parse_uri("http://[::1").unwrap_err().contains("bad url"));
+    }
+}

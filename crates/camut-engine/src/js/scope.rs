@@ -40,6 +40,8 @@ pub(crate) struct SharedScope {
     pub response_proto: Persistent<Object<'static>>,
     /// The names of a response's own fields ([`super::call_objects`]).
     pub response_keys: super::call_objects::ResponseKeys,
+    /// A request handle that keeps the handles' shape alive between calls.
+    _request_shape: Persistent<Object<'static>>,
 }
 
 /// Installs the VU scope into the globals of `ctx`.
@@ -122,11 +124,14 @@ fn make_shared<'js>(
         }
     })?
     .with_name("abort")?;
-    let request_proto = Persistent::save(
-        ctx,
-        super::call_objects::request_prototype(ctx, abort.clone())?,
-    );
-    let response_proto = Persistent::save(ctx, super::call_objects::response_prototype(ctx)?);
+    let proto = super::call_objects::request_prototype(ctx, abort.clone())?;
+    // Kept for its shape, as ResponseKeys keeps a response's (see there).
+    let request_shape =
+        Persistent::save(ctx, super::call_objects::request_handle(proto.clone(), 0)?);
+    let request_proto = Persistent::save(ctx, proto);
+    let proto = super::call_objects::response_prototype(ctx)?;
+    let response_keys = super::call_objects::ResponseKeys::new(ctx, proto.clone())?;
+    let response_proto = Persistent::save(ctx, proto);
     let abort = Persistent::save(ctx, abort);
     camut.push(("cookies", save(freeze(cookies_object(ctx, worker)?)?)));
     let wk = worker.clone();
@@ -217,7 +222,8 @@ fn make_shared<'js>(
         abort,
         request_proto,
         response_proto,
-        response_keys: super::call_objects::ResponseKeys::new(ctx),
+        response_keys,
+        _request_shape: request_shape,
     })
 }
 

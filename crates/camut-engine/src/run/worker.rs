@@ -138,6 +138,8 @@ pub(crate) struct Worker {
     pub(crate) calls: RefCell<PendingCalls>,
     /// Their exchanges on the wire, driven by one task.
     pub(crate) hops: super::hops::Hops,
+    /// The operation this worker last had admitted under `maxOperations`.
+    pub(crate) last_admitted: RefCell<Option<String>>,
     pub(crate) wake: Notify,
     pub(crate) inflight: Cell<usize>,
     open_iterations: Cell<usize>,
@@ -248,6 +250,7 @@ impl Worker {
                 shared.open_connections.clone(),
             ),
             hops: Default::default(),
+            last_admitted: RefCell::default(),
             calls: RefCell::new(PendingCalls::default()),
             wake: Notify::new(),
             inflight: Cell::new(0),
