@@ -282,14 +282,17 @@ impl HttpClient {
         let idempotent = !matches!(req.method, Method::POST | Method::PATCH);
         match tokio::time::timeout_at(
             deadline.into(),
-            self.exchange(
+            // Boxed apart: this future and the hop's each stay under 1 KB, where glibc
+            // serves them from its per-thread cache; a single larger one took its slow
+            // path (and a consolidation of its fast bins) on every call.
+            Box::pin(self.exchange(
                 &target,
                 &wire,
                 (is_head, req.response_body),
                 idempotent,
                 start,
                 deadline,
-            ),
+            )),
         )
         .await
         {
