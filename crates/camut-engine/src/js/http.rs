@@ -23,7 +23,8 @@ pub(crate) struct Call {
     pub request: HttpRequest,
     /// The `operation` option; None: method and path of each request.
     pub operation: Option<String>,
-    pub url: String,
+    /// The URL as given (shared with the VU's last call and the response).
+    pub url: std::sync::Arc<str>,
     /// Redirects still to follow.
     pub follow_redirects: u32,
     /// `responseType: 'bytes'`: the body goes to JS as a `Uint8Array`.
@@ -53,7 +54,9 @@ pub(crate) fn parse_call<'js>(
 ) -> Result<Call, String> {
     let mut compressed = defaults.compressed;
     if let Some(s) = options.as_string() {
-        let url = s.to_string().map_err(|e| e.to_string())?;
+        // Borrowed from the JS string: one allocation, the Arc, per call.
+        let url = s.clone().to_cstring().map_err(|e| e.to_string())?;
+        let url = url.as_str();
         let mut headers = Vec::new();
         if compressed {
             headers.push((
@@ -62,7 +65,7 @@ pub(crate) fn parse_call<'js>(
             ));
         }
         return build(
-            &url,
+            url,
             Method::GET,
             headers,
             Bytes::new(),
@@ -73,7 +76,7 @@ pub(crate) fn parse_call<'js>(
         .map(|request| Call {
             request,
             operation: None,
-            url,
+            url: url.into(),
             follow_redirects: defaults.follow_redirects,
             bytes: false,
         });
@@ -282,7 +285,7 @@ pub(crate) fn parse_call<'js>(
     Ok(Call {
         request,
         operation: get_str("operation")?,
-        url,
+        url: url.into(),
         follow_redirects,
         bytes,
     })

@@ -41,7 +41,7 @@ pub(crate) struct PendingCall {
     /// The current hop's request, kept only while redirects may still be followed.
     redirect_base: Option<HttpRequest>,
     redirects_left: u32,
-    url: String,
+    url: std::sync::Arc<str>,
     /// The current hop's URL and operation tag.
     hop_uri: Uri,
     hop_operation: String,
@@ -107,7 +107,7 @@ impl Worker {
             let mut vus = self.vus.borrow_mut();
             let vu = &mut vus[slot as usize];
             vu.last_call = Some(LastCall {
-                url: std::sync::Arc::from(call.url.as_str()),
+                url: call.url.clone(),
                 failed: false,
                 call_id,
             });
@@ -208,13 +208,13 @@ impl Worker {
         self.record_hop(&mut pending, call_id, &out);
         pending.delay_us = 0;
         if let Some(next) = redirect(&mut pending, &out) {
-            pending.url = next.uri.to_string();
+            pending.url = next.uri.to_string().into();
             if let Some(l) = self.vus.borrow_mut()[pending.slot as usize]
                 .last_call
                 .as_mut()
                 .filter(|l| l.call_id == call_id)
             {
-                l.url = std::sync::Arc::from(pending.url.as_str());
+                l.url = pending.url.clone();
             }
             pending.hop_started = Instant::now();
             self.calls.borrow_mut().insert(call_id, pending);
