@@ -27,6 +27,8 @@ pub(crate) struct Hops {
     /// The driver, parked while no hop was ready: a new hop must wake it, since
     /// `FuturesUnordered::push` does not.
     parked: RefCell<Option<Waker>>,
+    /// Answers handed over since the worker's driver was last woken.
+    unannounced: std::cell::Cell<bool>,
 }
 
 impl Hops {
@@ -48,14 +50,27 @@ impl Hops {
         self.parked.borrow_mut().take();
     }
 
-    fn poll_answer(&self, cx: &mut Context<'_>) -> Poll<Result<(u64, HttpOutcome), Aborted>> {
+    fn poll_answer(
+        &self,
+        worker: &Worker,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(u64, HttpOutcome), Aborted>> {
         match self.set.borrow_mut().poll_next_unpin(cx) {
             Poll::Ready(Some(answer)) => Poll::Ready(answer),
             // Empty, or nothing ready: parked until a hop is ready or a new one comes.
             _ => {
                 *self.parked.borrow_mut() = Some(cx.waker().clone());
+                self.announce(worker);
                 Poll::Pending
             }
+        }
+    }
+
+    /// Wakes the worker's driver once for the answers handed over since the last time
+    /// (their iterations may have ended); it runs only when this task yields anyway.
+    fn announce(&self, worker: &Worker) {
+        if self.unannounced.replace(false) {
+            worker.wake.notify_one();
         }
     }
 }
@@ -65,7 +80,7 @@ pub(crate) async fn drive(worker: Weak<Worker>) {
     loop {
         for _ in 0..ANSWERS_PER_TURN {
             let answer = std::future::poll_fn(|cx| match worker.upgrade() {
-                Some(w) => w.hops.poll_answer(cx).map(Some),
+                Some(w) => w.hops.poll_answer(&w, cx).map(Some),
                 None => Poll::Ready(None),
             })
             .await;
@@ -75,8 +90,11 @@ pub(crate) async fn drive(worker: Weak<Worker>) {
             // An aborted hop was answered by `abort()` already.
             if let Some(Ok((call_id, outcome))) = answer {
                 w.hop_done(call_id, outcome);
-                w.wake.notify_one();
+                w.hops.unannounced.set(true);
             }
+        }
+        if let Some(w) = worker.upgrade() {
+            w.hops.announce(&w);
         }
         tokio::task::yield_now().await;
     }
