@@ -132,6 +132,10 @@ const MAX_IDLE_PER_HOST: usize = 1024;
 struct Conn {
     stream: Stream,
     buf: BytesMut,
+    /// The buffer grew for a message larger than it: given back before the connection
+    /// waits in the pool, where a thousand idle connections would otherwise each keep
+    /// the largest response they read.
+    grown: bool,
     idle_since: Instant,
     _open: OpenConnection,
 }
@@ -369,6 +373,9 @@ impl HttpClient {
                         // The head's arrival: the body follows at once, and an earlier
                         // mark only makes the pool probe the connection sooner.
                         conn.idle_since = start + x.begin;
+                        if std::mem::take(&mut conn.grown) {
+                            conn.buf = BytesMut::new();
+                        }
                         let mut idle = self.idle.borrow_mut();
                         let pool = idle.entry(target.pool).or_default();
                         match pool.get_mut(target.authority) {
@@ -439,6 +446,7 @@ impl HttpClient {
         let conn = Conn {
             stream,
             buf: BytesMut::with_capacity(8 * 1024),
+            grown: false,
             idle_since: Instant::now(),
             _open: OpenConnection(self.open.clone()),
         };
@@ -577,6 +585,7 @@ async fn read_body(
 
 async fn read_more(conn: &mut Conn, total: &mut u64) -> Result<usize, ReadError> {
     if conn.buf.capacity() - conn.buf.len() < 4096 {
+        conn.grown |= !conn.buf.is_empty();
         conn.buf.reserve(8 * 1024);
     }
     let n = conn
