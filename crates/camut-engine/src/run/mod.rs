@@ -2,6 +2,7 @@
 //! contexts, and the collector that merges what they measure.
 
 pub(crate) mod calls;
+mod done;
 mod health;
 mod hops;
 mod timers;

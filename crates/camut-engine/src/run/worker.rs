@@ -271,6 +271,7 @@ impl Worker {
             rt,
         });
         *worker.self_ref.borrow_mut() = Rc::downgrade(&worker);
+        super::done::set_worker(&worker);
         if let Some(b) = &shared.campaign.options.browser_emulation {
             *worker.browser.borrow_mut() =
                 Some(crate::js::browser::BrowserShared::new(&worker.rt, b)?);
@@ -600,6 +601,8 @@ impl Worker {
         self.slice_clock.begin();
         while ctx.execute_pending_job() {}
         self.slice_clock.end();
+        // Every entry into a VU's JS ends here.
+        super::done::resume_panic();
     }
 
     /// Starts VU `slot`'s next iteration, meant to start at `intended` (now if `None`).
@@ -646,18 +649,12 @@ impl Worker {
         };
         self.open_iterations.set(self.open_iterations.get() + 1);
         self.stats.borrow_mut().iterations.started += 1;
-        let weak = self.weak();
         self.current.set(slot);
         ctx.with(|ctx| {
             let outcome = (|| -> rquickjs::Result<Value> {
                 let vu_obj = vu_obj.restore(&ctx)?;
                 vu_obj.set("iteration", (seq - 1) as f64)?;
-                let w = weak.clone();
-                let done = Function::new(ctx.clone(), move || {
-                    if let Some(w) = w.upgrade() {
-                        w.done_called(slot, seq);
-                    }
-                })?;
+                let done = super::done::make(&ctx, slot, seq)?;
                 let test = test.restore(&ctx)?;
                 let window = window.restore(&ctx)?;
                 self.slice_clock.begin();
@@ -709,7 +706,7 @@ impl Worker {
     }
 
     /// `done()` of iteration `seq` of VU `slot`.
-    fn done_called(&self, slot: u32, seq: u64) {
+    pub(super) fn done_called(&self, slot: u32, seq: u64) {
         if self.end_iteration(slot, seq, End::Ok) {
             return;
         }
