@@ -17,7 +17,7 @@ use super::worker::Worker;
 
 thread_local! {
     /// The worker of this thread (one per worker thread).
-    static WORKER: RefCell<Weak<Worker>> = RefCell::new(Weak::new());
+    static WORKER: RefCell<Weak<Worker>> = const { RefCell::new(Weak::new()) };
     /// A panic inside `done()`, carried past the C frames of QuickJS.
     static PANIC: RefCell<Option<Box<dyn Any + Send>>> = const { RefCell::new(None) };
 }
