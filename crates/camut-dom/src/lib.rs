@@ -170,15 +170,33 @@ impl Dom {
         n
     }
 
-    /// Gives back the arena's spare capacity, and gives each text its own buffer: the
-    /// parser's texts are slices of the page's buffer, which would stay whole.
+    /// Gives back the arena's spare capacity, and gives each string of the page its own
+    /// buffer (see [`Dom::own_strings`]).
     pub fn shrink(&mut self) {
         self.nodes.shrink_to_fit();
-        for n in &mut self.nodes {
-            if let NodeData::Text(t) | NodeData::Comment(t) = &mut n.data {
-                if t.len() > 8 {
-                    *t = StrTendril::from_slice(t);
+        self.own_strings(0);
+    }
+
+    /// Gives each text, comment and attribute value of the nodes from `from` on a buffer
+    /// of its own, of its own length. The parser's strings are slices of the page's
+    /// buffer, one of which would keep the whole page alive, or grew by doubling.
+    pub fn own_strings(&mut self, from: usize) {
+        fn own(t: &mut StrTendril) {
+            // Up to 8 bytes a tendril is inline.
+            if t.len() > 8 {
+                *t = StrTendril::from_slice(t);
+            }
+        }
+        for n in self.nodes.iter_mut().skip(from) {
+            match &mut n.data {
+                NodeData::Text(t) | NodeData::Comment(t) => own(t),
+                NodeData::Element(e) => {
+                    e.attrs.shrink_to_fit();
+                    for (_, v) in &mut e.attrs {
+                        own(v);
+                    }
                 }
+                _ => {}
             }
         }
     }

@@ -30,6 +30,7 @@ pub(crate) fn document(html: &str) -> Dom {
 /// whose `<html>` child receives the fragment's nodes.
 pub(crate) fn fragment(dom: &mut Dom, context: QualName, html: &str) -> Vec<NodeId> {
     let mut taken = std::mem::take(dom);
+    let first_new = taken.len();
     let scratch = taken.create(NodeData::Fragment);
     let sink = Sink {
         dom: RefCell::new(taken),
@@ -44,6 +45,7 @@ pub(crate) fn fragment(dom: &mut Dom, context: QualName, html: &str) -> Vec<Node
     for &n in &nodes {
         built.detach(n);
     }
+    built.own_strings(first_new);
     *dom = built;
     nodes
 }

@@ -82,3 +82,32 @@ fn import_copies_between_documents() {
     dst.append(body, new).unwrap();
     assert_eq!(dst.inner_html(body), "<ul><li>1</li><li>2</li></ul>");
 }
+
+#[test]
+fn a_parsed_page_keeps_no_slice_of_its_source() {
+    let long = "x".repeat(40);
+    let page =
+        format!("<!-- {long} --><p title='{long}' data-a=\"{long}\">{long}<b>{long}</b></p>");
+    let mut dom = Dom::parse_document(&page);
+    let p = first(&dom, "p");
+    let added = dom.parse_fragment(p, &format!("<i class='{long}'>{long}</i>"));
+    assert_eq!(added.len(), 1);
+    let mut strings = 0;
+    for id in 0..dom.len() as NodeId {
+        let texts: Vec<&StrTendril> = match &dom.node(id).data {
+            NodeData::Text(t) | NodeData::Comment(t) => vec![t],
+            NodeData::Element(e) => e.attrs.iter().map(|(_, v)| v).collect(),
+            _ => vec![],
+        };
+        for t in texts {
+            assert!(
+                !t.is_shared(),
+                "node {id}: {:?} still shares the page's buffer",
+                &**t
+            );
+            strings += 1;
+        }
+    }
+    // The comment, two attributes, two texts, then the fragment's attribute and text.
+    assert!(strings >= 7, "{strings}");
+}

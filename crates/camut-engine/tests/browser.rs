@@ -271,6 +271,57 @@ exports.test = function (done) {
 }
 
 #[test]
+fn vus_of_a_thread_share_the_dom_classes_and_nothing_of_their_state() {
+    let env = Env::new();
+    // Three VUs on one thread, each waiting between its writes and its reads so that
+    // the others run in between.
+    let src = r#"exports.campaign = { id: 't', users: 3, iterations: 2, browserEmulation: true };
+exports.test = function (done) {
+  var me = 'vu' + camut.vu.id + '-' + camut.vu.iteration;
+  history.pushState({ me: me }, '', 'http://h.test/' + me);
+  document.body.innerHTML = '<p>' + me + '</p>';
+  document.cookie = 'who=' + me;
+  sessionStorage.setItem('me', me);
+  var text = new Text(me), frag = new DocumentFragment(), parsed = new DOMParser().parseFromString('<b>x</b>', 'text/html');
+  var xhr = new XMLHttpRequest(), clicked = [];
+  window.addEventListener('click', function () { clicked.push(me); });
+  setTimeout(function () {
+    document.querySelector('p').click();
+    console.log([
+      me,
+      location.href, document.URL, location.pathname, history.state.me,
+      document.querySelector('p').textContent, text.data, sessionStorage.getItem('me'), clicked.join('+'), document.cookie,
+      document.location === location, document.defaultView === window, text.ownerDocument === document,
+      frag.ownerDocument === document, parsed.defaultView === null, parsed.URL === location.href,
+      xhr instanceof XMLHttpRequest, xhr.readyState === XMLHttpRequest.UNSENT,
+      text instanceof Text, document.body instanceof HTMLElement, Object.getPrototypeOf(location) === Location.prototype,
+    ].join(' '));
+    done();
+  }, 20);
+};
+"#;
+    let (r, capture) = env.run(src, 1);
+    assert!(errors(&r).is_empty(), "{:?}", errors(&r));
+    let lines = capture.lines();
+    assert_eq!(lines.len(), 6, "{lines:?}");
+    let mut seen = Vec::new();
+    for line in &lines {
+        let f: Vec<&str> = line.split(' ').collect();
+        let me = f[0];
+        let url = format!("http://h.test/{me}");
+        let path = format!("/{me}");
+        let cookie = format!("who={me}");
+        let want = [&url, &url, &path, me, me, me, me, me, &cookie];
+        assert_eq!(&f[1..10], &want[..], "{line}");
+        assert!(f[10..].iter().all(|&b| b == "true"), "{line}");
+        seen.push(me.to_string());
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 6, "{seen:?}");
+}
+
+#[test]
 fn page_loads_ajax_and_fetch_go_through_camut_http_and_are_counted() {
     let env = Env::new();
     let src = r#"exports.campaign = { id: 't', users: 3, iterations: 2, browserEmulation: true };

@@ -2,11 +2,13 @@
 //! becomes a browser-like `window` with a real HTML5 DOM and the real jQuery.
 //!
 //! The costly parts are made once per worker, in a context of their own, and shared by
-//! all its VUs: the bytecode of `window.js` (the DOM bindings, events, XHR, `fetch`)
-//! and of jQuery, and the native functions over the Rust documents. Per VU there are
-//! only the objects of its own window, its documents (a Rust arena each) and, from the
-//! first read of `$`, its jQuery instance. Functions made in the shared context run in
-//! its realm: the code never names a VU global directly, it goes through `window`.
+//! all its VUs: `window.js` (the DOM classes with every method and accessor, events,
+//! URL, XHR, `fetch`), the bytecode of jQuery, and the native functions over the Rust
+//! documents. Per VU there are only its window's own objects (document, location,
+//! history, storages, a few constructors), its documents (a Rust arena each) and, from
+//! the first read of `$`, its jQuery instance. Functions made in the shared context run
+//! in its realm: the code never names a VU global directly, it finds the VU through the
+//! objects it is called on.
 
 mod natives;
 
@@ -29,9 +31,8 @@ pub(crate) const JQUERY_VERSION: &str = "3.7.1";
 pub(crate) struct BrowserShared {
     /// Keeps the shared realm alive; dropped with the worker.
     _ctx: Context,
-    window_factory: Persistent<Function<'static>>,
-    jquery_factory: Persistent<Function<'static>>,
-    natives: Persistent<Object<'static>>,
+    /// `function (window, evalScript)`: makes a VU's window over the shared classes.
+    make_window: Persistent<Function<'static>>,
     options: Rc<BrowserOptions>,
 }
 
@@ -45,7 +46,7 @@ impl BrowserShared {
             let fail = |what: &str, e: rquickjs::Error| {
                 format!("cannot load {what}: {}", super::ScriptError::catch(&ctx, e))
             };
-            let window: Function = ctx
+            let classes: Function = ctx
                 .eval_with_options(WINDOW_JS, eval_options("camut:browser/window.js"))
                 .map_err(|e| fail("the browser window", e))?;
             // jQuery's module wrapper hands back `function (window)` when the global
@@ -63,17 +64,22 @@ impl BrowserShared {
             ctx.globals().remove("module").map_err(|e| fail(&jq, e))?;
             let natives =
                 natives::make(&ctx, options.clone()).map_err(|e| fail("the DOM natives", e))?;
-            Ok((
-                Persistent::save(&ctx, window),
-                Persistent::save(&ctx, jquery),
-                Persistent::save(&ctx, natives),
-            ))
+            let settings = (|| {
+                let settings = Object::new(ctx.clone())?;
+                settings.set("userAgent", options.user_agent.as_str())?;
+                settings.set("runScripts", options.run_scripts)?;
+                settings.set("jquery", options.jquery)?;
+                Ok(settings)
+            })()
+            .map_err(|e| fail("the browser settings", e))?;
+            let make_window: Function = classes
+                .call((natives, settings, jquery))
+                .map_err(|e| fail("the browser window", e))?;
+            Ok(Persistent::save(&ctx, make_window))
         })?;
         Ok(BrowserShared {
             _ctx: ctx,
-            window_factory: made.0,
-            jquery_factory: made.1,
-            natives: made.2,
+            make_window: made,
             options,
         })
     }
@@ -92,10 +98,6 @@ impl BrowserShared {
             }
         }
         g.set("window", g.clone())?;
-        let settings = Object::new(ctx.clone())?;
-        settings.set("userAgent", self.options.user_agent.as_str())?;
-        settings.set("runScripts", self.options.run_scripts)?;
-        settings.set("jquery", self.options.jquery)?;
         let eval_script: Value = if self.options.run_scripts {
             // A Rust function is called with the caller's context, here the shared
             // realm; page scripts must run in the VU's own.
@@ -114,14 +116,8 @@ impl BrowserShared {
         } else {
             Value::new_undefined(ctx.clone())
         };
-        let factory = self.window_factory.clone().restore(ctx)?;
-        factory.call::<_, Value>((
-            g.clone(),
-            self.natives.clone().restore(ctx)?,
-            settings,
-            self.jquery_factory.clone().restore(ctx)?,
-            eval_script,
-        ))?;
+        let make_window = self.make_window.clone().restore(ctx)?;
+        make_window.call::<_, Value>((g.clone(), eval_script))?;
         Ok(g)
     }
 }

@@ -1,18 +1,21 @@
 // The browser-like window of a virtual user (campaign option `browserEmulation`).
 //
-// Evaluated once per worker; the function it yields is called once per VU with that
-// VU's global object. The documents themselves live in Rust (`N`, the natives: an
-// arena per document, html5ever parsing, Servo's selector matching); this file makes
-// the JavaScript objects a page script and jQuery expect, each node's wrapper made
-// only when a script first touches the node, then kept so that identity holds.
+// Evaluated once per worker, and called once per worker: the classes, their prototypes
+// and every method and accessor below are made then, and shared by all the worker's
+// VUs. The function it yields is called once per VU with that VU's global object and
+// makes only what the VU owns: its window's globals, its document, location, history
+// and storages, and the few constructors that need its document or its `camut`. The
+// documents themselves live in Rust (`N`, the natives: an arena per document, html5ever
+// parsing, Servo's selector matching); this file makes the JavaScript objects a page
+// script and jQuery expect, each node's wrapper made only when a script first touches
+// the node, then kept so that identity holds.
 //
-// Everything a VU owns is reached through `window`: this code runs in the worker's
-// shared realm, so it never names a VU global directly.
-(function (window, N, settings, jqueryFactory, evalScript) {
+// Shared code finds its VU through what it is called on: a node's document (`__d`),
+// the VU record of a main document (`__vu`: its window, `camut`, location), an
+// XMLHttpRequest's `__vu`. It runs in the worker's shared realm, so it never names a
+// VU global directly.
+(function (N, settings, jqueryFactory) {
   'use strict';
-  var camut = window.camut;
-  var setTimeout = window.setTimeout;
-  var HTML_NS = 'http://www.w3.org/1999/xhtml';
 
   function domError(name, message) {
     var e = new Error(message);
@@ -163,7 +166,8 @@
   function dispatch(target, ev) {
     var path = [];
     for (var n = target.parentNode; n; n = n.parentNode) path.push(n);
-    if (path.length && path[path.length - 1] === document) path.push(window);
+    var vu = path.length ? vuOf(path[path.length - 1]) : null;
+    if (vu) path.push(vu.w);
     ev.target = target;
     ev._path = [target].concat(path);
     var state = { error: null };
@@ -211,16 +215,18 @@
     illegal();
   }
   CharacterData.prototype = Object.create(Node.prototype);
-  function Text(data) {
-    return document.createTextNode(data === undefined ? '' : data);
+  // `new Text()`, `new Comment()` and `new DocumentFragment()` make a node of the VU's
+  // document: each VU's window has its own constructors over these prototypes.
+  function Text() {
+    illegal();
   }
   Text.prototype = Object.create(CharacterData.prototype);
-  function Comment(data) {
-    return document.createComment(data === undefined ? '' : data);
+  function Comment() {
+    illegal();
   }
   Comment.prototype = Object.create(CharacterData.prototype);
   function DocumentFragment() {
-    return document.createDocumentFragment();
+    illegal();
   }
   DocumentFragment.prototype = Object.create(Node.prototype);
   function DocumentType() {
@@ -240,6 +246,7 @@
   }
   HTMLDocument.prototype = Document.prototype;
 
+  var TextProto = Text.prototype, CommentProto = Comment.prototype, FragmentProto = DocumentFragment.prototype;
   Element.prototype.nodeType = 1;
   Text.prototype.nodeType = 3;
   Comment.prototype.nodeType = 8;
@@ -325,11 +332,13 @@
     return node;
   }
   function resolve(url, base) {
-    var r = N.url(String(url), base === undefined ? docBase() : base);
+    var r = N.url(String(url), base);
     return r === null ? null : r[0];
   }
-  function docBase() {
-    return location.href;
+  // The VU whose main document `d` is (its window's `document`), or null.
+  function vuOf(d) {
+    var vu = d.__vu;
+    return vu && vu.doc === d ? vu : null;
   }
 
   accessors(Node.prototype, {
@@ -795,7 +804,7 @@
       focus(this);
     },
     blur: function () {
-      if (document.__active === this) blur(this, null);
+      if (this.__d.__active === this) blur(this, null);
     },
     scrollIntoView: function () {},
   });
@@ -1351,7 +1360,8 @@
     if (el.disabled && /^(button|input|select|textarea)$/.test(lname(el))) return;
     var toggled = checkable(el), was = el.checked;
     if (toggled) el.checked = inputType(el) === 'radio' ? true : !was;
-    var ok = el.dispatchEvent(new MouseEvent('click', { bubbles: true, cancelable: true, composed: true, view: window, detail: 1 }));
+    var vu = vuOf(el.__d);
+    var ok = el.dispatchEvent(new MouseEvent('click', { bubbles: true, cancelable: true, composed: true, view: vu ? vu.w : null, detail: 1 }));
     if (!ok) {
       if (toggled) el.checked = was;
       return;
@@ -1392,6 +1402,7 @@
     d.__url = url || 'about:blank';
     d.__active = null;
     d.__id = ++docCount;
+    d.__vu = null;
     return d;
   }
   function bodyOf(d) {
@@ -1424,16 +1435,19 @@
       return null;
     },
     URL: function () {
-      return this === document ? location.href : this.__url;
+      var vu = vuOf(this);
+      return vu ? vu.loc.__href : this.__url;
     },
     documentURI: function () {
       return this.URL;
     },
     location: function () {
-      return this === document ? location : null;
+      var vu = vuOf(this);
+      return vu ? vu.loc : null;
     },
     defaultView: function () {
-      return this === document ? window : null;
+      var vu = vuOf(this);
+      return vu ? vu.w : null;
     },
     readyState: function () {
       return this.__loading ? 'loading' : 'complete';
@@ -1467,8 +1481,9 @@
     },
     cookie: {
       get: function () {
-        if (this !== document || !/^https?:/.test(location.href)) return '';
-        var c = camut.cookies.get(location.href);
+        var vu = vuOf(this);
+        if (!vu || !/^https?:/.test(vu.loc.__href)) return '';
+        var c = vu.camut.cookies.get(vu.loc.__href);
         return Object.keys(c)
           .map(function (k) {
             return k + '=' + c[k];
@@ -1476,7 +1491,8 @@
           .join('; ');
       },
       set: function (v) {
-        if (this === document && /^https?:/.test(location.href)) camut.cookies.set(location.href, String(v));
+        var vu = vuOf(this);
+        if (vu && /^https?:/.test(vu.loc.__href)) vu.camut.cookies.set(vu.loc.__href, String(v));
       },
     },
     referrer: function () {
@@ -1571,7 +1587,7 @@
       N.reset(this.__h, html);
       this.__n = [this];
       this.__loading = false;
-      loaded(this, html.length);
+      loaded(this);
     },
   });
   fragmentById(DocumentFragment.prototype);
@@ -1583,15 +1599,16 @@
     });
   }
 
-  // After a page is in place: its scripts run only when the campaign asks for it.
-  function loaded(doc, size) {
-    if (settings.runScripts) runScripts(doc);
-    if (doc === document) {
-      doc.dispatchEvent(new Event('DOMContentLoaded', { bubbles: true }));
-      dispatch(window, new Event('load'));
-    }
+  // After a page is in a VU's document: its scripts run only when the campaign asks for
+  // it (those of other documents never do, as in browsers: they have no window).
+  function loaded(doc) {
+    var vu = vuOf(doc);
+    if (!vu) return;
+    if (settings.runScripts) runScripts(doc, vu.ev);
+    doc.dispatchEvent(new Event('DOMContentLoaded', { bubbles: true }));
+    dispatch(vu.w, new Event('load'));
   }
-  function runScripts(doc) {
+  function runScripts(doc, evalScript) {
     var scripts = doc.querySelectorAll('script');
     for (var i = 0; i < scripts.length; i++) {
       var s = scripts[i], type = (attr(s, 'type') || '').toLowerCase();
@@ -1610,40 +1627,6 @@
       }
     }
   }
-
-  // ---- the window ---------------------------------------------------------------
-  var location = makeLocation('about:blank');
-  function makeLocation(href) {
-    var loc = { __href: href };
-    var parts = ['href', 'protocol', 'username', 'password', 'host', 'hostname', 'port', 'pathname', 'search', 'hash', 'origin'];
-    parts.forEach(function (p, i) {
-      Object.defineProperty(loc, p, {
-        enumerable: true,
-        get: function () {
-          if (i === 0) return loc.__href;
-          var r = N.url(loc.__href, null);
-          return r === null ? (p === 'origin' ? 'null' : '') : r[i];
-        },
-        set: function (v) {
-          if (i === 0) {
-            var r = resolve(v, loc.__href);
-            if (r === null) throw new TypeError("location.href: '" + v + "' is not a valid URL");
-            loc.__href = r;
-          }
-        },
-      });
-    });
-    Object.defineProperty(loc, '__href', { enumerable: false, writable: true });
-    loc.assign = loc.replace = function (u) {
-      loc.href = u;
-    };
-    loc.reload = function () {};
-    loc.toString = function () {
-      return loc.__href;
-    };
-    return loc;
-  }
-  var document = makeDocument(N.parse('<html><head></head><body></body></html>'), null);
 
   function Storage() {
     Object.defineProperty(this, '__m', { value: Object.create(null) });
@@ -1672,7 +1655,8 @@
     },
   });
 
-  var navigator = {
+  // A VU's navigator is an empty object over this one.
+  var NAVIGATOR = {
     userAgent: settings.userAgent,
     appName: 'Netscape',
     appCodeName: 'Mozilla',
@@ -1681,38 +1665,37 @@
     product: 'Gecko',
     vendor: '',
     language: 'en-US',
-    languages: ['en-US', 'en'],
+    languages: Object.freeze(['en-US', 'en']),
     cookieEnabled: true,
     onLine: true,
     webdriver: false,
     hardwareConcurrency: 1,
   };
-  var history = {
-    length: 1,
-    state: null,
-    scrollRestoration: 'auto',
+  function History() {
+    illegal();
+  }
+  methods(History.prototype, {
     pushState: function (state, _, url) {
       this.state = state === undefined ? null : state;
       this.length++;
-      if (url != null) location.href = url;
+      if (url != null) this.__loc.href = url;
     },
     replaceState: function (state, _, url) {
       this.state = state === undefined ? null : state;
-      if (url != null) location.href = url;
+      if (url != null) this.__loc.href = url;
     },
     back: function () {},
     forward: function () {},
     go: function () {},
-  };
+  });
 
-  function DOMParser() {}
-  DOMParser.prototype.parseFromString = function (text, type) {
+  function parseHtml(text, type, url) {
     if (String(type) !== 'text/html') {
       throw new TypeError("DOMParser.parseFromString: only 'text/html' is supported by browser emulation, not '" + type + "'");
     }
     // Scripts of parsed documents never run, as in browsers.
-    return makeDocument(N.parse(String(text)), location.href);
-  };
+    return makeDocument(N.parse(String(text)), url);
+  }
 
   // ---- URL, URLSearchParams, base64 ---------------------------------------------
   function URLSearchParams(init) {
@@ -1883,6 +1866,45 @@
     return N.url(String(u), b === undefined ? null : String(b)) !== null;
   };
 
+  // A VU's location: its href is the only state (`__href`).
+  function Location() {
+    illegal();
+  }
+  URL_PARTS.forEach(function (p, i) {
+    Object.defineProperty(Location.prototype, p, {
+      enumerable: true,
+      get: function () {
+        if (i === 0) return this.__href;
+        var r = N.url(this.__href, null);
+        return r === null ? (p === 'origin' ? 'null' : '') : r[i];
+      },
+      set: function (v) {
+        if (i === 0) {
+          var r = resolve(v, this.__href);
+          if (r === null) throw new TypeError("location.href: '" + v + "' is not a valid URL");
+          this.__href = r;
+        }
+      },
+    });
+  });
+  methods(Location.prototype, {
+    assign: function (u) {
+      this.href = u;
+    },
+    replace: function (u) {
+      this.href = u;
+    },
+    reload: function () {},
+    toString: function () {
+      return this.__href;
+    },
+  });
+  function makeLocation(href) {
+    var loc = Object.create(Location.prototype);
+    Object.defineProperty(loc, '__href', { value: href, writable: true });
+    return loc;
+  }
+
   function FormData(form) {
     this.__p = [];
     if (form) {
@@ -1927,14 +1949,15 @@
   }
   // One call through camut.http: measured, counted and tagged like any other.
   // `done(networkError, response)`; HTTP error statuses come back as responses.
-  function request(method, url, headers, body, operation, timeout, done) {
-    if (!hasHeader(headers, 'user-agent')) headers['User-Agent'] = navigator.userAgent;
-    if (location.href !== 'about:blank' && !hasHeader(headers, 'referer')) headers.Referer = location.href;
+  function request(vu, method, url, headers, body, operation, timeout, done) {
+    if (!hasHeader(headers, 'user-agent')) headers['User-Agent'] = settings.userAgent;
+    var here = vu.loc.__href;
+    if (here !== 'about:blank' && !hasHeader(headers, 'referer')) headers.Referer = here;
     var opts = { url: url, method: method, headers: headers, followRedirects: 20 };
     if (body != null && body !== '') opts.body = body;
     if (operation) opts.operation = String(operation);
     if (timeout > 0) opts.timeout = timeout;
-    camut.http(opts, function (err, data, res) {
+    vu.camut.http(opts, function (err, data, res) {
       if (err && !(err.response && err.response.statusCode)) return done(err, null);
       done(null, res || err.response);
     });
@@ -1953,7 +1976,10 @@
     return typeof body === 'string' ? body : String(body);
   }
 
-  function XMLHttpRequest() {
+  // Each VU's window has its own constructor over this prototype, which gives the
+  // request its VU.
+  function XHR(vu) {
+    this.__vu = vu;
     this.readyState = 0;
     this.status = 0;
     this.statusText = '';
@@ -1972,22 +1998,19 @@
     this.__sent = false;
     this.__gen = 0;
   }
-  XMLHttpRequest.prototype = Object.create(EventTarget.prototype);
-  XMLHttpRequest.prototype.constructor = XMLHttpRequest;
-  XMLHttpRequest.UNSENT = 0;
-  XMLHttpRequest.OPENED = 1;
-  XMLHttpRequest.HEADERS_RECEIVED = 2;
-  XMLHttpRequest.LOADING = 3;
-  XMLHttpRequest.DONE = 4;
+  XHR.prototype = Object.create(EventTarget.prototype);
+  XHR.prototype.constructor = XHR;
+  Object.defineProperty(XHR, 'name', { value: 'XMLHttpRequest' });
+  var XHR_STATES = { UNSENT: 0, OPENED: 1, HEADERS_RECEIVED: 2, LOADING: 3, DONE: 4 };
   function xhrEvent(x, type) {
     x.dispatchEvent(new Event(type));
   }
-  methods(XMLHttpRequest.prototype, {
+  methods(XHR.prototype, {
     open: function (method, url, async) {
       if (async === false) {
         throw new Error('XMLHttpRequest: synchronous requests are not supported in browser emulation; use async (the default)');
       }
-      var u = resolve(url);
+      var u = resolve(url, this.__vu.loc.__href);
       if (u === null) throw domError('SyntaxError', "XMLHttpRequest.open: '" + url + "' is not a valid URL");
       this.__m = String(method).toUpperCase();
       this.__u = u;
@@ -2036,7 +2059,7 @@
       var x = this, gen = this.__gen;
       var data = this.__m === 'GET' || this.__m === 'HEAD' ? null : bodyText(body, this.__h);
       xhrEvent(this, 'loadstart');
-      request(this.__m, this.__u, this.__h, data, this.operation, this.timeout, function (err, res) {
+      request(this.__vu, this.__m, this.__u, this.__h, data, this.operation, this.timeout, function (err, res) {
         if (gen !== x.__gen) return;
         x.readyState = 4;
         if (err) {
@@ -2131,9 +2154,9 @@
     },
   });
   function consume(r) {
-    if (r.bodyUsed) return window.Promise.reject(new TypeError('Response: body already read'));
+    if (r.bodyUsed) return Promise.reject(new TypeError('Response: body already read'));
     r.bodyUsed = true;
-    return window.Promise.resolve(r.__b);
+    return Promise.resolve(r.__b);
   }
   methods(Response.prototype, {
     text: function () {
@@ -2147,138 +2170,9 @@
       return c;
     },
   });
-  function fetch(input, init) {
-    init = init || {};
-    var url = typeof input === 'string' ? input : input && input.url ? input.url : String(input);
-    return new window.Promise(function (ok, fail) {
-      var u = resolve(url);
-      if (u === null) throw new TypeError("fetch: '" + url + "' is not a valid URL");
-      var h = {};
-      new Headers(init.headers).forEach(function (v, k) {
-        h[k] = v;
-      });
-      var method = String(init.method || 'GET').toUpperCase();
-      var body = method === 'GET' || method === 'HEAD' ? null : bodyText(init.body, h);
-      request(method, u, h, body, init.operation, init.timeout, function (err, res) {
-        if (err) return fail(new TypeError('fetch: ' + (err.message || 'network error') + ' (' + u + ')'));
-        ok(new Response(typeof res.body === 'string' ? res.body : '', {
-          status: res.statusCode,
-          headers: res.headers,
-          url: res.url || u,
-          redirected: !!res.url && res.url !== u,
-        }));
-      });
-    });
-  }
-
-  // camut.browser: page loads into the VU's document.
-  var browser = {
-    load: function (url, opts, cb) {
-      if (typeof opts === 'function') {
-        cb = opts;
-        opts = undefined;
-      }
-      opts = opts || {};
-      var u = resolve(url);
-      var p = new window.Promise(function (ok, fail) {
-        if (u === null) throw new TypeError("camut.browser.load: '" + url + "' is not a valid URL");
-        var h = {};
-        new Headers(opts.headers).forEach(function (v, k) {
-          h[k] = v;
-        });
-        var method = String(opts.method || 'GET').toUpperCase();
-        var body = opts.body == null ? null : bodyText(opts.body, h);
-        request(method, u, h, body, opts.operation, opts.timeout, function (err, res) {
-          if (err) return fail(err);
-          var referrer = location.href;
-          document.open();
-          document.__referrer = referrer === 'about:blank' ? '' : referrer;
-          location.__href = res.url || u;
-          document.__url = location.__href;
-          try {
-            document.write(typeof res.body === 'string' ? res.body : '');
-            document.close();
-          } catch (e) {
-            return fail(e);
-          }
-          if (res.statusCode >= 400) {
-            var e = new Error('camut.browser.load: HTTP ' + res.statusCode + ' from ' + u);
-            e.statusCode = res.statusCode;
-            e.response = res;
-            return fail(e);
-          }
-          ok(document);
-        });
-      });
-      if (typeof cb === 'function') {
-        p.then(function (d) {
-          cb(null, d);
-        }, function (e) {
-          cb(e, document);
-        });
-        return undefined;
-      }
-      return p;
-    },
-  };
-  Object.defineProperty(browser, 'document', { get: function () { return document; }, enumerable: true });
-  camut.browser = browser;
-
-  // ---- install ------------------------------------------------------------------
-  var globals = {
-    document: document,
-    location: location,
-    navigator: navigator,
-    history: history,
-    localStorage: new Storage(),
-    sessionStorage: new Storage(),
-    screen: { width: 1920, height: 1080, availWidth: 1920, availHeight: 1080, colorDepth: 24, pixelDepth: 24 },
-    devicePixelRatio: 1,
-    innerWidth: 1920,
-    innerHeight: 1080,
-    outerWidth: 1920,
-    outerHeight: 1080,
-    pageXOffset: 0,
-    pageYOffset: 0,
-    scrollX: 0,
-    scrollY: 0,
-    name: '',
-    closed: false,
-    self: window,
-    top: window,
-    parent: window,
-    frames: window,
-    frameElement: null,
-    opener: null,
-    Node: Node,
-    Element: Element,
-    HTMLElement: HTMLElement,
-    CharacterData: CharacterData,
-    Text: Text,
-    Comment: Comment,
-    Document: Document,
-    HTMLDocument: HTMLDocument,
-    DocumentFragment: DocumentFragment,
-    DocumentType: DocumentType,
-    Attr: Attr,
-    DOMTokenList: DOMTokenList,
-    CSSStyleDeclaration: CSSStyleDeclaration,
-    EventTarget: EventTarget,
-    Event: Event,
-    CustomEvent: CustomEvent,
-    UIEvent: UIEvent,
-    MouseEvent: MouseEvent,
-    KeyboardEvent: KeyboardEvent,
-    FocusEvent: FocusEvent,
-    DOMParser: DOMParser,
-    Storage: Storage,
-    URL: URL,
-    URLSearchParams: URLSearchParams,
-    FormData: FormData,
-    XMLHttpRequest: XMLHttpRequest,
-    Headers: Headers,
-    Response: Response,
-    fetch: fetch,
+  // What a window has that needs no VU.
+  function noop() {}
+  var WINDOW_FNS = {
     atob: function (s) {
       return N.atob(String(s));
     },
@@ -2291,29 +2185,17 @@
       Object.keys(st).forEach(function (k) {
         out[k] = st[k];
       });
-      out.getPropertyValue = function (p) {
-        var v = this[camel(String(p))];
-        return typeof v === 'string' ? v : '';
-      };
       return out;
     },
     matchMedia: function (q) {
-      return { matches: false, media: String(q), addListener: function () {}, removeListener: function () {}, addEventListener: function () {}, removeEventListener: function () {} };
+      return { matches: false, media: String(q), addListener: noop, removeListener: noop, addEventListener: noop, removeEventListener: noop };
     },
-    requestAnimationFrame: function (f) {
-      return setTimeout(function () {
-        f(Date.now());
-      }, 16);
-    },
-    cancelAnimationFrame: function (id) {
-      window.clearTimeout(id);
-    },
-    scrollTo: function () {},
-    scrollBy: function () {},
-    scroll: function () {},
-    focus: function () {},
-    blur: function () {},
-    alert: function () {},
+    scrollTo: noop,
+    scrollBy: noop,
+    scroll: noop,
+    focus: noop,
+    blur: noop,
+    alert: noop,
     confirm: function () {
       return true;
     },
@@ -2323,48 +2205,238 @@
     open: function () {
       return null;
     },
-    close: function () {},
-    print: function () {},
-    postMessage: function () {},
+    close: noop,
+    print: noop,
+    postMessage: noop,
   };
-  Object.keys(globals).forEach(function (k) {
-    Object.defineProperty(window, k, { value: globals[k], writable: true, configurable: true, enumerable: true });
-  });
-  ['addEventListener', 'removeEventListener', 'dispatchEvent'].forEach(function (k) {
-    Object.defineProperty(window, k, { value: EventTarget.prototype[k], writable: true, configurable: true });
-  });
-  window.onload = window.onerror = null;
+  var WINDOW_CLASSES = {
+    Node: Node,
+    Element: Element,
+    HTMLElement: HTMLElement,
+    CharacterData: CharacterData,
+    Document: Document,
+    HTMLDocument: HTMLDocument,
+    DocumentType: DocumentType,
+    Attr: Attr,
+    DOMTokenList: DOMTokenList,
+    CSSStyleDeclaration: CSSStyleDeclaration,
+    EventTarget: EventTarget,
+    Event: Event,
+    CustomEvent: CustomEvent,
+    UIEvent: UIEvent,
+    MouseEvent: MouseEvent,
+    KeyboardEvent: KeyboardEvent,
+    FocusEvent: FocusEvent,
+    Storage: Storage,
+    Location: Location,
+    History: History,
+    URL: URL,
+    URLSearchParams: URLSearchParams,
+    FormData: FormData,
+    Headers: Headers,
+    Response: Response,
+  };
 
   // jQuery: made on the first read of `$` or `jQuery` (or by camut.browser.jquery()).
-  function loadJquery() {
+  // The accessors are called with the VU's global object as `this`.
+  function loadJquery(window) {
     delete window.$;
     delete window.jQuery;
     var jq = jqueryFactory(window);
-    // `$.ajax({ operation: 'login' })` tags the call like camut.http's `operation`.
-    jq.ajaxPrefilter(function (options, original) {
-      if (original.operation !== undefined) {
-        options.xhrFields = jq.extend({}, options.xhrFields, { operation: original.operation });
-      }
-    });
+    jq.ajaxPrefilter(operationPrefilter);
     return jq;
   }
-  browser.jquery = function () {
-    return '$' in window && !Object.getOwnPropertyDescriptor(window, '$').get ? window.jQuery : loadJquery();
-  };
-  if (settings.jquery) {
-    ['$', 'jQuery'].forEach(function (k) {
-      Object.defineProperty(window, k, {
-        configurable: true,
-        enumerable: true,
-        get: function () {
-          loadJquery();
-          return window[k];
-        },
-        set: function (v) {
-          Object.defineProperty(window, k, { value: v, writable: true, configurable: true, enumerable: true });
-        },
+  // `$.ajax({ operation: 'login' })` tags the call like camut.http's `operation`.
+  function operationPrefilter(options, original) {
+    if (original.operation !== undefined) {
+      options.xhrFields = Object.assign({}, options.xhrFields, { operation: original.operation });
+    }
+  }
+  var JQUERY_GLOBALS = {};
+  ['$', 'jQuery'].forEach(function (k) {
+    JQUERY_GLOBALS[k] = {
+      configurable: true,
+      enumerable: true,
+      get: function () {
+        loadJquery(this);
+        return this[k];
+      },
+      set: function (v) {
+        Object.defineProperty(this, k, { value: v, writable: true, configurable: true, enumerable: true });
+      },
+    };
+  });
+
+  // ---- a VU's window --------------------------------------------------------------
+  return function (window, evalScript) {
+    var camut = window.camut;
+    var location = makeLocation('about:blank');
+    var document = makeDocument(N.parse('<html><head></head><body></body></html>'), null);
+    // Shared code reaches the VU through its main document.
+    var vu = { w: window, camut: camut, loc: location, doc: document, ev: evalScript };
+    document.__vu = vu;
+
+    var history = Object.create(History.prototype);
+    history.length = 1;
+    history.state = null;
+    history.scrollRestoration = 'auto';
+    Object.defineProperty(history, '__loc', { value: location });
+
+    function Text(data) {
+      return document.createTextNode(data === undefined ? '' : data);
+    }
+    Text.prototype = TextProto;
+    function Comment(data) {
+      return document.createComment(data === undefined ? '' : data);
+    }
+    Comment.prototype = CommentProto;
+    function DocumentFragment() {
+      return document.createDocumentFragment();
+    }
+    DocumentFragment.prototype = FragmentProto;
+    function DOMParser() {}
+    DOMParser.prototype.parseFromString = function (text, type) {
+      return parseHtml(text, type, location.__href);
+    };
+    function XMLHttpRequest() {
+      XHR.call(this, vu);
+    }
+    XMLHttpRequest.prototype = XHR.prototype;
+    Object.keys(XHR_STATES).forEach(function (k) {
+      XMLHttpRequest[k] = XHR_STATES[k];
+    });
+
+    function fetch(input, init) {
+      init = init || {};
+      var url = typeof input === 'string' ? input : input && input.url ? input.url : String(input);
+      return new window.Promise(function (ok, fail) {
+        var u = resolve(url, location.__href);
+        if (u === null) throw new TypeError("fetch: '" + url + "' is not a valid URL");
+        var h = {};
+        new Headers(init.headers).forEach(function (v, k) {
+          h[k] = v;
+        });
+        var method = String(init.method || 'GET').toUpperCase();
+        var body = method === 'GET' || method === 'HEAD' ? null : bodyText(init.body, h);
+        request(vu, method, u, h, body, init.operation, init.timeout, function (err, res) {
+          if (err) return fail(new TypeError('fetch: ' + (err.message || 'network error') + ' (' + u + ')'));
+          ok(new Response(typeof res.body === 'string' ? res.body : '', {
+            status: res.statusCode,
+            headers: res.headers,
+            url: res.url || u,
+            redirected: !!res.url && res.url !== u,
+          }));
+        });
+      });
+    }
+
+    // camut.browser: page loads into the VU's document.
+    var browser = {
+      load: function (url, opts, cb) {
+        if (typeof opts === 'function') {
+          cb = opts;
+          opts = undefined;
+        }
+        opts = opts || {};
+        var u = resolve(url, location.__href);
+        var p = new window.Promise(function (ok, fail) {
+          if (u === null) throw new TypeError("camut.browser.load: '" + url + "' is not a valid URL");
+          var h = {};
+          new Headers(opts.headers).forEach(function (v, k) {
+            h[k] = v;
+          });
+          var method = String(opts.method || 'GET').toUpperCase();
+          var body = opts.body == null ? null : bodyText(opts.body, h);
+          request(vu, method, u, h, body, opts.operation, opts.timeout, function (err, res) {
+            if (err) return fail(err);
+            var referrer = location.__href;
+            document.open();
+            document.__referrer = referrer === 'about:blank' ? '' : referrer;
+            location.__href = res.url || u;
+            document.__url = location.__href;
+            try {
+              document.write(typeof res.body === 'string' ? res.body : '');
+              document.close();
+            } catch (e) {
+              return fail(e);
+            }
+            if (res.statusCode >= 400) {
+              var e = new Error('camut.browser.load: HTTP ' + res.statusCode + ' from ' + u);
+              e.statusCode = res.statusCode;
+              e.response = res;
+              return fail(e);
+            }
+            ok(document);
+          });
+        });
+        if (typeof cb === 'function') {
+          p.then(function (d) {
+            cb(null, d);
+          }, function (e) {
+            cb(e, document);
+          });
+          return undefined;
+        }
+        return p;
+      },
+      jquery: function () {
+        return '$' in window && !Object.getOwnPropertyDescriptor(window, '$').get ? window.jQuery : loadJquery(window);
+      },
+    };
+    Object.defineProperty(browser, 'document', { get: function () { return document; }, enumerable: true });
+    camut.browser = browser;
+
+    // ---- install ----------------------------------------------------------------
+    var globals = {
+      document: document,
+      location: location,
+      navigator: Object.create(NAVIGATOR),
+      history: history,
+      localStorage: new Storage(),
+      sessionStorage: new Storage(),
+      screen: { width: 1920, height: 1080, availWidth: 1920, availHeight: 1080, colorDepth: 24, pixelDepth: 24 },
+      devicePixelRatio: 1,
+      innerWidth: 1920,
+      innerHeight: 1080,
+      outerWidth: 1920,
+      outerHeight: 1080,
+      pageXOffset: 0,
+      pageYOffset: 0,
+      scrollX: 0,
+      scrollY: 0,
+      name: '',
+      closed: false,
+      self: window,
+      top: window,
+      parent: window,
+      frames: window,
+      frameElement: null,
+      opener: null,
+      Text: Text,
+      Comment: Comment,
+      DocumentFragment: DocumentFragment,
+      DOMParser: DOMParser,
+      XMLHttpRequest: XMLHttpRequest,
+      fetch: fetch,
+      requestAnimationFrame: function (f) {
+        return window.setTimeout(function () {
+          f(Date.now());
+        }, 16);
+      },
+      cancelAnimationFrame: function (id) {
+        window.clearTimeout(id);
+      },
+    };
+    [WINDOW_CLASSES, WINDOW_FNS, globals].forEach(function (all) {
+      Object.keys(all).forEach(function (k) {
+        Object.defineProperty(window, k, { value: all[k], writable: true, configurable: true, enumerable: true });
       });
     });
-  }
-  return window;
+    ['addEventListener', 'removeEventListener', 'dispatchEvent'].forEach(function (k) {
+      Object.defineProperty(window, k, { value: EventTarget.prototype[k], writable: true, configurable: true });
+    });
+    window.onload = window.onerror = null;
+    if (settings.jquery) Object.defineProperties(window, JQUERY_GLOBALS);
+    return window;
+  };
 });
