@@ -144,6 +144,11 @@ impl Dom {
         parse::fragment(self, name, html)
     }
 
+    /// Makes room for `additional` more nodes at once.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.nodes.reserve_exact(additional);
+    }
+
     /// How many nodes the arena holds (including detached ones).
     pub fn len(&self) -> usize {
         self.nodes.len()
@@ -204,6 +209,12 @@ impl Dom {
     /// Adds a parentless node and returns its id.
     pub fn create(&mut self, data: NodeData) -> NodeId {
         let id = self.nodes.len() as NodeId;
+        if self.nodes.len() == self.nodes.capacity() {
+            // An eighth more, not twice as many: a page is parsed into an arena sized for
+            // it, and the few nodes a script adds later (jQuery makes some at start) would
+            // otherwise double the arena of every VU's page.
+            self.nodes.reserve_exact((self.nodes.len() / 8).max(16));
+        }
         self.nodes.push(Node {
             parent: NONE,
             first_child: NONE,

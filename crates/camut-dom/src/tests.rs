@@ -111,3 +111,23 @@ fn a_parsed_page_keeps_no_slice_of_its_source() {
     // The comment, two attributes, two texts, then the fragment's attribute and text.
     assert!(strings >= 7, "{strings}");
 }
+
+#[test]
+fn a_page_s_arena_grows_by_little_when_a_script_adds_nodes() {
+    let page: String = (0..500)
+        .map(|i| format!("<li class=i{i}><a href=/p/{i}>item {i}</a></li>"))
+        .collect();
+    let mut dom = Dom::parse_document(&format!("<ul>{page}</ul>"));
+    let parsed = dom.heap_size();
+    let nodes = dom.len();
+    assert!(nodes > 1500, "{nodes}");
+    // What jQuery does at start: a few elements for its support tests.
+    for _ in 0..5 {
+        dom.create_element("div");
+    }
+    let grown = dom.heap_size();
+    assert!(
+        grown * 100 < parsed * 115,
+        "{nodes} nodes: {parsed} bytes after the parse, {grown} with 5 more"
+    );
+}
