@@ -293,7 +293,7 @@ exports.test = function (done) {
       document.querySelector('p').textContent, text.data, sessionStorage.getItem('me'), clicked.join('+'), document.cookie,
       document.location === location, document.defaultView === window, text.ownerDocument === document,
       frag.ownerDocument === document, parsed.defaultView === null, parsed.URL === location.href,
-      xhr instanceof XMLHttpRequest, xhr.readyState === XMLHttpRequest.UNSENT,
+      xhr instanceof XMLHttpRequest, xhr.readyState === XMLHttpRequest.UNSENT, typeof JSON.stringify(xhr) === 'string',
       text instanceof Text, document.body instanceof HTMLElement, Object.getPrototypeOf(location) === Location.prototype,
     ].join(' '));
     done();

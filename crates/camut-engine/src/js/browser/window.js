@@ -1979,7 +1979,7 @@
   // Each VU's window has its own constructor over this prototype, which gives the
   // request its VU.
   function XHR(vu) {
-    this.__vu = vu;
+    Object.defineProperty(this, '__vu', { value: vu });
     this.readyState = 0;
     this.status = 0;
     this.statusText = '';
