@@ -437,6 +437,15 @@ impl Dom {
     pub fn clone_node(&mut self, id: NodeId, deep: bool) -> NodeId {
         let data = self.node(id).data.clone();
         let copy = self.create(data);
+        if let Some(contents) = self.element(id).and_then(|e| e.template_contents) {
+            // A template's copy has contents of its own: a copy of them when deep.
+            let own = if deep {
+                self.clone_node(contents, true)
+            } else {
+                self.create(NodeData::Fragment)
+            };
+            self.set_template_contents(copy, own);
+        }
         if deep {
             let kids: Vec<NodeId> = self.children(id).collect();
             for k in kids {
@@ -446,6 +455,12 @@ impl Dom {
             }
         }
         copy
+    }
+
+    fn set_template_contents(&mut self, template: NodeId, contents: NodeId) {
+        if let Some(e) = self.element_mut(template) {
+            e.template_contents = Some(contents);
+        }
     }
 
     /// Copies `id` (and its subtree) from another document into this one; returns the
@@ -459,6 +474,11 @@ impl Dom {
     fn import_rec(&mut self, other: &Dom, id: NodeId, map: &mut Vec<(NodeId, NodeId)>) -> NodeId {
         let copy = self.create(other.node(id).data.clone());
         map.push((id, copy));
+        if let Some(contents) = other.element(id).and_then(|e| e.template_contents) {
+            // The copied id names a node of the other arena: bring the contents too.
+            let own = self.import_rec(other, contents, map);
+            self.set_template_contents(copy, own);
+        }
         for k in other.children(id) {
             let c = self.import_rec(other, k, map);
             let _ = self.append(copy, c);

@@ -131,3 +131,29 @@ fn a_page_s_arena_grows_by_little_when_a_script_adds_nodes() {
         "{nodes} nodes: {parsed} bytes after the parse, {grown} with 5 more"
     );
 }
+
+#[test]
+fn a_template_s_copies_have_contents_of_their_own() {
+    let src = Dom::parse_document("<template id=t><p>in</p></template>");
+    let t = first(&src, "template");
+    let contents = |dom: &Dom, id: NodeId| dom.element(id).unwrap().template_contents.unwrap();
+    assert_eq!(src.inner_html(contents(&src, t)), "<p>in</p>");
+
+    // Into a bigger document, where the other arena's ids name other nodes.
+    let mut dst = Dom::parse_document(&"<div>x</div>".repeat(20));
+    let (new, map) = dst.import(&src, t);
+    let c = contents(&dst, new);
+    assert_eq!(dst.inner_html(c), "<p>in</p>");
+    assert!(map
+        .iter()
+        .any(|&(old, copy)| old == contents(&src, t) && copy == c));
+
+    let mut dom = src;
+    let deep = dom.clone_node(t, true);
+    let shallow = dom.clone_node(t, false);
+    assert_ne!(contents(&dom, deep), contents(&dom, t));
+    assert_eq!(dom.inner_html(contents(&dom, deep)), "<p>in</p>");
+    assert_eq!(dom.inner_html(contents(&dom, shallow)), "");
+    dom.set_text_content(contents(&dom, deep), "changed");
+    assert_eq!(dom.inner_html(contents(&dom, t)), "<p>in</p>");
+}
