@@ -37,7 +37,8 @@ pub(crate) struct BrowserShared {
 }
 
 impl BrowserShared {
-    /// Compiles the window code and jQuery into a context of `rt`.
+    /// Compiles the window code and jQuery into a context of `rt`, and makes the window
+    /// classes the worker's VUs share.
     pub(crate) fn new(rt: &Runtime, options: &BrowserOptions) -> Result<Self, String> {
         let ctx =
             Context::full(rt).map_err(|e| format!("cannot create the browser context: {e}"))?;
@@ -87,8 +88,8 @@ impl BrowserShared {
     /// Turns the global object of a VU context into its window.
     pub(crate) fn install<'js>(&self, ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
         let g = ctx.globals();
-        // Used by the DOM code (`dataset`) and page scripts: cheap intrinsics, added
-        // only to the contexts of campaigns that ask for a browser.
+        // What a browser has and page scripts use: cheap intrinsics, added only to the
+        // contexts of campaigns that ask for a browser.
         // SAFETY: the context is alive (we run in it); these intrinsics add globals
         // that the slim VU context does not have yet.
         unsafe {
