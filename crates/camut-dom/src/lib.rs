@@ -11,12 +11,16 @@
 
 #![warn(missing_docs)]
 
+mod name;
 mod parse;
 mod select;
 mod serialize;
 
 pub use html5ever::{LocalName, Namespace, QualName};
+pub use name::{Attr, Element};
 pub use select::{Selector, SelectorError};
+
+use std::collections::HashMap;
 
 use html5ever::tendril::StrTendril;
 use html5ever::{local_name, ns};
@@ -56,27 +60,6 @@ pub enum NodeData {
     },
 }
 
-/// An element: its name and attributes in source order.
-#[derive(Debug, Clone)]
-pub struct Element {
-    /// Namespace and local name.
-    pub name: QualName,
-    /// Attributes in the order they appeared.
-    pub attrs: Vec<(QualName, StrTendril)>,
-    /// The contents fragment of a `<template>`.
-    pub template_contents: Option<NodeId>,
-}
-
-impl Element {
-    /// The value of the attribute named `name` (no namespace), if present.
-    pub fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs
-            .iter()
-            .find(|(n, _)| &*n.local == name)
-            .map(|(_, v)| &**v)
-    }
-}
-
 /// One node and its links in the tree.
 #[derive(Debug, Clone)]
 pub struct Node {
@@ -108,6 +91,8 @@ pub enum TreeError {
 #[derive(Debug, Clone)]
 pub struct Dom {
     nodes: Vec<Node>,
+    /// The contents fragment of each `<template>` (few pages have any).
+    templates: HashMap<NodeId, NodeId>,
     /// Whether the parser found the page in quirks mode.
     pub quirks: bool,
 }
@@ -123,6 +108,7 @@ impl Dom {
     pub fn new() -> Self {
         let mut dom = Dom {
             nodes: Vec::new(),
+            templates: HashMap::new(),
             quirks: false,
         };
         dom.create(NodeData::Document);
@@ -138,7 +124,7 @@ impl Dom {
     /// this document and returns the new, parentless top-level nodes in order.
     pub fn parse_fragment(&mut self, context: NodeId, html: &str) -> Vec<NodeId> {
         let name = match self.element(context) {
-            Some(e) => e.name.clone(),
+            Some(e) => e.qual_name(),
             None => QualName::new(None, ns!(html), local_name!("body")),
         };
         parse::fragment(self, name, html)
@@ -166,8 +152,8 @@ impl Dom {
             n += match &node.data {
                 NodeData::Text(t) | NodeData::Comment(t) => heap_str(t),
                 NodeData::Element(e) => {
-                    e.attrs.capacity() * std::mem::size_of::<(QualName, StrTendril)>()
-                        + e.attrs.iter().map(|(_, v)| heap_str(v)).sum::<usize>()
+                    std::mem::size_of_val::<[Attr]>(&e.attrs)
+                        + e.attrs.iter().map(|a| heap_str(&a.value)).sum::<usize>()
                 }
                 _ => 0,
             }
@@ -196,9 +182,8 @@ impl Dom {
             match &mut n.data {
                 NodeData::Text(t) | NodeData::Comment(t) => own(t),
                 NodeData::Element(e) => {
-                    e.attrs.shrink_to_fit();
-                    for (_, v) in &mut e.attrs {
-                        own(v);
+                    for a in e.attrs.iter_mut() {
+                        own(&mut a.value);
                     }
                 }
                 _ => {}
@@ -229,11 +214,7 @@ impl Dom {
     /// A new element in the HTML namespace.
     pub fn create_element(&mut self, local: &str) -> NodeId {
         let name = QualName::new(None, ns!(html), LocalName::from(local));
-        self.create(NodeData::Element(Element {
-            name,
-            attrs: Vec::new(),
-            template_contents: None,
-        }))
+        self.create(NodeData::Element(Element::new(name, Vec::new())))
     }
 
     /// The node `id` (panics on an id this arena never gave).
@@ -335,7 +316,7 @@ impl Dom {
     pub fn html_child(&self, local: &str) -> Option<NodeId> {
         let html = self.document_element()?;
         self.children(html)
-            .find(|&c| self.element(c).is_some_and(|e| &*e.name.local == local))
+            .find(|&c| self.element(c).is_some_and(|e| &**e.local_name() == local))
     }
 
     /// Takes `id` out of its parent's children (it keeps its own subtree).
@@ -437,7 +418,7 @@ impl Dom {
     pub fn clone_node(&mut self, id: NodeId, deep: bool) -> NodeId {
         let data = self.node(id).data.clone();
         let copy = self.create(data);
-        if let Some(contents) = self.element(id).and_then(|e| e.template_contents) {
+        if let Some(contents) = self.template_contents(id) {
             // A template's copy has contents of its own: a copy of them when deep.
             let own = if deep {
                 self.clone_node(contents, true)
@@ -457,10 +438,13 @@ impl Dom {
         copy
     }
 
-    fn set_template_contents(&mut self, template: NodeId, contents: NodeId) {
-        if let Some(e) = self.element_mut(template) {
-            e.template_contents = Some(contents);
-        }
+    /// The contents fragment of the `<template>` element `id`.
+    pub fn template_contents(&self, id: NodeId) -> Option<NodeId> {
+        self.templates.get(&id).copied()
+    }
+
+    pub(crate) fn set_template_contents(&mut self, template: NodeId, contents: NodeId) {
+        self.templates.insert(template, contents);
     }
 
     /// Copies `id` (and its subtree) from another document into this one; returns the
@@ -474,7 +458,7 @@ impl Dom {
     fn import_rec(&mut self, other: &Dom, id: NodeId, map: &mut Vec<(NodeId, NodeId)>) -> NodeId {
         let copy = self.create(other.node(id).data.clone());
         map.push((id, copy));
-        if let Some(contents) = other.element(id).and_then(|e| e.template_contents) {
+        if let Some(contents) = other.template_contents(id) {
             // The copied id names a node of the other arena: bring the contents too.
             let own = self.import_rec(other, contents, map);
             self.set_template_contents(copy, own);
@@ -524,11 +508,13 @@ impl Dom {
     pub fn set_attr(&mut self, id: NodeId, name: &str, value: &str) {
         if let Some(e) = self.element_mut(id) {
             let value = StrTendril::from_slice(value);
-            match e.attrs.iter_mut().find(|(n, _)| &*n.local == name) {
-                Some((_, v)) => *v = value,
-                None => e
-                    .attrs
-                    .push((QualName::new(None, ns!(), LocalName::from(name)), value)),
+            match e.attrs.iter_mut().find(|a| &**a.local_name() == name) {
+                Some(a) => a.value = value,
+                None => {
+                    let mut attrs = std::mem::take(&mut e.attrs).into_vec();
+                    attrs.push(Attr::plain(name, value));
+                    e.attrs = attrs.into_boxed_slice();
+                }
             }
         }
     }
@@ -538,7 +524,9 @@ impl Dom {
         match self.element_mut(id) {
             Some(e) => {
                 let before = e.attrs.len();
-                e.attrs.retain(|(n, _)| &*n.local != name);
+                let mut attrs = std::mem::take(&mut e.attrs).into_vec();
+                attrs.retain(|a| &**a.local_name() != name);
+                e.attrs = attrs.into_boxed_slice();
                 before != e.attrs.len()
             }
             None => false,

@@ -4,10 +4,10 @@ use std::borrow::Cow;
 use std::cell::{Ref, RefCell};
 
 use html5ever::tendril::{StrTendril, TendrilSink};
-use html5ever::tree_builder::{ElementFlags, NodeOrText, QuirksMode, TreeSink};
-use html5ever::{expanded_name, local_name, ns, Attribute, QualName};
+use html5ever::tree_builder::{ElemName, ElementFlags, NodeOrText, QuirksMode, TreeSink};
+use html5ever::{expanded_name, local_name, ns, Attribute, LocalName, Namespace, QualName};
 
-use crate::{Dom, Element, NodeData, NodeId, DOCUMENT};
+use crate::{Attr, Dom, Element, NodeData, NodeId, DOCUMENT};
 
 /// The sink: the arena being built and the node the parser treats as the document.
 struct Sink {
@@ -57,6 +57,19 @@ pub(crate) fn fragment(dom: &mut Dom, context: QualName, html: &str) -> Vec<Node
     nodes
 }
 
+/// The element the tree builder asks the name of.
+#[derive(Debug)]
+struct ElemRef<'a>(Ref<'a, Element>);
+
+impl ElemName for ElemRef<'_> {
+    fn ns(&self) -> &Namespace {
+        self.0.ns()
+    }
+    fn local_name(&self) -> &LocalName {
+        self.0.local_name()
+    }
+}
+
 impl Sink {
     fn append_text(dom: &mut Dom, parent: NodeId, before: Option<NodeId>, text: StrTendril) {
         let prev = match before {
@@ -77,7 +90,7 @@ impl Sink {
 impl TreeSink for Sink {
     type Handle = NodeId;
     type Output = Dom;
-    type ElemName<'a> = Ref<'a, QualName>;
+    type ElemName<'a> = ElemRef<'a>;
 
     fn finish(self) -> Dom {
         self.dom.into_inner()
@@ -89,23 +102,26 @@ impl TreeSink for Sink {
         self.document
     }
 
-    fn elem_name<'a>(&'a self, target: &'a NodeId) -> Ref<'a, QualName> {
-        Ref::map(self.dom.borrow(), |d| match &d.node(*target).data {
-            NodeData::Element(e) => &e.name,
-            // The tree builder asks only for element names.
-            _ => unreachable!("elem_name of a non-element"),
-        })
+    fn elem_name<'a>(&'a self, target: &'a NodeId) -> ElemRef<'a> {
+        ElemRef(Ref::map(self.dom.borrow(), |d| {
+            match &d.node(*target).data {
+                NodeData::Element(e) => e,
+                // The tree builder asks only for element names.
+                _ => unreachable!("elem_name of a non-element"),
+            }
+        }))
     }
 
     fn create_element(&self, name: QualName, attrs: Vec<Attribute>, _: ElementFlags) -> NodeId {
         let mut dom = self.dom.borrow_mut();
         let template = name.expanded() == expanded_name!(html "template");
         let contents = template.then(|| dom.create(NodeData::Fragment));
-        dom.create(NodeData::Element(Element {
-            name,
-            attrs: attrs.into_iter().map(|a| (a.name, a.value)).collect(),
-            template_contents: contents,
-        }))
+        let attrs = attrs.into_iter().map(|a| Attr::new(a.name, a.value));
+        let id = dom.create(NodeData::Element(Element::new(name, attrs.collect())));
+        if let Some(c) = contents {
+            dom.set_template_contents(id, c);
+        }
+        id
     }
 
     fn create_comment(&self, text: StrTendril) -> NodeId {
@@ -150,7 +166,7 @@ impl TreeSink for Sink {
 
     fn get_template_contents(&self, target: &NodeId) -> NodeId {
         let mut dom = self.dom.borrow_mut();
-        match dom.element(*target).and_then(|e| e.template_contents) {
+        match dom.template_contents(*target) {
             Some(c) => c,
             // Only asked of templates, which got contents when created.
             None => dom.create(NodeData::Fragment),
@@ -181,11 +197,13 @@ impl TreeSink for Sink {
     fn add_attrs_if_missing(&self, target: &NodeId, attrs: Vec<Attribute>) {
         let mut dom = self.dom.borrow_mut();
         if let Some(e) = dom.element_mut(*target) {
+            let mut all = std::mem::take(&mut e.attrs).into_vec();
             for a in attrs {
-                if !e.attrs.iter().any(|(n, _)| *n == a.name) {
-                    e.attrs.push((a.name, a.value));
+                if !all.iter().any(|b| b.is(&a.name)) {
+                    all.push(Attr::new(a.name, a.value));
                 }
             }
+            e.attrs = all.into_boxed_slice();
         }
     }
 

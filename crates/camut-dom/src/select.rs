@@ -4,7 +4,7 @@
 use std::fmt;
 
 use cssparser::{CowRcStr, ParseError, ToCss};
-use html5ever::{local_name, ns, LocalName, Namespace};
+use html5ever::{local_name, LocalName, Namespace};
 use precomputed_hash::PrecomputedHash;
 use selectors::attr::{AttrSelectorOperation, CaseSensitivity, NamespaceConstraint};
 use selectors::bloom::BloomFilter;
@@ -153,16 +153,16 @@ impl selectors::Element for El<'_> {
         self.wrap(c)
     }
     fn is_html_element_in_html_document(&self) -> bool {
-        self.element().name.ns == ns!(html)
+        self.element().is_html()
     }
     fn has_local_name(&self, name: &CssLocalName) -> bool {
-        self.element().name.local == name.0
+        *self.element().local_name() == name.0
     }
     fn has_namespace(&self, ns: &Namespace) -> bool {
-        &self.element().name.ns == ns
+        self.element().ns() == ns
     }
     fn is_same_type(&self, other: &Self) -> bool {
-        self.element().name == other.element().name
+        self.element().same_name(other.element())
     }
     fn attr_matches(
         &self,
@@ -170,10 +170,10 @@ impl selectors::Element for El<'_> {
         local_name: &CssLocalName,
         operation: &AttrSelectorOperation<&CssString>,
     ) -> bool {
-        self.element().attrs.iter().any(|(key, value)| {
-            !matches!(*ns, NamespaceConstraint::Specific(url) if *url != key.ns)
-                && local_name.0 == key.local
-                && operation.eval_str(value)
+        self.element().attrs.iter().any(|a| {
+            !matches!(*ns, NamespaceConstraint::Specific(url) if url != a.ns())
+                && local_name.0 == *a.local_name()
+                && operation.eval_str(&a.value)
         })
     }
     fn match_non_ts_pseudo_class(
@@ -183,7 +183,7 @@ impl selectors::Element for El<'_> {
     ) -> bool {
         let e = self.element();
         let form_control = matches!(
-            &*e.name.local,
+            &**e.local_name(),
             "button" | "input" | "select" | "textarea" | "option" | "optgroup" | "fieldset"
         );
         match pc {
@@ -198,8 +198,8 @@ impl selectors::Element for El<'_> {
     fn apply_selector_flags(&self, _: matching::ElementSelectorFlags) {}
     fn is_link(&self) -> bool {
         let e = self.element();
-        e.name.ns == ns!(html)
-            && matches!(e.name.local, local_name!("a") | local_name!("area"))
+        e.is_html()
+            && matches!(*e.local_name(), local_name!("a") | local_name!("area"))
             && e.attr("href").is_some()
     }
     fn is_html_slot_element(&self) -> bool {

@@ -23,10 +23,7 @@ impl Dom {
     /// The HTML of `id`'s children (a template's contents for `<template>`).
     pub fn inner_html(&self, id: NodeId) -> String {
         let mut out = String::new();
-        let id = self
-            .element(id)
-            .and_then(|e| e.template_contents)
-            .unwrap_or(id);
+        let id = self.template_contents(id).unwrap_or(id);
         for c in self.children(id) {
             self.write_node(c, &mut out);
         }
@@ -56,7 +53,7 @@ impl Dom {
                 let raw = self
                     .parent(id)
                     .and_then(|p| self.element(p))
-                    .is_some_and(|e| RAW_TEXT.contains(&&*e.name.local));
+                    .is_some_and(|e| RAW_TEXT.contains(&&**e.local_name()));
                 if raw {
                     out.push_str(t);
                 } else {
@@ -76,18 +73,18 @@ impl Dom {
                 out.push('>');
             }
             NodeData::Element(e) => {
-                let name = &*e.name.local;
+                let name = &**e.local_name();
                 out.push('<');
                 out.push_str(name);
-                for (k, v) in &e.attrs {
+                for a in e.attrs.iter() {
                     out.push(' ');
-                    if let Some(p) = &k.prefix {
+                    if let Some(p) = a.prefix() {
                         out.push_str(p);
                         out.push(':');
                     }
-                    out.push_str(&k.local);
+                    out.push_str(a.local_name());
                     out.push_str("=\"");
-                    escape(v, true, out);
+                    escape(&a.value, true, out);
                     out.push('"');
                 }
                 out.push('>');

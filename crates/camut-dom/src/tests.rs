@@ -96,7 +96,7 @@ fn a_parsed_page_keeps_no_slice_of_its_source() {
     for id in 0..dom.len() as NodeId {
         let texts: Vec<&StrTendril> = match &dom.node(id).data {
             NodeData::Text(t) | NodeData::Comment(t) => vec![t],
-            NodeData::Element(e) => e.attrs.iter().map(|(_, v)| v).collect(),
+            NodeData::Element(e) => e.attrs.iter().map(|a| &a.value).collect(),
             _ => vec![],
         };
         for t in texts {
@@ -110,6 +110,12 @@ fn a_parsed_page_keeps_no_slice_of_its_source() {
     }
     // The comment, two attributes, two texts, then the fragment's attribute and text.
     assert!(strings >= 7, "{strings}");
+}
+
+#[test]
+fn a_node_takes_64_bytes_of_its_arena() {
+    // Five links and the data, an element's being a 16-byte name and its attributes.
+    assert_eq!(std::mem::size_of::<Node>(), 64);
 }
 
 #[test]
@@ -136,7 +142,7 @@ fn a_page_s_arena_grows_by_little_when_a_script_adds_nodes() {
 fn a_template_s_copies_have_contents_of_their_own() {
     let src = Dom::parse_document("<template id=t><p>in</p></template>");
     let t = first(&src, "template");
-    let contents = |dom: &Dom, id: NodeId| dom.element(id).unwrap().template_contents.unwrap();
+    let contents = |dom: &Dom, id: NodeId| dom.template_contents(id).unwrap();
     assert_eq!(src.inner_html(contents(&src, t)), "<p>in</p>");
 
     // Into a bigger document, where the other arena's ids name other nodes.
@@ -156,4 +162,28 @@ fn a_template_s_copies_have_contents_of_their_own() {
     assert_eq!(dom.inner_html(contents(&dom, shallow)), "");
     dom.set_text_content(contents(&dom, deep), "changed");
     assert_eq!(dom.inner_html(contents(&dom, t)), "<p>in</p>");
+}
+
+#[test]
+fn foreign_elements_and_prefixed_attributes_keep_their_names() {
+    let dom = Dom::parse_document(
+        r##"<p>a</p><svg viewBox="0 0 1 1"><use xlink:href="#c"/><circle r=1 /></svg><p>b</p>"##,
+    );
+    let svg = first(&dom, "svg");
+    assert_eq!(
+        dom.outer_html(svg),
+        r##"<svg viewBox="0 0 1 1"><use xlink:href="#c"></use><circle r="1"></circle></svg>"##
+    );
+    let e = dom.element(svg).unwrap();
+    assert!(!e.is_html());
+    assert_eq!(&**e.ns(), "http://www.w3.org/2000/svg");
+    let use_ = dom.element(first(&dom, "use")).unwrap();
+    assert_eq!(&**use_.attrs[0].ns(), "http://www.w3.org/1999/xlink");
+    let count = |s: &str| {
+        dom.select(DOCUMENT, &Selector::parse(s).unwrap(), usize::MAX)
+            .len()
+    };
+    assert_eq!(count("svg > circle[r='1']"), 1);
+    assert_eq!(count("p:nth-of-type(2)"), 1);
+    assert_eq!(count("circle:first-of-type"), 1);
 }

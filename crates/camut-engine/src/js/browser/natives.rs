@@ -255,7 +255,7 @@ pub(crate) fn make<'js>(
         let dom = b.dom.borrow();
         let id = valid(&ctx, &dom, id)?;
         Ok(match &dom.node(id).data {
-            NodeData::Element(e) => e.name.local.to_string(),
+            NodeData::Element(e) => e.local_name().to_string(),
             NodeData::Doctype { name } => name.to_string(),
             _ => String::new(),
         })
@@ -267,9 +267,7 @@ pub(crate) fn make<'js>(
         let b = h.borrow();
         let dom = b.dom.borrow();
         let id = valid(&ctx, &dom, id)?;
-        Ok(dom
-            .element(id)
-            .is_some_and(|e| &*e.name.ns == "http://www.w3.org/1999/xhtml"))
+        Ok(dom.element(id).is_some_and(|e| e.is_html()))
     });
     native!("ns", |ctx: Ctx<'js>,
                    h: H<'js>,
@@ -278,7 +276,7 @@ pub(crate) fn make<'js>(
         let b = h.borrow();
         let dom = b.dom.borrow();
         let id = valid(&ctx, &dom, id)?;
-        null_or(&ctx, dom.element(id).map(|e| &*e.name.ns))
+        null_or(&ctx, dom.element(id).map(|e| &**e.ns()))
     });
     native!("attr", |ctx: Ctx<'js>,
                      h: H<'js>,
@@ -299,12 +297,12 @@ pub(crate) fn make<'js>(
         let id = valid(&ctx, &dom, id)?;
         let mut out = Vec::new();
         if let Some(e) = dom.element(id) {
-            for (k, v) in &e.attrs {
-                out.push(match &k.prefix {
-                    Some(p) => format!("{p}:{}", k.local),
-                    None => k.local.to_string(),
+            for a in e.attrs.iter() {
+                out.push(match a.prefix() {
+                    Some(p) => format!("{p}:{}", a.local_name()),
+                    None => a.local_name().to_string(),
                 });
-                out.push(v.to_string());
+                out.push(a.value.to_string());
             }
         }
         Ok(out)
@@ -356,10 +354,7 @@ pub(crate) fn make<'js>(
         let b = h.borrow();
         let mut dom = b.dom.borrow_mut();
         let id = valid(&ctx, &dom, id)?;
-        let target = dom
-            .element(id)
-            .and_then(|e| e.template_contents)
-            .unwrap_or(id);
+        let target = dom.template_contents(id).unwrap_or(id);
         dom.clear_children(target);
         for n in dom.parse_fragment(id, &html) {
             // Fresh parentless nodes into an element: cannot fail.
@@ -494,10 +489,10 @@ pub(crate) fn make<'js>(
             .filter(|&d| {
                 dom.element(d).is_some_and(|e| {
                     name == "*"
-                        || if &*e.name.ns == "http://www.w3.org/1999/xhtml" {
-                            *e.name.local == *lower
+                        || if e.is_html() {
+                            **e.local_name() == *lower
                         } else {
-                            *e.name.local == *name
+                            **e.local_name() == *name
                         }
                 })
             })
@@ -581,7 +576,7 @@ pub(crate) fn make<'js>(
         let b = h.borrow();
         let dom = b.dom.borrow();
         let id = valid(&ctx, &dom, id)?;
-        Ok(id_or(dom.element(id).and_then(|e| e.template_contents)))
+        Ok(id_or(dom.template_contents(id)))
     });
     native!("docElement", |h: H<'js>| -> i32 {
         id_or(h.borrow().dom.borrow().document_element())
