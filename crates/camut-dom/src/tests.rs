@@ -1,5 +1,10 @@
 use super::*;
 
+fn matches(dom: &Dom, sel: &str) -> usize {
+    dom.select(DOCUMENT, &Selector::parse(sel).unwrap(), usize::MAX)
+        .len()
+}
+
 fn first(dom: &Dom, sel: &str) -> NodeId {
     let s = Selector::parse(sel).unwrap();
     dom.select(DOCUMENT, &s, 1)[0]
@@ -25,10 +30,7 @@ fn selectors_match_attributes_structure_and_state() {
         r#"<form id="f"><input name="a" type="hidden" value="1"><input name="b" disabled>
            <div class="x y"><span>s1</span><span class="z">s2</span></div><a href="/l">l</a><a>n</a></form>"#,
     );
-    let count = |s: &str| {
-        dom.select(DOCUMENT, &Selector::parse(s).unwrap(), usize::MAX)
-            .len()
-    };
+    let count = |s: &str| matches(&dom, s);
     assert_eq!(count("input[type=hidden]"), 1);
     assert_eq!(count("input[name^=a], input[name$=b]"), 2);
     assert_eq!(count("form > input"), 2);
@@ -179,10 +181,7 @@ fn foreign_elements_and_prefixed_attributes_keep_their_names() {
     assert_eq!(&**e.ns(), "http://www.w3.org/2000/svg");
     let use_ = dom.element(first(&dom, "use")).unwrap();
     assert_eq!(&**use_.attrs[0].ns(), "http://www.w3.org/1999/xlink");
-    let count = |s: &str| {
-        dom.select(DOCUMENT, &Selector::parse(s).unwrap(), usize::MAX)
-            .len()
-    };
+    let count = |s: &str| matches(&dom, s);
     assert_eq!(count("svg > circle[r='1']"), 1);
     assert_eq!(count("p:nth-of-type(2)"), 1);
     assert_eq!(count("circle:first-of-type"), 1);
