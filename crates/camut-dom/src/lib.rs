@@ -510,11 +510,7 @@ impl Dom {
             let value = StrTendril::from_slice(value);
             match e.attrs.iter_mut().find(|a| &**a.local_name() == name) {
                 Some(a) => a.value = value,
-                None => {
-                    let mut attrs = std::mem::take(&mut e.attrs).into_vec();
-                    attrs.push(Attr::plain(name, value));
-                    e.attrs = attrs.into_boxed_slice();
-                }
+                None => e.edit_attrs(|attrs| attrs.push(Attr::plain(name, value))),
             }
         }
     }
@@ -524,9 +520,7 @@ impl Dom {
         match self.element_mut(id) {
             Some(e) => {
                 let before = e.attrs.len();
-                let mut attrs = std::mem::take(&mut e.attrs).into_vec();
-                attrs.retain(|a| &**a.local_name() != name);
-                e.attrs = attrs.into_boxed_slice();
+                e.edit_attrs(|attrs| attrs.retain(|a| &**a.local_name() != name));
                 before != e.attrs.len()
             }
             None => false,

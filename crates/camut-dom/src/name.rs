@@ -70,6 +70,14 @@ impl Element {
         }
     }
 
+    /// Changes the attributes as a vector (they are kept as an exact slice: changes are
+    /// rare next to reads).
+    pub fn edit_attrs(&mut self, f: impl FnOnce(&mut Vec<Attr>)) {
+        let mut attrs = std::mem::take(&mut self.attrs).into_vec();
+        f(&mut attrs);
+        self.attrs = attrs.into_boxed_slice();
+    }
+
     /// Its local name (`div`).
     pub fn local_name(&self) -> &LocalName {
         self.name.local()

@@ -197,13 +197,13 @@ impl TreeSink for Sink {
     fn add_attrs_if_missing(&self, target: &NodeId, attrs: Vec<Attribute>) {
         let mut dom = self.dom.borrow_mut();
         if let Some(e) = dom.element_mut(*target) {
-            let mut all = std::mem::take(&mut e.attrs).into_vec();
-            for a in attrs {
-                if !all.iter().any(|b| b.is(&a.name)) {
-                    all.push(Attr::new(a.name, a.value));
+            e.edit_attrs(|all| {
+                for a in attrs {
+                    if !all.iter().any(|b| b.is(&a.name)) {
+                        all.push(Attr::new(a.name, a.value));
+                    }
                 }
-            }
-            e.attrs = all.into_boxed_slice();
+            });
         }
     }
 

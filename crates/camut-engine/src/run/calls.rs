@@ -80,8 +80,9 @@ impl Worker {
                         "camut.http: the callback must be a function",
                     )
                 })?;
-                let proto = self.shared_object(ctx, |s| &s.request_proto)?;
-                let handle = call_objects::request_handle(proto, call_id)?;
+                let handle = self.with_shared_scope(ctx, |s| {
+                    call_objects::request_handle(s.request_proto.clone().restore(ctx)?, call_id)
+                })?;
                 (Reply::Callback(Persistent::save(ctx, f)), handle)
             }
             None => {
@@ -143,15 +144,16 @@ impl Worker {
         scope.as_ref()?.abort.clone().restore(ctx).ok()
     }
 
-    /// One of the worker's shared prototypes, in `ctx` (made when the first VU was).
-    fn shared_object<'js>(
+    /// `f` of the worker's shared scope (made when the first VU was), or an error once
+    /// the worker is shutting down.
+    fn with_shared_scope<'js, T>(
         &self,
         ctx: &Ctx<'js>,
-        which: impl Fn(&SharedScope) -> &Persistent<Object<'static>>,
-    ) -> rquickjs::Result<Object<'js>> {
+        f: impl FnOnce(&SharedScope) -> rquickjs::Result<T>,
+    ) -> rquickjs::Result<T> {
         let scope = self.shared_scope.borrow();
         match scope.as_ref() {
-            Some(scope) => which(scope).clone().restore(ctx),
+            Some(scope) => f(scope),
             None => Err(rquickjs::Exception::throw_internal(
                 ctx,
                 "camut.http: the worker is shutting down",
@@ -377,23 +379,16 @@ impl Worker {
                         .into_value()
                 };
                 let headers = std::mem::take(&mut out.headers);
-                let response = {
-                    let scope = self.shared_scope.borrow();
-                    let Some(scope) = scope.as_ref() else {
-                        return Err(rquickjs::Exception::throw_internal(
-                            &ctx,
-                            "camut.http: the worker is shutting down",
-                        ));
-                    };
+                let response = self.with_shared_scope(&ctx, |s| {
                     call_objects::response(
-                        scope.response_proto.clone().restore(&ctx)?,
-                        &scope.response_keys,
+                        s.response_proto.clone().restore(&ctx)?,
+                        &s.response_keys,
                         out.status,
                         &url,
                         headers,
                         body.clone(),
-                    )?
-                };
+                    )
+                })?;
                 let err = error_value(&ctx, &out, &response)?;
                 self.slice_clock.begin();
                 let r = match reply {
